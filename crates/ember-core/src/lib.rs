@@ -1,0 +1,19 @@
+//! Ember's foundation: errors with exit codes, device choice, a seeded random number
+//! generator and the weight initialisers the models need.
+//!
+//! candle's CPU random numbers cannot be seeded (`Device::Cpu.set_seed` errors and
+//! `Tensor::randn`, `VarMap` and `Dropout` all draw from `rand::rng()`), so everything
+//! random in Ember draws from [`EmberRng`] instead, and every model parameter is created
+//! through [`SeededVarMap`] or [`init::Init`].
+
+pub mod device;
+pub mod error;
+pub mod init;
+pub mod rng;
+pub mod varmap;
+
+pub use device::DeviceChoice;
+pub use error::{EmberError, Result};
+pub use init::Init;
+pub use rng::EmberRng;
+pub use varmap::SeededVarMap;

@@ -1,0 +1,65 @@
+//! Helpers shared by the ember-ops test suites.
+#![allow(dead_code)]
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use ember_core::EmberRng;
+
+/// Standard-normal test data in `dtype`, reproducible from `seed`.
+pub fn randn(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    EmberRng::new(seed)
+        .normal_tensor(shape.to_vec(), 0.0, 1.0, dtype, &Device::Cpu)
+        .unwrap()
+}
+
+/// Distinct values (a shuffled ramp), for ops like max-pool whose gradient is only defined
+/// away from ties.
+pub fn distinct(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let n: usize = shape.iter().product();
+    let order = EmberRng::new(seed).permutation(n);
+    let values: Vec<f64> = order.iter().map(|&i| i as f64 * 0.01 - n as f64 * 0.005).collect();
+    Tensor::from_vec(values, shape.to_vec(), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+}
+
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+pub fn assert_close(a: &Tensor, b: &Tensor, tol: f64, what: &str) {
+    let d = max_abs_diff(a, b);
+    assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
+}
+
+/// The output of `f` and the gradients of `sum(f(inputs) * r)` with respect to each input,
+/// for a fixed random `r`: enough to compare two implementations of an op end to end.
+pub fn value_and_grads(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = f(&ts).unwrap();
+    let r = randn(y.dims(), 99, y.dtype());
+    let grads = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let gs = vars
+        .iter()
+        .map(|v| grads.get(v).expect("gradient reaches every input").clone())
+        .collect();
+    (y, gs)
+}
+
+/// Compares two implementations' outputs and gradients.
+pub fn assert_same_op(inputs: &[Tensor], tol: f64, what: &str, a: impl Fn(&[Tensor]) -> Result<Tensor>, b: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    let (ya, ga) = value_and_grads(inputs, a);
+    let (yb, gb) = value_and_grads(inputs, b);
+    assert_close(&ya, &yb, tol, &format!("{what}: forward"));
+    for (i, (x, y)) in ga.iter().zip(&gb).enumerate() {
+        assert_close(x, y, tol, &format!("{what}: gradient of input {i}"));
+    }
+}
