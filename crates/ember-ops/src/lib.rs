@@ -12,9 +12,19 @@
 
 mod cpu;
 mod gemm;
+mod resample;
 mod simd;
+mod strided;
 
 pub mod conv;
 pub mod gradcheck;
+pub mod norm;
+pub mod pool;
+pub mod softmax;
+pub mod upsample;
 
 pub use conv::{conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair};
+pub use norm::{layer_norm, layer_norm_channels};
+pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, AvgPool2dParams, MaxPool2dParams};
+pub use softmax::softmax;
+pub use upsample::{upsample_bilinear2d, upsample_nearest2d, Resize};

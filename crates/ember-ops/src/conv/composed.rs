@@ -7,25 +7,7 @@
 use candle_core::{Result, Tensor};
 
 use super::geometry::{Conv2dParams, ConvGeometry};
-
-/// Elements `offset, offset + stride, ...` (`n` of them) along `dim`, as a strided slice
-/// built from narrow + reshape (candle has no strided narrow).
-fn take_strided(x: &Tensor, dim: usize, offset: usize, n: usize, stride: usize) -> Result<Tensor> {
-    if stride == 1 {
-        return x.narrow(dim, offset, n);
-    }
-    let available = x.dim(dim)? - offset;
-    let wanted = n * stride;
-    let run = if available >= wanted {
-        x.narrow(dim, offset, wanted)?
-    } else {
-        x.narrow(dim, offset, available)?.pad_with_zeros(dim, 0, wanted - available)?
-    };
-    let mut dims = run.dims().to_vec();
-    dims[dim] = n;
-    dims.insert(dim + 1, stride);
-    run.reshape(dims)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
-}
+use crate::strided::take_strided;
 
 /// The input pixels kernel tap (`ki`, `kj`) sees at every output position: `[n, c, ho, wo]`.
 fn tap(padded: &Tensor, g: &ConvGeometry, ki: usize, kj: usize) -> Result<Tensor> {

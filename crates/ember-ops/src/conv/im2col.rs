@@ -47,7 +47,7 @@ fn for_each_segment(g: &ConvGeometry, pix: &Range<usize>, ki: usize, kj: usize, 
         let a = if oh == first { pix.start % g.wo } else { 0 };
         let b = if oh == last { (pix.end - 1) % g.wo + 1 } else { g.wo };
         let ih = (oh * sh + ki * dh).checked_sub(ph).filter(|&ih| ih < g.h);
-        let lo = a.max(ow_lo);
+        let lo = a.max(ow_lo).min(b);
         let hi = b.min(ow_hi).max(lo);
         f(Segment {
             col: oh * g.wo + a - pix.start,
@@ -231,6 +231,8 @@ mod tests {
             ([1, 1, 8, 7], [1, 1, 3, 2], Conv2dParams::default().stride(2).padding((1, 0))),
             ([1, 2, 9, 6], [2, 2, 2, 3], Conv2dParams::default().stride((1, 2)).dilation((3, 2)).padding((2, 1))),
             ([1, 1, 4, 4], [1, 1, 1, 1], Conv2dParams::default().stride(3)),
+            ([1, 1, 3, 2], [1, 1, 3, 5], Conv2dParams::default().padding((1, 2))),
+            ([1, 2, 20, 19], [1, 2, 3, 3], Conv2dParams::default().padding(2).dilation(2)),
         ];
         for (xd, wd, p) in cases {
             let g = ConvGeometry::for_conv(&xd, &wd, p).unwrap();

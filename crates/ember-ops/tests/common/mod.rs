@@ -63,3 +63,25 @@ pub fn assert_same_op(inputs: &[Tensor], tol: f64, what: &str, a: impl Fn(&[Tens
         assert_close(x, y, tol, &format!("{what}: gradient of input {i}"));
     }
 }
+
+/// A seeded source of random test configurations.
+pub struct Cases(pub EmberRng);
+
+impl Cases {
+    pub fn new(seed: u64) -> Self {
+        Self(EmberRng::new(seed))
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn int(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.0.below(hi - lo + 1)
+    }
+
+    pub fn coin(&mut self) -> bool {
+        self.0.bernoulli(0.5)
+    }
+
+    pub fn seed(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+}

@@ -1,0 +1,218 @@
+//! Max pooling. Forward keeps only the values; the backward recomputes each window's
+//! argmax from the input (first maximum in scan order, NaN wins, as PyTorch) and routes the
+//! whole output gradient there.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{output_size, planes};
+use crate::conv::Pair;
+use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float};
+
+/// `torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode)`; the stride defaults to
+/// the kernel as in PyTorch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MaxPool2dParams {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2dParams {
+    pub fn new(kernel: impl Into<Pair>) -> Self {
+        let kernel = kernel.into().0;
+        Self { kernel, stride: kernel, padding: [0, 0], dilation: [1, 1], ceil_mode: false }
+    }
+
+    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
+        self.stride = stride.into().0;
+        self
+    }
+
+    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
+        self.padding = padding.into().0;
+        self
+    }
+
+    pub fn dilation(mut self, dilation: impl Into<Pair>) -> Self {
+        self.dilation = dilation.into().0;
+        self
+    }
+
+    pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
+        self.ceil_mode = ceil_mode;
+        self
+    }
+}
+
+/// The validated sizes of one max-pool call.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    planes: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    p: MaxPool2dParams,
+}
+
+impl Geometry {
+    fn new(x: &Tensor, p: MaxPool2dParams) -> Result<Self> {
+        let op = "max_pool2d";
+        let (planes, h, w) = planes(op, x)?;
+        let ho = output_size(op, h, p.kernel[0], p.stride[0], p.padding[0], p.dilation[0], p.ceil_mode)?;
+        let wo = output_size(op, w, p.kernel[1], p.stride[1], p.padding[1], p.dilation[1], p.ceil_mode)?;
+        Ok(Self { planes, h, w, ho, wo, p })
+    }
+
+    /// Input offsets (within a plane) of the window of output (`oh`, `ow`) that lie inside
+    /// the image, in scan order.
+    fn window(&self, oh: usize, ow: usize) -> impl Iterator<Item = usize> + '_ {
+        let p = &self.p;
+        let axis = move |o: usize, a: usize, size: usize| {
+            (0..p.kernel[a]).filter_map(move |k| (o * p.stride[a] + k * p.dilation[a]).checked_sub(p.padding[a]).filter(|&i| i < size))
+        };
+        axis(oh, 0, self.h).flat_map(move |ih| axis(ow, 1, self.w).map(move |iw| ih * self.w + iw))
+    }
+
+    /// The argmax of a window: the first maximum, or the first NaN.
+    fn argmax<T: Float>(&self, plane: &[T], oh: usize, ow: usize) -> usize {
+        let mut best = None::<(usize, T)>;
+        for i in self.window(oh, ow) {
+            let v = plane[i];
+            match best {
+                None => best = Some((i, v)),
+                Some((_, b)) if b.is_nan() => {}
+                Some((_, b)) if v > b || v.is_nan() => best = Some((i, v)),
+                _ => {}
+            }
+        }
+        best.expect("every pooling window overlaps the input").0
+    }
+
+    fn out_dims(&self, x: &[usize]) -> Vec<usize> {
+        let mut dims = x.to_vec();
+        let n = dims.len();
+        dims[n - 2] = self.ho;
+        dims[n - 1] = self.wo;
+        dims
+    }
+}
+
+/// Max pooling over the last two dims of `x` (`[n, c, h, w]` or `[c, h, w]`).
+pub fn max_pool2d(x: &Tensor, params: MaxPool2dParams) -> Result<Tensor> {
+    let geometry = Geometry::new(x, params)?;
+    if !x.device().is_cpu() {
+        return composed::max_pool2d(x, params);
+    }
+    in_kernel_precision(&[x], |t| t[0].contiguous()?.apply_op1(MaxPool { geometry }))
+}
+
+struct MaxPool {
+    geometry: Geometry,
+}
+
+/// `(x, dy) -> dx`
+struct MaxPoolGrad {
+    geometry: Geometry,
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "ember.max_pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry;
+        let out = with_float_type!(s, self.name(), |T| {
+            let x = slice::<T>(s, l, self.name())?;
+            let mut y = zeros::<T>(g.planes * g.ho * g.wo);
+            y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(p, y)| {
+                let plane = &x[p * g.h * g.w..][..g.h * g.w];
+                for oh in 0..g.ho {
+                    for ow in 0..g.wo {
+                        y[oh * g.wo + ow] = plane[g.argmax(plane, oh, ow)];
+                    }
+                }
+            });
+            Ok(storage(y))
+        })?;
+        Ok((out, Shape::from(g.out_dims(l.dims()))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad { geometry: self.geometry })?))
+    }
+}
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "ember.max_pool2d_backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry;
+        let out = with_float_type!(s1, self.name(), |T| {
+            let x = slice::<T>(s1, l1, self.name())?;
+            let dy = slice::<T>(s2, l2, self.name())?;
+            let mut dx = zeros::<T>(x.len());
+            dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, dx)| {
+                let plane = &x[p * g.h * g.w..][..g.h * g.w];
+                let dyp = &dy[p * g.ho * g.wo..][..g.ho * g.wo];
+                for oh in 0..g.ho {
+                    for ow in 0..g.wo {
+                        let i = g.argmax(plane, oh, ow);
+                        dx[i] = dx[i] + dyp[oh * g.wo + ow];
+                    }
+                }
+            });
+            Ok(storage(dx))
+        })?;
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Max pooling from candle ops: pad with -inf, one strided view per kernel tap, max over the
+/// taps. (candle's `max` gives the gradient to every tied maximum, where the kernel picks
+/// the first; they agree whenever the window maximum is unique.)
+pub mod composed {
+    use super::*;
+    use crate::strided::take_strided;
+
+    fn pad_neg_inf(x: &Tensor, dim: usize, lo: usize, hi: usize) -> Result<Tensor> {
+        let block = |n: usize| -> Result<Tensor> {
+            let mut dims = x.dims().to_vec();
+            dims[dim] = n;
+            Tensor::full(f32::NEG_INFINITY, dims, x.device())?.to_dtype(x.dtype())
+        };
+        let mut parts = Vec::with_capacity(3);
+        if lo > 0 {
+            parts.push(block(lo)?);
+        }
+        parts.push(x.clone());
+        if hi > 0 {
+            parts.push(block(hi)?);
+        }
+        Tensor::cat(&parts, dim)
+    }
+
+    pub fn max_pool2d(x: &Tensor, p: MaxPool2dParams) -> Result<Tensor> {
+        let g = Geometry::new(x, p)?;
+        let (r, c) = (x.rank() - 2, x.rank() - 1);
+        // Pad so that every window, including a ceil-mode window hanging past the end, fits.
+        let need = |o: usize, a: usize| (o - 1) * p.stride[a] + p.dilation[a] * (p.kernel[a] - 1) + 1;
+        let hi_h = need(g.ho, 0).saturating_sub(g.h + p.padding[0]);
+        let hi_w = need(g.wo, 1).saturating_sub(g.w + p.padding[1]);
+        let padded = pad_neg_inf(&pad_neg_inf(x, r, p.padding[0], hi_h)?, c, p.padding[1], hi_w)?;
+        let mut taps = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+        for ki in 0..p.kernel[0] {
+            let rows = take_strided(&padded, r, ki * p.dilation[0], g.ho, p.stride[0])?;
+            for kj in 0..p.kernel[1] {
+                taps.push(take_strided(&rows, c, kj * p.dilation[1], g.wo, p.stride[1])?);
+            }
+        }
+        Tensor::stack(&taps, 0)?.max(0)
+    }
+}

@@ -1,0 +1,103 @@
+//! Softmax along a dim with its backward. candle's fused `softmax_last_dim` records no
+//! gradient (candle #1330 and the layer-norm issues); `candle_nn::ops::softmax` is correct
+//! but takes five ops and five passes. Here: one pass forward (max, exp, sum, scale per row)
+//! and one op backward, `dx = y * (dy - sum(dy * y))`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
+use rayon::prelude::*;
+
+use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, Float};
+use crate::simd;
+
+/// Minimum rows per task.
+const MIN_ROWS: usize = 8;
+
+/// Softmax over `dim` (negative dims count from the end).
+pub fn softmax<Dim: candle_core::shape::Dim>(x: &Tensor, dim: Dim) -> Result<Tensor> {
+    let dim = dim.to_index(x.shape(), "softmax")?;
+    let last = x.rank() - 1;
+    if dim != last {
+        return softmax(&x.transpose(dim, last)?, D::Minus1)?.transpose(dim, last);
+    }
+    if !x.device().is_cpu() {
+        return composed::softmax(x, D::Minus1);
+    }
+    in_kernel_precision(&[x], |t| t[0].contiguous()?.apply_op1(Softmax))
+}
+
+struct Softmax;
+struct SoftmaxGrad;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "ember.softmax"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n = *l.dims().last().unwrap_or(&1);
+        let out = with_float_type!(s, self.name(), |T| Ok(storage(forward(slice::<T>(s, l, self.name())?, n))))?;
+        Ok((out, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(&grad.contiguous()?, &SoftmaxGrad)?))
+    }
+}
+
+impl CustomOp2 for SoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "ember.softmax_backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let n = *l1.dims().last().unwrap_or(&1);
+        let out = with_float_type!(s1, self.name(), |T| {
+            let y = slice::<T>(s1, l1, self.name())?;
+            let dy = slice::<T>(s2, l2, self.name())?;
+            Ok(storage(backward(y, dy, n)))
+        })?;
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+fn forward<T: Float>(x: &[T], n: usize) -> Vec<T> {
+    let mut y = vec![T::zero(); x.len()];
+    if n == 0 {
+        return y;
+    }
+    y.par_chunks_mut(n).with_min_len(MIN_ROWS).zip(x.par_chunks(n)).for_each(|(y, x)| {
+        let max = x.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y = (x - max).exp();
+        }
+        let inv = T::one() / simd::sum(y);
+        y.iter_mut().for_each(|v| *v = *v * inv);
+    });
+    y
+}
+
+fn backward<T: Float>(y: &[T], dy: &[T], n: usize) -> Vec<T> {
+    let mut dx = vec![T::zero(); y.len()];
+    if n == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(n)
+        .with_min_len(MIN_ROWS)
+        .zip(y.par_chunks(n).zip(dy.par_chunks(n)))
+        .for_each(|(dx, (y, dy))| {
+            let s = simd::dot(y, dy);
+            for i in 0..n {
+                dx[i] = y[i] * (dy[i] - s);
+            }
+        });
+    dx
+}
+
+/// Softmax from candle ops with working gradients (the CUDA/Metal path and the reference).
+pub mod composed {
+    use super::*;
+
+    pub fn softmax<Dim: candle_core::shape::Dim>(x: &Tensor, dim: Dim) -> Result<Tensor> {
+        candle_nn::ops::softmax(x, dim)
+    }
+}
