@@ -76,7 +76,8 @@ impl DeviceChoice {
                         "--device cuda: this binary was built without CUDA (rebuild with --features cuda)",
                     ));
                 }
-                Device::new_cuda(n).map_err(|e| EmberError::bad_input(format!("--device cuda:{n}: {e}")))
+                Device::new_cuda(n)
+                    .map_err(|e| EmberError::bad_input(format!("--device cuda:{n}: {e}")))
             }
             Self::Metal => {
                 if !candle_core::utils::metal_is_available() {
@@ -84,7 +85,8 @@ impl DeviceChoice {
                         "--device metal: this binary was built without Metal (rebuild with --features metal)",
                     ));
                 }
-                Device::new_metal(0).map_err(|e| EmberError::bad_input(format!("--device metal: {e}")))
+                Device::new_metal(0)
+                    .map_err(|e| EmberError::bad_input(format!("--device metal: {e}")))
             }
         }
     }
@@ -98,9 +100,18 @@ mod tests {
     fn parses_every_documented_spelling() {
         assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
-        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
-        assert_eq!("cuda:3".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(3));
-        assert_eq!("metal".parse::<DeviceChoice>().unwrap(), DeviceChoice::Metal);
+        assert_eq!(
+            "cuda".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(0)
+        );
+        assert_eq!(
+            "cuda:3".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(3)
+        );
+        assert_eq!(
+            "metal".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Metal
+        );
         for s in ["auto", "cpu", "cuda:0", "metal"] {
             assert_eq!(s.parse::<DeviceChoice>().unwrap().to_string(), s);
         }

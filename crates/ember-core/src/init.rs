@@ -43,14 +43,35 @@ impl Nonlinearity {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
     Const(f64),
-    Uniform { lo: f64, hi: f64 },
-    Normal { mean: f64, std: f64 },
+    Uniform {
+        lo: f64,
+        hi: f64,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
     /// Normal(mean, std) restricted to `[lo, hi]` (absolute bounds, as timm's `trunc_normal_`).
-    TruncNormal { mean: f64, std: f64, lo: f64, hi: f64 },
-    KaimingUniform { fan: FanMode, nonlinearity: Nonlinearity },
-    KaimingNormal { fan: FanMode, nonlinearity: Nonlinearity },
-    XavierUniform { gain: f64 },
-    XavierNormal { gain: f64 },
+    TruncNormal {
+        mean: f64,
+        std: f64,
+        lo: f64,
+        hi: f64,
+    },
+    KaimingUniform {
+        fan: FanMode,
+        nonlinearity: Nonlinearity,
+    },
+    KaimingNormal {
+        fan: FanMode,
+        nonlinearity: Nonlinearity,
+    },
+    XavierUniform {
+        gain: f64,
+    },
+    XavierNormal {
+        gain: f64,
+    },
 }
 
 impl Init {
@@ -92,7 +113,10 @@ impl Init {
             Self::Uniform { lo, hi } => (0..n).map(|_| rng.uniform(lo, hi)).collect(),
             Self::Normal { mean, std } => normal(rng, mean, std),
             Self::TruncNormal { mean, std, lo, hi } => {
-                if !(lo < hi) || !(std > 0.0) {
+                // `partial_cmp` so that NaN bounds are rejected too.
+                if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less)
+                    || std.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+                {
                     return Err(EmberError::bad_input(format!(
                         "truncated normal needs lo < hi and std > 0 (got [{lo}, {hi}], std {std})"
                     )));
@@ -101,13 +125,17 @@ impl Init {
                     .map(|_| truncated_normal(rng, mean, std, lo, hi))
                     .collect::<Result<_>>()?
             }
-            Self::KaimingUniform { fan: mode, nonlinearity } => {
+            Self::KaimingUniform {
+                fan: mode,
+                nonlinearity,
+            } => {
                 let std = nonlinearity.gain() / fan(mode).sqrt();
                 uniform(rng, 3f64.sqrt() * std)
             }
-            Self::KaimingNormal { fan: mode, nonlinearity } => {
-                normal(rng, 0.0, nonlinearity.gain() / fan(mode).sqrt())
-            }
+            Self::KaimingNormal {
+                fan: mode,
+                nonlinearity,
+            } => normal(rng, 0.0, nonlinearity.gain() / fan(mode).sqrt()),
             Self::XavierUniform { gain } => {
                 let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
                 uniform(rng, 3f64.sqrt() * std)
@@ -241,7 +269,9 @@ mod tests {
             fan: FanMode::FanIn,
             nonlinearity: Nonlinearity::LeakyRelu(5f64.sqrt()),
         };
-        let xs = init.sample(&Shape::from((10, 100)), &mut EmberRng::new(0)).unwrap();
+        let xs = init
+            .sample(&Shape::from((10, 100)), &mut EmberRng::new(0))
+            .unwrap();
         let bound = 0.1;
         assert!(xs.iter().all(|x| x.abs() <= bound));
         assert!(xs.iter().any(|x| x.abs() > 0.95 * bound));
@@ -250,7 +280,9 @@ mod tests {
     #[test]
     fn xavier_uniform_bound() {
         let init = Init::XavierUniform { gain: 1.0 };
-        let xs = init.sample(&Shape::from((30, 70)), &mut EmberRng::new(0)).unwrap();
+        let xs = init
+            .sample(&Shape::from((30, 70)), &mut EmberRng::new(0))
+            .unwrap();
         let bound = (6.0f64 / 100.0).sqrt();
         assert!(xs.iter().all(|x| x.abs() <= bound));
         assert!(xs.iter().any(|x| x.abs() > 0.98 * bound));
@@ -264,12 +296,29 @@ mod tests {
 
     #[test]
     fn trunc_normal_stays_inside_its_bounds() {
-        let init = Init::TruncNormal { mean: 0.0, std: 1.0, lo: -0.5, hi: 1.5 };
-        let xs = init.sample(&Shape::from(10_000), &mut EmberRng::new(4)).unwrap();
+        let init = Init::TruncNormal {
+            mean: 0.0,
+            std: 1.0,
+            lo: -0.5,
+            hi: 1.5,
+        };
+        let xs = init
+            .sample(&Shape::from(10_000), &mut EmberRng::new(4))
+            .unwrap();
         assert!(xs.iter().all(|x| (-0.5..=1.5).contains(x)));
         assert!(xs.iter().any(|x| *x < -0.45) && xs.iter().any(|x| *x > 1.45));
-        let bad = Init::TruncNormal { mean: 0.0, std: 1.0, lo: 1.0, hi: 1.0 };
-        assert_eq!(bad.sample(&Shape::from(1), &mut EmberRng::new(0)).unwrap_err().exit_code(), 2);
+        let bad = Init::TruncNormal {
+            mean: 0.0,
+            std: 1.0,
+            lo: 1.0,
+            hi: 1.0,
+        };
+        assert_eq!(
+            bad.sample(&Shape::from(1), &mut EmberRng::new(0))
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]
@@ -281,9 +330,14 @@ mod tests {
         assert_eq!(Init::from(candle_nn::Init::Const(3.0)), Init::Const(3.0));
         assert_eq!(
             Init::from(candle_nn::init::DEFAULT_KAIMING_NORMAL),
-            Init::KaimingNormal { fan: FanMode::FanIn, nonlinearity: Nonlinearity::Relu }
+            Init::KaimingNormal {
+                fan: FanMode::FanIn,
+                nonlinearity: Nonlinearity::Relu
+            }
         );
-        let t = Init::ONES.tensor((2, 2), DType::F32, &Device::Cpu, rng).unwrap();
+        let t = Init::ONES
+            .tensor((2, 2), DType::F32, &Device::Cpu, rng)
+            .unwrap();
         assert_eq!(t.dtype(), DType::F32);
         assert_eq!(t.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4.0);
     }

@@ -107,7 +107,10 @@ mod tests {
             .pp("fc")
             .get_with_hints((4, 3), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)
             .unwrap();
-        let b = vb.pp("fc").get_with_hints(4, "bias", candle_nn::Init::Const(0.5)).unwrap();
+        let b = vb
+            .pp("fc")
+            .get_with_hints(4, "bias", candle_nn::Init::Const(0.5))
+            .unwrap();
         (w, b)
     }
 
@@ -129,7 +132,14 @@ mod tests {
     fn creation_order_does_not_change_the_weights() {
         let a = SeededVarMap::new(3);
         let vb = a.var_builder(DType::F32, &Device::Cpu);
-        let _extra = vb.get_with_hints(10, "other", candle_nn::Init::Randn { mean: 0., stdev: 1. });
+        let _extra = vb.get_with_hints(
+            10,
+            "other",
+            candle_nn::Init::Randn {
+                mean: 0.,
+                stdev: 1.,
+            },
+        );
         let (w_after, _) = build(&a);
         let (w_alone, _) = build(&SeededVarMap::new(3));
         assert_eq!(values(&w_after), values(&w_alone));
@@ -148,7 +158,8 @@ mod tests {
 
     #[test]
     fn a_rule_overrides_the_hint_for_chosen_names() {
-        let rule: InitRule = Arc::new(|name, _| name.ends_with("bias").then_some(Init::Const(-1.0)));
+        let rule: InitRule =
+            Arc::new(|name, _| name.ends_with("bias").then_some(Init::Const(-1.0)));
         let (_, b) = build(&SeededVarMap::new(0).with_rule(rule));
         assert_eq!(values(&b), vec![-1.0; 4]);
     }
@@ -158,6 +169,9 @@ mod tests {
         let map = SeededVarMap::new(0);
         build(&map);
         let vb = map.var_builder(DType::F32, &Device::Cpu);
-        assert!(vb.pp("fc").get_with_hints((5, 3), "weight", candle_nn::Init::Const(0.)).is_err());
+        assert!(vb
+            .pp("fc")
+            .get_with_hints((5, 3), "weight", candle_nn::Init::Const(0.))
+            .is_err());
     }
 }

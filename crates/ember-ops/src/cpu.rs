@@ -34,7 +34,10 @@ macro_rules! with_float_type {
                 type $t = f64;
                 $body
             }
-            other => Err(candle_core::Error::UnsupportedDTypeForOp(candle_core::backend::BackendStorage::dtype(other), $op)),
+            other => Err(candle_core::Error::UnsupportedDTypeForOp(
+                candle_core::backend::BackendStorage::dtype(other),
+                $op,
+            )),
         }
     };
 }

@@ -36,7 +36,10 @@ fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
 impl<T> MatRef<T> {
     /// A `rows x cols` view of `data` with the given element strides.
     pub(crate) fn new(data: &[T], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        assert!(span(rows, cols, rs, cs) <= data.len(), "matrix view out of bounds");
+        assert!(
+            span(rows, cols, rs, cs) <= data.len(),
+            "matrix view out of bounds"
+        );
         Self {
             ptr: data.as_ptr(),
             rows,
@@ -60,7 +63,10 @@ impl<T> MatRef<T> {
 
 impl<T> MatMut<T> {
     pub(crate) fn new(data: &mut [T], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
-        assert!(span(rows, cols, rs, cs) <= data.len(), "matrix view out of bounds");
+        assert!(
+            span(rows, cols, rs, cs) <= data.len(),
+            "matrix view out of bounds"
+        );
         Self {
             ptr: data.as_mut_ptr(),
             rows,
@@ -75,7 +81,13 @@ impl<T> MatMut<T> {
     ///
     /// # Safety
     /// Every element of the view must be in bounds and written by no other live view.
-    pub(crate) unsafe fn from_raw(ptr: *mut T, rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+    pub(crate) unsafe fn from_raw(
+        ptr: *mut T,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
         Self {
             ptr,
             rows,
@@ -88,9 +100,19 @@ impl<T> MatMut<T> {
 
 /// `dst = a * b`, or `dst += a * b` when `accumulate`. Runs on the calling thread unless
 /// `threads > 1`.
-pub(crate) fn matmul<T: Float>(dst: MatMut<T>, a: MatRef<T>, b: MatRef<T>, accumulate: bool, threads: usize) {
+pub(crate) fn matmul<T: Float>(
+    dst: MatMut<T>,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
-    assert_eq!((dst.rows, dst.cols), (a.rows, b.cols), "output shape differs");
+    assert_eq!(
+        (dst.rows, dst.cols),
+        (a.rows, b.cols),
+        "output shape differs"
+    );
     if dst.rows == 0 || dst.cols == 0 {
         return;
     }
@@ -137,9 +159,21 @@ mod tests {
         let bt = [1.0f64, 0., -1., 2., 1., 0.];
         let mut c = [10.0f64; 4];
         let b = MatRef::new(&bt, 2, 3, 3, 1).t();
-        matmul(MatMut::new(&mut c, 2, 2, 2, 1), MatRef::new(&a, 2, 3, 3, 1), b, false, 1);
+        matmul(
+            MatMut::new(&mut c, 2, 2, 2, 1),
+            MatRef::new(&a, 2, 3, 3, 1),
+            b,
+            false,
+            1,
+        );
         assert_eq!(c, [-2., 4., -2., 13.]);
-        matmul(MatMut::new(&mut c, 2, 2, 2, 1), MatRef::new(&a, 2, 3, 3, 1), b, true, 1);
+        matmul(
+            MatMut::new(&mut c, 2, 2, 2, 1),
+            MatRef::new(&a, 2, 3, 3, 1),
+            b,
+            true,
+            1,
+        );
         assert_eq!(c, [-4., 8., -4., 26.]);
     }
 

@@ -24,7 +24,13 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> Self {
-        Self { step: 1e-6, atol: 1e-7, rtol: 1e-5, max_coords: 400, seed: 0 }
+        Self {
+            step: 1e-6,
+            atol: 1e-7,
+            rtol: 1e-5,
+            max_coords: 400,
+            seed: 0,
+        }
     }
 }
 
@@ -37,7 +43,11 @@ pub struct GradReport {
 
 impl GradCheck {
     /// Checks the gradient of `f` with respect to every input in `inputs` (converted to f64).
-    pub fn run(&self, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<GradReport> {
+    pub fn run(
+        &self,
+        inputs: &[Tensor],
+        f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    ) -> Result<GradReport> {
         let vars = inputs
             .iter()
             .map(|t| Var::from_tensor(&t.to_dtype(DType::F64)?))
@@ -48,14 +58,22 @@ impl GradCheck {
         let projection = rng
             .normal_tensor(out.shape().clone(), 0.0, 1.0, DType::F64, out.device())
             .map_err(candle_core::Error::wrap)?;
-        let loss = |ts: &[Tensor]| -> Result<Tensor> { (f(ts)?.to_dtype(DType::F64)? * &projection)?.sum_all() };
+        let loss = |ts: &[Tensor]| -> Result<Tensor> {
+            (f(ts)?.to_dtype(DType::F64)? * &projection)?.sum_all()
+        };
         let grads = loss(&tensors)?.backward()?;
 
-        let mut report = GradReport { coords: 0, max_abs_err: 0.0 };
+        let mut report = GradReport {
+            coords: 0,
+            max_abs_err: 0.0,
+        };
         for (i, var) in vars.iter().enumerate() {
             let analytic: Vec<f64> = match grads.get(var) {
                 Some(g) => g.flatten_all()?.to_vec1()?,
-                None => candle_core::bail!("gradcheck: no gradient reached input {i} (shape {:?})", var.dims()),
+                None => candle_core::bail!(
+                    "gradcheck: no gradient reached input {i} (shape {:?})",
+                    var.dims()
+                ),
             };
             let original = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
             let coords: Vec<usize> = if original.len() <= self.max_coords {
@@ -98,13 +116,17 @@ mod tests {
     use candle_core::Device;
 
     fn input(shape: (usize, usize)) -> Tensor {
-        EmberRng::new(1).normal_tensor(shape, 0.0, 1.0, DType::F64, &Device::Cpu).unwrap()
+        EmberRng::new(1)
+            .normal_tensor(shape, 0.0, 1.0, DType::F64, &Device::Cpu)
+            .unwrap()
     }
 
     #[test]
     fn passes_a_correct_gradient() {
         let x = input((3, 4));
-        let report = GradCheck::default().run(&[x], |t| t[0].sqr()?.exp()).unwrap();
+        let report = GradCheck::default()
+            .run(&[x], |t| t[0].sqr()?.exp())
+            .unwrap();
         assert_eq!(report.coords, 12);
         assert!(report.max_abs_err < 1e-6);
     }
@@ -113,7 +135,9 @@ mod tests {
     fn catches_a_wrong_gradient() {
         // candle's max_pool2d(2) scales its gradient by 1/4 (specs/candle.md 1.1).
         let x = input((4, 4)).reshape((1, 1, 4, 4)).unwrap();
-        let err = GradCheck::default().run(&[x], |t| t[0].max_pool2d(2)).unwrap_err();
+        let err = GradCheck::default()
+            .run(&[x], |t| t[0].max_pool2d(2))
+            .unwrap_err();
         assert!(err.to_string().contains("analytic"), "{err}");
     }
 
@@ -124,6 +148,9 @@ mod tests {
         let err = GradCheck::default()
             .run(&[x], |t| candle_nn::ops::softmax_last_dim(&t[0]))
             .unwrap_err();
-        assert!(err.to_string().contains("no gradient reached input 0"), "{err}");
+        assert!(
+            err.to_string().contains("no gradient reached input 0"),
+            "{err}"
+        );
     }
 }

@@ -23,7 +23,9 @@ pub mod pool;
 pub mod softmax;
 pub mod upsample;
 
-pub use conv::{conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair};
+pub use conv::{
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair,
+};
 pub use norm::{layer_norm, layer_norm_channels};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, AvgPool2dParams, MaxPool2dParams};
 pub use softmax::softmax;

@@ -17,7 +17,12 @@ use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Fl
 use crate::simd;
 
 /// `torch.nn.functional.layer_norm(x, [x.dim(-1)], gamma, beta, eps)`.
-pub fn layer_norm(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+pub fn layer_norm(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
     let c = x.dim(D::Minus1)?;
     let outer = x.elem_count() / c.max(1);
     apply(x, gamma, beta, eps, [outer, c, 1])
@@ -25,20 +30,37 @@ pub fn layer_norm(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps
 
 /// Layer norm over dim 1 of a channels-first tensor `[n, c, ...]` at every position (timm's
 /// `LayerNorm2d`; with no weight and bias and the trailing dims flattened, an instance norm).
-pub fn layer_norm_channels(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+pub fn layer_norm_channels(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
     if x.rank() < 2 {
-        candle_core::bail!("layer_norm_channels: needs a [n, c, ...] tensor, got {:?}", x.dims())
+        candle_core::bail!(
+            "layer_norm_channels: needs a [n, c, ...] tensor, got {:?}",
+            x.dims()
+        )
     }
     let (n, c) = (x.dim(0)?, x.dim(1)?);
     apply(x, gamma, beta, eps, [n, c, x.elem_count() / (n * c).max(1)])
 }
 
-fn apply(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64, view: [usize; 3]) -> Result<Tensor> {
+fn apply(
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    eps: f64,
+    view: [usize; 3],
+) -> Result<Tensor> {
     let c = view[1];
     for (name, p) in [("weight", gamma), ("bias", beta)] {
         if let Some(p) = p {
             if p.dims() != [c] {
-                candle_core::bail!("layer norm: {name} has shape {:?}, expected [{c}]", p.dims())
+                candle_core::bail!(
+                    "layer norm: {name} has shape {:?}, expected [{c}]",
+                    p.dims()
+                )
             }
         }
     }
@@ -54,7 +76,11 @@ fn apply(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64, vi
         None => Tensor::zeros(c, x.dtype(), x.device())?,
     };
     in_kernel_precision(&[x, &gamma, &beta], |t| {
-        t[0].contiguous()?.apply_op3(&t[1].contiguous()?, &t[2].contiguous()?, LayerNorm { view, eps })
+        t[0].contiguous()?.apply_op3(
+            &t[1].contiguous()?,
+            &t[2].contiguous()?,
+            LayerNorm { view, eps },
+        )
     })
 }
 
@@ -74,7 +100,15 @@ impl CustomOp3 for LayerNorm {
         "ember.layer_norm"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let out = with_float_type!(s1, self.name(), |T| {
             let x = slice::<T>(s1, l1, self.name())?;
             let g = slice::<T>(s2, l2, self.name())?;
@@ -84,11 +118,27 @@ impl CustomOp3 for LayerNorm {
         Ok((out, l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let n = x.elem_count();
         let c = self.view[1];
-        let packed = x.apply_op3_no_bwd(gamma, &grad.contiguous()?, &LayerNormGrad { view: self.view, eps: self.eps })?;
-        let dx = x.track_op().then(|| packed.narrow(0, 0, n)?.reshape(x.shape()));
+        let packed = x.apply_op3_no_bwd(
+            gamma,
+            &grad.contiguous()?,
+            &LayerNormGrad {
+                view: self.view,
+                eps: self.eps,
+            },
+        )?;
+        let dx = x
+            .track_op()
+            .then(|| packed.narrow(0, 0, n)?.reshape(x.shape()));
         let dg = gamma.track_op().then(|| packed.narrow(0, n, c));
         let db = beta.track_op().then(|| packed.narrow(0, n + c, c));
         Ok((dx.transpose()?, dg.transpose()?, db.transpose()?))
@@ -100,7 +150,15 @@ impl CustomOp3 for LayerNormGrad {
         "ember.layer_norm_backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let n = l1.shape().elem_count();
         let out = with_float_type!(s1, self.name(), |T| {
             let x = slice::<T>(s1, l1, self.name())?;
@@ -114,8 +172,10 @@ impl CustomOp3 for LayerNormGrad {
 
 /// Positions (along `inner`) handled by one task of the channels-first kernels.
 const INNER_CHUNK: usize = 256;
-/// Minimum rows per task of the last-dim kernels.
+/// Minimum rows per task of the last-dim forward.
 const MIN_ROWS: usize = 8;
+/// Rows per task of the last-dim backward (fixed, so that its sums are reproducible).
+const ROWS_PER_BLOCK: usize = 32;
 
 /// The `(mean, 1 / std)` of a row.
 fn moments<T: Float>(row: &[T], eps: f64) -> (T, T) {
@@ -127,143 +187,170 @@ fn moments<T: Float>(row: &[T], eps: f64) -> (T, T) {
 
 /// Per-position `(mean, 1 / std)` over the `c` rows of a `[c, inner]` block, for the columns
 /// `cols` of every row.
-fn column_moments<T: Float>(x: &[T], c: usize, inner: usize, cols: std::ops::Range<usize>, eps: f64) -> (Vec<T>, Vec<T>) {
+fn column_moments<T: Float>(
+    x: &[T],
+    c: usize,
+    inner: usize,
+    cols: std::ops::Range<usize>,
+    eps: f64,
+) -> (Vec<T>, Vec<T>) {
     let w = cols.len();
     let mut mean = zeros::<T>(w);
     for ci in 0..c {
         simd::add_assign(&mut mean, &x[ci * inner + cols.start..][..w]);
     }
     let inv_c = T::one() / T::from_f64(c as f64);
-    mean.iter_mut().for_each(|m| *m = *m * inv_c);
+    mean.iter_mut().for_each(|m| *m *= inv_c);
     let mut var = zeros::<T>(w);
     for ci in 0..c {
         let row = &x[ci * inner + cols.start..][..w];
         for ((v, &xv), &m) in var.iter_mut().zip(row).zip(&mean) {
-            *v = *v + (xv - m) * (xv - m);
+            *v += (xv - m) * (xv - m);
         }
     }
     let eps = T::from_f64(eps);
-    let rstd = var.iter().map(|&v| T::one() / (v * inv_c + eps).sqrt()).collect();
+    let rstd = var
+        .iter()
+        .map(|&v| T::one() / (v * inv_c + eps).sqrt())
+        .collect();
     (mean, rstd)
 }
 
 /// `[outer * (inner / INNER_CHUNK)]` tasks of the channels-first kernels.
 fn column_tasks(outer: usize, inner: usize) -> Vec<(usize, std::ops::Range<usize>)> {
     (0..outer)
-        .flat_map(|o| (0..inner).step_by(INNER_CHUNK).map(move |j| (o, j..(j + INNER_CHUNK).min(inner))))
+        .flat_map(|o| {
+            (0..inner)
+                .step_by(INNER_CHUNK)
+                .map(move |j| (o, j..(j + INNER_CHUNK).min(inner)))
+        })
         .collect()
 }
 
 fn forward<T: Float>(x: &[T], g: &[T], b: &[T], [outer, c, inner]: [usize; 3], eps: f64) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
     if inner == 1 {
-        y.par_chunks_mut(c).with_min_len(MIN_ROWS).zip(x.par_chunks(c)).for_each(|(y, x)| {
-            let (mean, rstd) = moments(x, eps);
-            for i in 0..c {
-                y[i] = (x[i] - mean) * rstd * g[i] + b[i];
-            }
-        });
+        y.par_chunks_mut(c)
+            .with_min_len(MIN_ROWS)
+            .zip(x.par_chunks(c))
+            .for_each(|(y, x)| {
+                let (mean, rstd) = moments(x, eps);
+                for i in 0..c {
+                    y[i] = (x[i] - mean) * rstd * g[i] + b[i];
+                }
+            });
         return y;
     }
     let out = SharedMut::new(&mut y);
-    column_tasks(outer, inner).into_par_iter().for_each(|(o, cols)| {
-        let block = &x[o * c * inner..][..c * inner];
-        let (mean, rstd) = column_moments(block, c, inner, cols.clone(), eps);
-        for ci in 0..c {
-            let row = &block[ci * inner + cols.start..][..cols.len()];
-            // SAFETY: tasks own disjoint (outer, column range) pairs, so these row pieces
-            // are written by this task alone.
-            let dst = unsafe { out.slice(o * c * inner + ci * inner + cols.start, cols.len()) };
-            for j in 0..cols.len() {
-                dst[j] = (row[j] - mean[j]) * rstd[j] * g[ci] + b[ci];
+    column_tasks(outer, inner)
+        .into_par_iter()
+        .for_each(|(o, cols)| {
+            let block = &x[o * c * inner..][..c * inner];
+            let (mean, rstd) = column_moments(block, c, inner, cols.clone(), eps);
+            for ci in 0..c {
+                let row = &block[ci * inner + cols.start..][..cols.len()];
+                // SAFETY: tasks own disjoint (outer, column range) pairs, so these row pieces
+                // are written by this task alone.
+                let dst = unsafe { out.slice(o * c * inner + ci * inner + cols.start, cols.len()) };
+                for j in 0..cols.len() {
+                    dst[j] = (row[j] - mean[j]) * rstd[j] * g[ci] + b[ci];
+                }
             }
-        }
-    });
+        });
     y
 }
 
 /// `dx`, then `dgamma`, then `dbeta`, in one buffer:
 /// `dx = rstd * (g dy - mean_c(g dy) - xhat * mean_c(g dy xhat))`,
 /// `dgamma = sum(dy xhat)`, `dbeta = sum(dy)` over every position.
-fn backward<T: Float>(x: &[T], g: &[T], dy: &[T], [outer, c, inner]: [usize; 3], eps: f64) -> Vec<T> {
+fn backward<T: Float>(
+    x: &[T],
+    g: &[T],
+    dy: &[T],
+    [outer, c, inner]: [usize; 3],
+    eps: f64,
+) -> Vec<T> {
     let n = x.len();
     let mut out = vec![T::zero(); n + 2 * c];
     let (dx, params) = out.split_at_mut(n);
     let inv_c = T::one() / T::from_f64(c as f64);
-    let add = |mut a: Vec<T>, b: Vec<T>| {
-        simd::add_assign(&mut a, &b);
-        a
-    };
-    // Each task returns its partial [dgamma, dbeta].
-    let partial: Vec<T> = if inner == 1 {
-        dx.par_chunks_mut(c)
-            .with_min_len(MIN_ROWS)
-            .zip(x.par_chunks(c).zip(dy.par_chunks(c)))
-            .fold(
-                || zeros::<T>(2 * c),
-                |mut acc, (dx, (x, dy))| {
+    // Each task returns its partial [dgamma, dbeta]; tasks are fixed-size blocks and the
+    // partials are added in block order, so the sums do not depend on thread scheduling.
+    let partials: Vec<Vec<T>> = if inner == 1 {
+        let block = c * ROWS_PER_BLOCK;
+        dx.par_chunks_mut(block)
+            .zip(x.par_chunks(block).zip(dy.par_chunks(block)))
+            .map(|(dx, (x, dy))| {
+                let mut acc = zeros::<T>(2 * c);
+                for ((dx, x), dy) in dx
+                    .chunks_exact_mut(c)
+                    .zip(x.chunks_exact(c))
+                    .zip(dy.chunks_exact(c))
+                {
                     let (mean, rstd) = moments(x, eps);
                     let (mut a, mut b) = (T::zero(), T::zero());
                     for i in 0..c {
                         let xhat = (x[i] - mean) * rstd;
                         let gdy = g[i] * dy[i];
-                        a = a + gdy;
-                        b = b + gdy * xhat;
-                        acc[i] = acc[i] + dy[i] * xhat;
-                        acc[c + i] = acc[c + i] + dy[i];
+                        a += gdy;
+                        b += gdy * xhat;
+                        acc[i] += dy[i] * xhat;
+                        acc[c + i] += dy[i];
                     }
                     let (a, b) = (a * inv_c, b * inv_c);
                     for i in 0..c {
                         let xhat = (x[i] - mean) * rstd;
                         dx[i] = rstd * (g[i] * dy[i] - a - xhat * b);
                     }
-                    acc
-                },
-            )
-            .reduce(|| zeros::<T>(2 * c), add)
+                }
+                acc
+            })
+            .collect()
     } else {
         let out = SharedMut::new(dx);
         column_tasks(outer, inner)
             .into_par_iter()
-            .fold(
-                || zeros::<T>(2 * c),
-                |mut acc, (o, cols)| {
-                    let base = o * c * inner;
-                    let block = &x[base..][..c * inner];
-                    let dblock = &dy[base..][..c * inner];
-                    let (mean, rstd) = column_moments(block, c, inner, cols.clone(), eps);
-                    let w = cols.len();
-                    let (mut a, mut b) = (zeros::<T>(w), zeros::<T>(w));
-                    for ci in 0..c {
-                        let row = &block[ci * inner + cols.start..][..w];
-                        let drow = &dblock[ci * inner + cols.start..][..w];
-                        let (mut sg, mut sb) = (T::zero(), T::zero());
-                        for j in 0..w {
-                            let xhat = (row[j] - mean[j]) * rstd[j];
-                            let gdy = g[ci] * drow[j];
-                            a[j] = a[j] + gdy;
-                            b[j] = b[j] + gdy * xhat;
-                            sg = sg + drow[j] * xhat;
-                            sb = sb + drow[j];
-                        }
-                        acc[ci] = acc[ci] + sg;
-                        acc[c + ci] = acc[c + ci] + sb;
+            .map(|(o, cols)| {
+                let mut acc = zeros::<T>(2 * c);
+                let base = o * c * inner;
+                let block = &x[base..][..c * inner];
+                let dblock = &dy[base..][..c * inner];
+                let (mean, rstd) = column_moments(block, c, inner, cols.clone(), eps);
+                let w = cols.len();
+                let (mut a, mut b) = (zeros::<T>(w), zeros::<T>(w));
+                for ci in 0..c {
+                    let row = &block[ci * inner + cols.start..][..w];
+                    let drow = &dblock[ci * inner + cols.start..][..w];
+                    let (mut sg, mut sb) = (T::zero(), T::zero());
+                    for j in 0..w {
+                        let xhat = (row[j] - mean[j]) * rstd[j];
+                        let gdy = g[ci] * drow[j];
+                        a[j] += gdy;
+                        b[j] += gdy * xhat;
+                        sg += drow[j] * xhat;
+                        sb += drow[j];
                     }
-                    for ci in 0..c {
-                        let row = &block[ci * inner + cols.start..][..w];
-                        let drow = &dblock[ci * inner + cols.start..][..w];
-                        // SAFETY: tasks own disjoint (outer, column range) pairs.
-                        let dst = unsafe { out.slice(base + ci * inner + cols.start, w) };
-                        for j in 0..w {
-                            let xhat = (row[j] - mean[j]) * rstd[j];
-                            dst[j] = rstd[j] * (g[ci] * drow[j] - a[j] * inv_c - xhat * b[j] * inv_c);
-                        }
+                    acc[ci] += sg;
+                    acc[c + ci] += sb;
+                }
+                for ci in 0..c {
+                    let row = &block[ci * inner + cols.start..][..w];
+                    let drow = &dblock[ci * inner + cols.start..][..w];
+                    // SAFETY: tasks own disjoint (outer, column range) pairs.
+                    let dst = unsafe { out.slice(base + ci * inner + cols.start, w) };
+                    for j in 0..w {
+                        let xhat = (row[j] - mean[j]) * rstd[j];
+                        dst[j] = rstd[j] * (g[ci] * drow[j] - a[j] * inv_c - xhat * b[j] * inv_c);
                     }
-                    acc
-                },
-            )
-            .reduce(|| zeros::<T>(2 * c), add)
+                }
+                acc
+            })
+            .collect()
     };
+    let mut partial = zeros::<T>(2 * c);
+    for p in &partials {
+        simd::add_assign(&mut partial, p);
+    }
     params.copy_from_slice(&partial);
     out
 }
@@ -273,9 +360,19 @@ fn backward<T: Float>(x: &[T], g: &[T], dy: &[T], [outer, c, inner]: [usize; 3],
 pub mod composed {
     use super::*;
 
-    pub(super) fn normalise(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64, [outer, c, inner]: [usize; 3]) -> Result<Tensor> {
+    pub(super) fn normalise(
+        x: &Tensor,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f64,
+        [outer, c, inner]: [usize; 3],
+    ) -> Result<Tensor> {
         let dtype = x.dtype();
-        let work = if matches!(dtype, DType::F16 | DType::BF16) { DType::F32 } else { dtype };
+        let work = if matches!(dtype, DType::F16 | DType::BF16) {
+            DType::F32
+        } else {
+            dtype
+        };
         let v = x.to_dtype(work)?.reshape((outer, c, inner))?;
         let mean = v.mean_keepdim(1)?;
         let centred = v.broadcast_sub(&mean)?;
@@ -290,12 +387,22 @@ pub mod composed {
         y.reshape(x.shape())?.to_dtype(dtype)
     }
 
-    pub fn layer_norm(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    pub fn layer_norm(
+        x: &Tensor,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
         let c = x.dim(D::Minus1)?;
         normalise(x, gamma, beta, eps, [x.elem_count() / c.max(1), c, 1])
     }
 
-    pub fn layer_norm_channels(x: &Tensor, gamma: Option<&Tensor>, beta: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+    pub fn layer_norm_channels(
+        x: &Tensor,
+        gamma: Option<&Tensor>,
+        beta: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
         let (n, c) = (x.dim(0)?, x.dim(1)?);
         normalise(x, gamma, beta, eps, [n, c, x.elem_count() / (n * c).max(1)])
     }

@@ -27,8 +27,17 @@ pub(crate) struct AxisMap {
 
 impl AxisMap {
     /// `taps(o)` lists `(input index, weight)` for output `o`.
-    pub fn new(input: usize, output: usize, mut taps: impl FnMut(usize) -> Vec<(usize, f64)>) -> Self {
-        let mut map = Self { input, starts: vec![0], index: Vec::new(), weight: Vec::new() };
+    pub fn new(
+        input: usize,
+        output: usize,
+        mut taps: impl FnMut(usize) -> Vec<(usize, f64)>,
+    ) -> Self {
+        let mut map = Self {
+            input,
+            starts: vec![0],
+            index: Vec::new(),
+            weight: Vec::new(),
+        };
         for o in 0..output {
             for (i, w) in taps(o) {
                 debug_assert!(i < input, "tap {i} outside input of {input}");
@@ -64,18 +73,29 @@ impl AxisMap {
 pub(crate) fn resample(x: &Tensor, rows: AxisMap, cols: AxisMap) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 2 || dims[dims.len() - 2..] != [rows.input, cols.input] {
-        candle_core::bail!("resample: expected [..., {}, {}], got {dims:?}", rows.input, cols.input)
+        candle_core::bail!(
+            "resample: expected [..., {}, {}], got {dims:?}",
+            rows.input,
+            cols.input
+        )
     }
     if !x.device().is_cpu() {
         return composed(x, &rows, &cols);
     }
-    let op = Resample { rows: Arc::new(rows), cols: Arc::new(cols), adjoint: false };
+    let op = Resample {
+        rows: Arc::new(rows),
+        cols: Arc::new(cols),
+        adjoint: false,
+    };
     in_kernel_precision(&[x], |t| t[0].contiguous()?.apply_op1(op))
 }
 
 /// `R x C^T` with dense maps and two batched matmuls.
 pub(crate) fn composed(x: &Tensor, rows: &AxisMap, cols: &AxisMap) -> Result<Tensor> {
-    let (r, c) = (rows.dense(x.dtype(), x.device())?, cols.dense(x.dtype(), x.device())?);
+    let (r, c) = (
+        rows.dense(x.dtype(), x.device())?,
+        cols.dense(x.dtype(), x.device())?,
+    );
     r.broadcast_matmul(x)?.broadcast_matmul(&c.t()?)
 }
 
@@ -126,7 +146,11 @@ impl CustomOp1 for Resample {
     }
 
     fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = Resample { rows: self.rows.clone(), cols: self.cols.clone(), adjoint: !self.adjoint };
+        let op = Resample {
+            rows: self.rows.clone(),
+            cols: self.cols.clone(),
+            adjoint: !self.adjoint,
+        };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
     }
 }
@@ -152,7 +176,9 @@ fn forward_planes<T: Float>(x: &[T], rows: &AxisMap, cols: &AxisMap, planes: usi
             for h in 0..ih {
                 let (src, dst) = (&x[h * iw..][..iw], &mut t[h * ow..][..ow]);
                 for (o, d) in dst.iter_mut().enumerate() {
-                    *d = cols.taps(o).fold(T::zero(), |s, k| s + cw[k] * src[cols.index[k]]);
+                    *d = cols
+                        .taps(o)
+                        .fold(T::zero(), |s, k| s + cw[k] * src[cols.index[k]]);
                 }
             }
             for o in 0..oh {
@@ -182,14 +208,18 @@ fn adjoint_planes<T: Float>(dy: &[T], rows: &AxisMap, cols: &AxisMap, planes: us
             t.fill(T::zero());
             for o in 0..oh {
                 for k in rows.taps(o) {
-                    simd::axpy(&mut t[rows.index[k] * ow..][..ow], rw[k], &dy[o * ow..][..ow]);
+                    simd::axpy(
+                        &mut t[rows.index[k] * ow..][..ow],
+                        rw[k],
+                        &dy[o * ow..][..ow],
+                    );
                 }
             }
             for h in 0..ih {
                 let (src, dst) = (&t[h * ow..][..ow], &mut dx[h * iw..][..iw]);
                 for (o, &v) in src.iter().enumerate() {
                     for k in cols.taps(o) {
-                        dst[cols.index[k]] = dst[cols.index[k]] + cw[k] * v;
+                        dst[cols.index[k]] += cw[k] * v;
                     }
                 }
             }
@@ -205,7 +235,11 @@ mod tests {
     #[test]
     fn dense_map_sums_repeated_taps() {
         let m = AxisMap::new(3, 2, |o| vec![(o, 0.5), (o, 0.25), (2, 1.0)]);
-        let d = m.dense(DType::F64, &Device::Cpu).unwrap().to_vec2::<f64>().unwrap();
+        let d = m
+            .dense(DType::F64, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
         assert_eq!(d, [[0.75, 0.0, 1.0], [0.0, 0.75, 1.0]]);
     }
 }

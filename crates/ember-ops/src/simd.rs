@@ -14,7 +14,7 @@ const LANES: usize = 16;
 pub(crate) fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
     debug_assert_eq!(y.len(), x.len());
     for (y, &x) in y.iter_mut().zip(x) {
-        *y = *y + a * x;
+        *y += a * x;
     }
 }
 
@@ -23,7 +23,7 @@ pub(crate) fn axpy<T: Float>(y: &mut [T], a: T, x: &[T]) {
 pub(crate) fn add_assign<T: Float>(y: &mut [T], x: &[T]) {
     debug_assert_eq!(y.len(), x.len());
     for (y, &x) in y.iter_mut().zip(x) {
-        *y = *y + x;
+        *y += x;
     }
 }
 
@@ -40,7 +40,7 @@ pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
         .fold(T::zero(), |s, (&x, &y)| s + x * y);
     for (x, y) in ca.zip(cb) {
         for i in 0..LANES {
-            acc[i] = acc[i] + x[i] * y[i];
+            acc[i] += x[i] * y[i];
         }
     }
     acc.iter().fold(tail, |s, &v| s + v)
@@ -54,7 +54,7 @@ pub(crate) fn sum<T: Float>(a: &[T]) -> T {
     let tail = chunks.remainder().iter().fold(T::zero(), |s, &x| s + x);
     for x in chunks {
         for i in 0..LANES {
-            acc[i] = acc[i] + x[i];
+            acc[i] += x[i];
         }
     }
     acc.iter().fold(tail, |s, &v| s + v)
@@ -72,7 +72,7 @@ pub(crate) fn sum_sq_dev<T: Float>(a: &[T], m: T) -> T {
     for x in chunks {
         for i in 0..LANES {
             let d = x[i] - m;
-            acc[i] = acc[i] + d * d;
+            acc[i] += d * d;
         }
     }
     acc.iter().fold(tail, |s, &v| s + v)

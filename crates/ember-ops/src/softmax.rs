@@ -35,7 +35,10 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let n = *l.dims().last().unwrap_or(&1);
-        let out = with_float_type!(s, self.name(), |T| Ok(storage(forward(slice::<T>(s, l, self.name())?, n))))?;
+        let out = with_float_type!(s, self.name(), |T| Ok(storage(forward(
+            slice::<T>(s, l, self.name())?,
+            n
+        ))))?;
         Ok((out, l.shape().clone()))
     }
 
@@ -49,7 +52,13 @@ impl CustomOp2 for SoftmaxGrad {
         "ember.softmax_backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let n = *l1.dims().last().unwrap_or(&1);
         let out = with_float_type!(s1, self.name(), |T| {
             let y = slice::<T>(s1, l1, self.name())?;
@@ -65,14 +74,20 @@ fn forward<T: Float>(x: &[T], n: usize) -> Vec<T> {
     if n == 0 {
         return y;
     }
-    y.par_chunks_mut(n).with_min_len(MIN_ROWS).zip(x.par_chunks(n)).for_each(|(y, x)| {
-        let max = x.iter().copied().fold(T::neg_infinity(), num_traits::Float::max);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = (x - max).exp();
-        }
-        let inv = T::one() / simd::sum(y);
-        y.iter_mut().for_each(|v| *v = *v * inv);
-    });
+    y.par_chunks_mut(n)
+        .with_min_len(MIN_ROWS)
+        .zip(x.par_chunks(n))
+        .for_each(|(y, x)| {
+            let max = x
+                .iter()
+                .copied()
+                .fold(T::neg_infinity(), num_traits::Float::max);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = (x - max).exp();
+            }
+            let inv = T::one() / simd::sum(y);
+            y.iter_mut().for_each(|v| *v *= inv);
+        });
     y
 }
 

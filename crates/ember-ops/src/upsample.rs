@@ -27,18 +27,30 @@ impl Resize {
                 if !(sh > 0.0 && sw > 0.0) {
                     candle_core::bail!("upsample: scale factors must be positive, got ({sh}, {sw})")
                 }
-                [((h as f64 * sh).floor() as usize, Some(sh)), ((w as f64 * sw).floor() as usize, Some(sw))]
+                [
+                    ((h as f64 * sh).floor() as usize, Some(sh)),
+                    ((w as f64 * sw).floor() as usize, Some(sw)),
+                ]
             }
         };
         if axes.iter().any(|a| a.0 == 0) || h == 0 || w == 0 {
-            candle_core::bail!("upsample: input {h}x{w} and output {}x{} must be non-empty", axes[0].0, axes[1].0)
+            candle_core::bail!(
+                "upsample: input {h}x{w} and output {}x{} must be non-empty",
+                axes[0].0,
+                axes[1].0
+            )
         }
         Ok(axes)
     }
 }
 
 /// One bilinear axis, computed in `F` (f32 for f32 tensors, as PyTorch's `opmath_t`).
-fn bilinear_axis<F: Float>(input: usize, output: usize, align_corners: bool, factor: Option<f64>) -> AxisMap {
+fn bilinear_axis<F: Float>(
+    input: usize,
+    output: usize,
+    align_corners: bool,
+    factor: Option<f64>,
+) -> AxisMap {
     let f = |v: f64| F::from(v).unwrap();
     let scale = if align_corners {
         if output > 1 {
@@ -54,7 +66,11 @@ fn bilinear_axis<F: Float>(input: usize, output: usize, align_corners: bool, fac
     };
     AxisMap::new(input, output, |o| {
         let dst = f(o as f64);
-        let src = if align_corners { scale * dst } else { (scale * (dst + f(0.5)) - f(0.5)).max(F::zero()) };
+        let src = if align_corners {
+            scale * dst
+        } else {
+            (scale * (dst + f(0.5)) - f(0.5)).max(F::zero())
+        };
         let i0 = (src.to_usize().unwrap()).min(input - 1);
         let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
         let l1 = src - f(i0 as f64);
@@ -85,9 +101,15 @@ fn bilinear_maps(x: &Tensor, size: Resize, align_corners: bool) -> Result<(AxisM
     let (_, h, w) = pool_planes(x)?;
     let [(oh, fh), (ow, fw)] = size.axes(h, w)?;
     Ok(if x.dtype() == DType::F64 {
-        (bilinear_axis::<f64>(h, oh, align_corners, fh), bilinear_axis::<f64>(w, ow, align_corners, fw))
+        (
+            bilinear_axis::<f64>(h, oh, align_corners, fh),
+            bilinear_axis::<f64>(w, ow, align_corners, fw),
+        )
     } else {
-        (bilinear_axis::<f32>(h, oh, align_corners, fh), bilinear_axis::<f32>(w, ow, align_corners, fw))
+        (
+            bilinear_axis::<f32>(h, oh, align_corners, fh),
+            bilinear_axis::<f32>(w, ow, align_corners, fw),
+        )
     })
 }
 

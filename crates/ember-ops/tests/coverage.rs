@@ -11,7 +11,10 @@ fn rust_files(dir: &Path, out: &mut Vec<(String, String)>) {
         if path.is_dir() {
             rust_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+            out.push((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
         }
     }
 }
@@ -38,13 +41,26 @@ fn every_op_is_in_the_gradient_check_suite() {
     for (path, source) in &files {
         let impls = source.matches("impl CustomOp").count();
         let names = op_names(source);
-        assert!(names.len() >= impls, "{path}: {impls} custom ops but only {} \"ember.*\" names", names.len());
+        assert!(
+            names.len() >= impls,
+            "{path}: {impls} custom ops but only {} \"ember.*\" names",
+            names.len()
+        );
         ops.extend(names);
     }
     ops.sort();
     ops.dedup();
     assert!(ops.len() >= 6, "found only {ops:?}: is the scan broken?");
-    let forward_ops: Vec<&String> = ops.iter().filter(|n| !n.ends_with("_backward") && !n.ends_with("_grad")).collect();
-    let missing: Vec<&&String> = forward_ops.iter().filter(|n| !suite.contains(&format!("check(\"{n}\""))).collect();
-    assert!(missing.is_empty(), "ops without a gradient check in tests/gradcheck.rs: {missing:?}");
+    let forward_ops: Vec<&String> = ops
+        .iter()
+        .filter(|n| !n.ends_with("_backward") && !n.ends_with("_grad"))
+        .collect();
+    let missing: Vec<&&String> = forward_ops
+        .iter()
+        .filter(|n| !suite.contains(&format!("check(\"{n}\"")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ops without a gradient check in tests/gradcheck.rs: {missing:?}"
+    );
 }

@@ -27,7 +27,11 @@ fn f64s(shape: &[usize], seed: u64) -> Tensor {
 /// A random valid convolution: (input dims, weight dims, params).
 fn random_conv(c: &mut Cases, depthwise: bool) -> ([usize; 4], [usize; 4], Conv2dParams) {
     let groups = if depthwise { c.int(2, 4) } else { c.int(1, 3) };
-    let (cin_g, cout_g) = if depthwise { (1, 1) } else { (c.int(1, 3), c.int(1, 3)) };
+    let (cin_g, cout_g) = if depthwise {
+        (1, 1)
+    } else {
+        (c.int(1, 3), c.int(1, 3))
+    };
     let (kh, kw) = (c.int(1, 4), c.int(1, 4));
     let p = Conv2dParams::default()
         .stride((c.int(1, 3), c.int(1, 3)))
@@ -37,7 +41,11 @@ fn random_conv(c: &mut Cases, depthwise: bool) -> ([usize; 4], [usize; 4], Conv2
     let reach = |k: usize, d: usize, pad: usize| (d * (k - 1) + 1).saturating_sub(2 * pad).max(1);
     let h = reach(kh, p.dilation[0], p.padding[0]) + c.int(0, 5);
     let w = reach(kw, p.dilation[1], p.padding[1]) + c.int(0, 5);
-    ([c.int(1, 2), groups * cin_g, h, w], [groups * cout_g, cin_g, kh, kw], p)
+    (
+        [c.int(1, 2), groups * cin_g, h, w],
+        [groups * cout_g, cin_g, kh, kw],
+        p,
+    )
 }
 
 #[test]
@@ -48,7 +56,9 @@ fn conv2d_on_random_geometries() {
         let case = format!("#{i} x {xd:?} w {wd:?} {p:?}");
         let inputs = [f64s(&xd, c.seed()), f64s(&wd, c.seed())];
         check("ember.conv2d", &case, &inputs, |t| conv2d(&t[0], &t[1], p));
-        check("composed conv2d", &case, &inputs, |t| conv_ref::conv2d(&t[0], &t[1], p));
+        check("composed conv2d", &case, &inputs, |t| {
+            conv_ref::conv2d(&t[0], &t[1], p)
+        });
     }
 }
 
@@ -60,7 +70,9 @@ fn depthwise_conv2d_on_random_geometries() {
         let case = format!("#{i} x {xd:?} w {wd:?} {p:?}");
         let inputs = [f64s(&xd, c.seed()), f64s(&wd, c.seed())];
         check("ember.conv2d", &case, &inputs, |t| conv2d(&t[0], &t[1], p));
-        check("composed depthwise", &case, &inputs, |t| conv_ref::depthwise_conv2d(&t[0], &t[1], p));
+        check("composed depthwise", &case, &inputs, |t| {
+            conv_ref::depthwise_conv2d(&t[0], &t[1], p)
+        });
     }
 }
 
@@ -71,22 +83,46 @@ fn conv_transpose2d_on_random_geometries() {
         let depthwise = i % 4 == 3;
         let (xd, wd, p) = random_conv(&mut c, depthwise);
         // The transposed conv of this geometry maps the conv's output back to its input.
-        let y = conv2d(&Tensor::zeros(xd.to_vec(), DType::F64, &candle_core::Device::Cpu).unwrap(), &Tensor::zeros(wd.to_vec(), DType::F64, &candle_core::Device::Cpu).unwrap(), p).unwrap();
-        let out_pad = [c.int(0, p.stride[0].max(p.dilation[0]) - 1), c.int(0, p.stride[1].max(p.dilation[1]) - 1)];
-        let case = format!("#{i} x {:?} w {wd:?} {p:?} output padding {out_pad:?}", y.dims());
+        let y = conv2d(
+            &Tensor::zeros(xd.to_vec(), DType::F64, &candle_core::Device::Cpu).unwrap(),
+            &Tensor::zeros(wd.to_vec(), DType::F64, &candle_core::Device::Cpu).unwrap(),
+            p,
+        )
+        .unwrap();
+        let out_pad = [
+            c.int(0, p.stride[0].max(p.dilation[0]) - 1),
+            c.int(0, p.stride[1].max(p.dilation[1]) - 1),
+        ];
+        let case = format!(
+            "#{i} x {:?} w {wd:?} {p:?} output padding {out_pad:?}",
+            y.dims()
+        );
         let inputs = [f64s(y.dims(), c.seed()), f64s(&wd, c.seed())];
-        check("ember.conv_transpose2d", &case, &inputs, |t| conv_transpose2d(&t[0], &t[1], p, out_pad));
-        check("composed conv_transpose2d", &case, &inputs, |t| conv_ref::conv_transpose2d(&t[0], &t[1], p, out_pad));
+        check("ember.conv_transpose2d", &case, &inputs, |t| {
+            conv_transpose2d(&t[0], &t[1], p, out_pad)
+        });
+        check("composed conv_transpose2d", &case, &inputs, |t| {
+            conv_ref::conv_transpose2d(&t[0], &t[1], p, out_pad)
+        });
     }
 }
 
 #[test]
 fn conv1d_and_conv_transpose1d() {
-    let p = Conv1dParams { stride: 2, padding: 1, dilation: 2, groups: 2 };
+    let p = Conv1dParams {
+        stride: 2,
+        padding: 1,
+        dilation: 2,
+        groups: 2,
+    };
     let inputs = [f64s(&[2, 4, 11], 1), f64s(&[6, 2, 3], 2)];
-    check("ember.conv2d", "conv1d", &inputs, |t| conv1d(&t[0], &t[1], p));
+    check("ember.conv2d", "conv1d", &inputs, |t| {
+        conv1d(&t[0], &t[1], p)
+    });
     let inputs = [f64s(&[2, 4, 5], 3), f64s(&[4, 3, 3], 4)];
-    check("ember.conv_transpose2d", "conv_transpose1d", &inputs, |t| conv_transpose1d(&t[0], &t[1], p, 1));
+    check("ember.conv_transpose2d", "conv_transpose1d", &inputs, |t| {
+        conv_transpose1d(&t[0], &t[1], p, 1)
+    });
 }
 
 #[test]
@@ -103,7 +139,11 @@ fn layer_norm_last_dim_and_channels() {
         }
         let ln = |t: &[Tensor], composed: bool| {
             let (g, b) = (t.get(1), t.get(2));
-            if composed { norm::composed::layer_norm(&t[0], g, b, 1e-5) } else { layer_norm(&t[0], g, b, 1e-5) }
+            if composed {
+                norm::composed::layer_norm(&t[0], g, b, 1e-5)
+            } else {
+                layer_norm(&t[0], g, b, 1e-5)
+            }
         };
         check("ember.layer_norm", &case, &inputs, |t| ln(t, false));
         check("composed layer_norm", &case, &inputs, |t| ln(t, true));
@@ -117,10 +157,16 @@ fn layer_norm_last_dim_and_channels() {
         }
         let lnc = |t: &[Tensor], composed: bool| {
             let (g, b) = (t.get(1), t.get(2));
-            if composed { norm::composed::layer_norm_channels(&t[0], g, b, 1e-6) } else { layer_norm_channels(&t[0], g, b, 1e-6) }
+            if composed {
+                norm::composed::layer_norm_channels(&t[0], g, b, 1e-6)
+            } else {
+                layer_norm_channels(&t[0], g, b, 1e-6)
+            }
         };
         check("ember.layer_norm", &case, &inputs, |t| lnc(t, false));
-        check("composed layer_norm_channels", &case, &inputs, |t| lnc(t, true));
+        check("composed layer_norm_channels", &case, &inputs, |t| {
+            lnc(t, true)
+        });
     }
 }
 
@@ -133,14 +179,16 @@ fn softmax_over_any_dim() {
         let case = format!("#{i} {shape:?} dim {dim}");
         let inputs = [f64s(&shape, c.seed())];
         check("ember.softmax", &case, &inputs, |t| softmax(&t[0], dim));
-        check("composed softmax", &case, &inputs, |t| softmax::composed::softmax(&t[0], dim));
+        check("composed softmax", &case, &inputs, |t| {
+            softmax::composed::softmax(&t[0], dim)
+        });
     }
 }
 
 fn random_max_pool(c: &mut Cases) -> MaxPool2dParams {
     let k = (c.int(1, 4), c.int(1, 4));
     let d = (c.int(1, 2), c.int(1, 2));
-    let pad = |k: usize, d: usize, c: &mut Cases| c.int(0, (d * (k - 1) + 1) / 2);
+    let pad = |k: usize, d: usize, c: &mut Cases| c.int(0, (d * (k - 1)).div_ceil(2));
     MaxPool2dParams::new(k)
         .stride((c.int(1, 3), c.int(1, 3)))
         .dilation(d)
@@ -154,11 +202,18 @@ fn max_pool2d_on_random_geometries() {
     for i in 0..20 {
         let p = random_max_pool(&mut c);
         let reach = |a: usize| p.dilation[a] * (p.kernel[a] - 1) + 1;
-        let shape = [c.int(1, 2), c.int(1, 3), reach(0) + c.int(0, 5), reach(1) + c.int(0, 5)];
+        let shape = [
+            c.int(1, 2),
+            c.int(1, 3),
+            reach(0) + c.int(0, 5),
+            reach(1) + c.int(0, 5),
+        ];
         let case = format!("#{i} {shape:?} {p:?}");
         let inputs = [distinct(&shape, c.seed(), DType::F64)];
         check("ember.max_pool2d", &case, &inputs, |t| max_pool2d(&t[0], p));
-        check("composed max_pool2d", &case, &inputs, |t| pool::composed::max_pool2d(&t[0], p));
+        check("composed max_pool2d", &case, &inputs, |t| {
+            pool::composed::max_pool2d(&t[0], p)
+        });
     }
 }
 
@@ -173,11 +228,18 @@ fn avg_pool2d_on_random_geometries() {
             .ceil_mode(c.coin())
             .count_include_pad(c.coin())
             .divisor_override(if i % 5 == 4 { Some(c.int(1, 9)) } else { None });
-        let shape = [c.int(1, 2), c.int(1, 3), k.0 + c.int(0, 5), k.1 + c.int(0, 5)];
+        let shape = [
+            c.int(1, 2),
+            c.int(1, 3),
+            k.0 + c.int(0, 5),
+            k.1 + c.int(0, 5),
+        ];
         let case = format!("#{i} {shape:?} {p:?}");
         let inputs = [f64s(&shape, c.seed())];
         check("ember.resample2d", &case, &inputs, |t| avg_pool2d(&t[0], p));
-        check("composed avg_pool2d", &case, &inputs, |t| pool::composed::avg_pool2d(&t[0], p));
+        check("composed avg_pool2d", &case, &inputs, |t| {
+            pool::composed::avg_pool2d(&t[0], p)
+        });
     }
 }
 
@@ -189,8 +251,12 @@ fn adaptive_avg_pool2d_on_random_sizes() {
         let out = (c.int(1, 6), c.int(1, 6));
         let case = format!("#{i} {shape:?} -> {out:?}");
         let inputs = [f64s(&shape, c.seed())];
-        check("ember.resample2d", &case, &inputs, |t| adaptive_avg_pool2d(&t[0], out));
-        check("composed adaptive_avg_pool2d", &case, &inputs, |t| pool::composed::adaptive_avg_pool2d(&t[0], out));
+        check("ember.resample2d", &case, &inputs, |t| {
+            adaptive_avg_pool2d(&t[0], out)
+        });
+        check("composed adaptive_avg_pool2d", &case, &inputs, |t| {
+            pool::composed::adaptive_avg_pool2d(&t[0], out)
+        });
     }
 }
 
@@ -212,21 +278,42 @@ fn upsampling_on_random_sizes() {
         let align = c.coin();
         let case = format!("#{i} {shape:?} {size:?} align_corners {align}");
         let inputs = [f64s(&shape, c.seed())];
-        check("ember.resample2d", &case, &inputs, |t| upsample_bilinear2d(&t[0], size, align));
-        check("composed bilinear", &case, &inputs, |t| upsample::composed::upsample_bilinear2d(&t[0], size, align));
-        check("ember.resample2d", &case, &inputs, |t| upsample_nearest2d(&t[0], size));
-        check("composed nearest", &case, &inputs, |t| upsample::composed::upsample_nearest2d(&t[0], size));
+        check("ember.resample2d", &case, &inputs, |t| {
+            upsample_bilinear2d(&t[0], size, align)
+        });
+        check("composed bilinear", &case, &inputs, |t| {
+            upsample::composed::upsample_bilinear2d(&t[0], size, align)
+        });
+        check("ember.resample2d", &case, &inputs, |t| {
+            upsample_nearest2d(&t[0], size)
+        });
+        check("composed nearest", &case, &inputs, |t| {
+            upsample::composed::upsample_nearest2d(&t[0], size)
+        });
     }
 }
 
 #[test]
 fn ops_compose_in_one_graph() {
     // A small block exercising several ops at once, as a model would chain them.
-    let inputs = [f64s(&[2, 3, 9, 8], 1), f64s(&[4, 3, 3, 3], 2), f64s(&[4], 3)];
-    check("ember.conv2d", "conv -> norm -> pool -> softmax", &inputs, |t| {
-        let y = conv2d(&t[0], &t[1], Conv2dParams::default().padding(1).stride((2, 1)))?;
-        let y = layer_norm_channels(&y, Some(&t[2]), None, 1e-5)?;
-        let y = max_pool2d(&(y * 3.0)?, MaxPool2dParams::new(2).stride(1))?;
-        softmax(&y.flatten_from(1)?, 1)
-    });
+    let inputs = [
+        f64s(&[2, 3, 9, 8], 1),
+        f64s(&[4, 3, 3, 3], 2),
+        f64s(&[4], 3),
+    ];
+    check(
+        "ember.conv2d",
+        "conv -> norm -> pool -> softmax",
+        &inputs,
+        |t| {
+            let y = conv2d(
+                &t[0],
+                &t[1],
+                Conv2dParams::default().padding(1).stride((2, 1)),
+            )?;
+            let y = layer_norm_channels(&y, Some(&t[2]), None, 1e-5)?;
+            let y = max_pool2d(&(y * 3.0)?, MaxPool2dParams::new(2).stride(1))?;
+            softmax(&y.flatten_from(1)?, 1)
+        },
+    );
 }

@@ -35,7 +35,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, params: Conv2dParams) -> Result<Tensor> {
     let groups = g.groups();
     let cols = Tensor::stack(&taps, 2)?.reshape((g.n, groups, g.k_rows(), g.out_plane()))?;
     let wm = w.reshape((1, groups, g.cout_g(), g.k_rows()))?;
-    wm.broadcast_matmul(&cols)?.reshape((g.n, g.cout, g.ho, g.wo))
+    wm.broadcast_matmul(&cols)?
+        .reshape((g.n, g.cout, g.ho, g.wo))
 }
 
 /// Depthwise `conv2d` (`groups == cin == cout`) as a sum of per-channel scaled taps.
@@ -48,7 +49,10 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, params: Conv2dParams) -> Result<
     let mut y: Option<Tensor> = None;
     for ki in 0..g.kh {
         for kj in 0..g.kw {
-            let wk = w.narrow(2, ki, 1)?.narrow(3, kj, 1)?.reshape((1, g.cout, 1, 1))?;
+            let wk = w
+                .narrow(2, ki, 1)?
+                .narrow(3, kj, 1)?
+                .reshape((1, g.cout, 1, 1))?;
             let term = tap(&padded, &g, ki, kj)?.broadcast_mul(&wk)?;
             y = Some(match y {
                 None => term,
@@ -65,7 +69,9 @@ fn dilate(x: &Tensor, dim: usize, stride: usize) -> Result<Tensor> {
     if stride == 1 || len == 0 {
         return Ok(x.clone());
     }
-    let spread = x.unsqueeze(dim + 1)?.pad_with_zeros(dim + 1, 0, stride - 1)?;
+    let spread = x
+        .unsqueeze(dim + 1)?
+        .pad_with_zeros(dim + 1, 0, stride - 1)?;
     let mut dims = x.dims().to_vec();
     dims[dim] = len * stride;
     spread.reshape(dims)?.narrow(dim, 0, (len - 1) * stride + 1)
@@ -81,7 +87,12 @@ fn pad_or_crop(x: &Tensor, dim: usize, lo: isize, hi: isize) -> Result<Tensor> {
 
 /// `conv_transpose2d` as a stride-1 convolution of the zero-dilated input with the flipped,
 /// in/out-swapped kernel.
-pub fn conv_transpose2d(x: &Tensor, w: &Tensor, params: Conv2dParams, output_padding: [usize; 2]) -> Result<Tensor> {
+pub fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    params: Conv2dParams,
+    output_padding: [usize; 2],
+) -> Result<Tensor> {
     let g = ConvGeometry::for_transpose(x.dims(), w.dims(), params, output_padding)?;
     let mut up = x.clone();
     for axis in 0..2 {
@@ -90,16 +101,25 @@ pub fn conv_transpose2d(x: &Tensor, w: &Tensor, params: Conv2dParams, output_pad
         let reach = (params.dilation[axis] * (k - 1)) as isize;
         let p = params.padding[axis] as isize;
         up = dilate(&up, dim, params.stride[axis])?;
-        up = pad_or_crop(&up, dim, reach - p, reach - p + output_padding[axis] as isize)?;
+        up = pad_or_crop(
+            &up,
+            dim,
+            reach - p,
+            reach - p + output_padding[axis] as isize,
+        )?;
     }
     let groups = g.groups();
     let (cin_t, cout_tg) = (g.cout, g.cin_g());
     let flip = |n: usize| Tensor::from_vec((0..n as u32).rev().collect::<Vec<_>>(), n, w.device());
-    let flipped = w.index_select(&flip(g.kh)?, 2)?.index_select(&flip(g.kw)?, 3)?;
+    let flipped = w
+        .index_select(&flip(g.kh)?, 2)?
+        .index_select(&flip(g.kw)?, 3)?;
     let swapped = flipped
         .reshape((groups, cin_t / groups, cout_tg, g.kh, g.kw))?
         .transpose(1, 2)?
         .reshape((groups * cout_tg, cin_t / groups, g.kh, g.kw))?;
-    let stride1 = Conv2dParams::default().dilation(params.dilation).groups(groups);
+    let stride1 = Conv2dParams::default()
+        .dilation(params.dilation)
+        .groups(groups);
     conv2d(&up, &swapped, stride1)
 }

@@ -54,14 +54,19 @@ impl Phases {
     fn fill<T: Float>(&self, g: &ConvGeometry, plane: &[T], buf: &mut [T]) {
         let [ph, pw] = g.params.padding;
         for r in 0..self.rows {
-            let src = r.checked_sub(ph).filter(|&ih| ih < g.h).map(|ih| &plane[ih * g.w..(ih + 1) * g.w]);
+            let src = r
+                .checked_sub(ph)
+                .filter(|&ih| ih < g.h)
+                .map(|ih| &plane[ih * g.w..(ih + 1) * g.w]);
             for phase in 0..self.stride {
                 let dst = &mut buf[(phase * self.rows + r) * self.cols..][..self.cols];
                 match src {
                     None => dst.fill(T::zero()),
                     Some(src) => {
                         for (q, d) in dst.iter_mut().enumerate() {
-                            let iw = (q * self.stride + phase).checked_sub(pw).filter(|&iw| iw < g.w);
+                            let iw = (q * self.stride + phase)
+                                .checked_sub(pw)
+                                .filter(|&iw| iw < g.w);
                             *d = iw.map_or(T::zero(), |iw| src[iw]);
                         }
                     }
@@ -155,7 +160,7 @@ pub(crate) fn weight_grad<T: Float>(dy: &[T], x: &[T], g: &ConvGeometry) -> Vec<
                         for kj in 0..g.kw {
                             let src = &buf[layout.run(g, oh, ki, kj)..][..g.wo];
                             let acc = &mut dwc[ki * g.kw + kj];
-                            *acc = *acc + simd::dot(row, src);
+                            *acc += simd::dot(row, src);
                         }
                     }
                 }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use super::geometry::{Conv2dParams, ConvGeometry};
 use super::im2col::{col2im, im2col};
 use super::tiles::{by_input_planes, plan, Scratch, Tile};
-use crate::cpu::{zeros, split_even, Float, SharedMut};
+use crate::cpu::{split_even, zeros, Float, SharedMut};
 use crate::gemm::{matmul, MatMut, MatRef};
 
 /// Runs `f` over `items`: in parallel with single-threaded GEMMs when there are enough items
@@ -22,7 +22,9 @@ use crate::gemm::{matmul, MatMut, MatRef};
 fn for_each_item<I: Sync, T: Float>(items: &[I], f: impl Fn(&mut Scratch<T>, &I, usize) + Sync) {
     let threads = rayon::current_num_threads();
     if items.len() >= threads {
-        items.par_iter().for_each_init(Scratch::default, |s, item| f(s, item, 1));
+        items
+            .par_iter()
+            .for_each_init(Scratch::default, |s, item| f(s, item, 1));
     } else {
         let mut scratch = Scratch::default();
         items.iter().for_each(|item| f(&mut scratch, item, threads));
@@ -30,7 +32,7 @@ fn for_each_item<I: Sync, T: Float>(items: &[I], f: impl Fn(&mut Scratch<T>, &I,
 }
 
 /// The weight rows of one group as a `[cout_g, k]` matrix.
-fn group_weight<'a, T>(w: &'a [T], g: &ConvGeometry, group: usize) -> MatRef<T> {
+fn group_weight<T>(w: &[T], g: &ConvGeometry, group: usize) -> MatRef<T> {
     let (m, k) = (g.cout_g(), g.k_rows());
     MatRef::new(&w[group * m * k..(group + 1) * m * k], m, k, k, 1)
 }
@@ -62,7 +64,13 @@ fn out_offset(g: &ConvGeometry, n: usize, group: usize) -> usize {
 fn out_columns<T: Float>(dy: &[T], g: &ConvGeometry, tile: &Tile, tmp: &mut [T]) -> MatRef<T> {
     let (m, cols, p) = (g.cout_g(), tile.cols(), g.out_plane());
     if let Some(n) = tile.single_image() {
-        return MatRef::new(&dy[out_offset(g, n, tile.group) + tile.pix.start..], m, cols, p, 1);
+        return MatRef::new(
+            &dy[out_offset(g, n, tile.group) + tile.pix.start..],
+            m,
+            cols,
+            p,
+            1,
+        );
     }
     for (i, n) in tile.imgs.clone().enumerate() {
         let src = &dy[out_offset(g, n, tile.group)..][..m * p];
@@ -91,12 +99,24 @@ pub(crate) fn forward<T: Float>(x: &[T], w: &[T], g: &ConvGeometry) -> Vec<T> {
             // SAFETY: tiles partition (group, image, pixel); this view covers the tile's
             // pixels of its group's output planes in its image, written by no other tile.
             let dst = unsafe {
-                MatMut::from_raw(out.ptr().add(out_offset(g, n, tile.group) + tile.pix.start), m, tile.cols(), p, 1)
+                MatMut::from_raw(
+                    out.ptr().add(out_offset(g, n, tile.group) + tile.pix.start),
+                    m,
+                    tile.cols(),
+                    p,
+                    1,
+                )
             };
             matmul(dst, wg, c, false, threads);
             return;
         }
-        matmul(MatMut::new(tmp, m, tile.cols(), tile.cols(), 1), wg, c, false, threads);
+        matmul(
+            MatMut::new(tmp, m, tile.cols(), tile.cols(), 1),
+            wg,
+            c,
+            false,
+            threads,
+        );
         for (i, n) in tile.imgs.clone().enumerate() {
             // SAFETY: whole planes of this tile's own (image, group); tiles are disjoint.
             let dst = unsafe { out.slice(out_offset(g, n, tile.group), m * p) };
@@ -118,7 +138,10 @@ fn input_grad_as_forward<T: Float>(w: &[T], g: &ConvGeometry) -> Option<(ConvGeo
         return None;
     }
     let reach = [p.dilation[0] * (g.kh - 1), p.dilation[1] * (g.kw - 1)];
-    let padding = [reach[0].checked_sub(p.padding[0])?, reach[1].checked_sub(p.padding[1])?];
+    let padding = [
+        reach[0].checked_sub(p.padding[0])?,
+        reach[1].checked_sub(p.padding[1])?,
+    ];
     let params = Conv2dParams { padding, ..p };
     let groups = p.groups;
     let (cout_g, cin_g) = (g.cout_g(), g.cin_g());
@@ -161,11 +184,25 @@ pub(crate) fn input_grad<T: Float>(dy: &[T], w: &[T], g: &ConvGeometry) -> Vec<T
             if let (Some(n), true) = (single, g.is_pointwise()) {
                 // SAFETY: this task alone owns the group's planes of image n; within them
                 // the tile's pixel range is written once.
-                let dst = unsafe { MatMut::from_raw(out.ptr().add(offset(n) + tile.pix.start), k, tile.cols(), hw, 1) };
+                let dst = unsafe {
+                    MatMut::from_raw(
+                        out.ptr().add(offset(n) + tile.pix.start),
+                        k,
+                        tile.cols(),
+                        hw,
+                        1,
+                    )
+                };
                 matmul(dst, wt, dyc, false, threads);
                 continue;
             }
-            matmul(MatMut::new(col, k, tile.cols(), tile.cols(), 1), wt, dyc, false, threads);
+            matmul(
+                MatMut::new(col, k, tile.cols(), tile.cols(), 1),
+                wt,
+                dyc,
+                false,
+                threads,
+            );
             for (i, n) in tile.imgs.clone().enumerate() {
                 // SAFETY: tasks own disjoint (group, images), hence disjoint planes.
                 let planes = unsafe { out.slice(offset(n), group_planes) };
@@ -194,7 +231,13 @@ pub(crate) fn weight_grad<T: Float>(dy: &[T], x: &[T], g: &ConvGeometry) -> Vec<
                 let (col, tmp) = scratch.buffers(k * tile.cols(), m * tile.cols());
                 let c = columns(x, g, tile, col);
                 let dyc = out_columns(dy, g, tile, tmp);
-                let dst = MatMut::new(&mut acc[tile.group * m * k..(tile.group + 1) * m * k], m, k, k, 1);
+                let dst = MatMut::new(
+                    &mut acc[tile.group * m * k..(tile.group + 1) * m * k],
+                    m,
+                    k,
+                    k,
+                    1,
+                );
                 matmul(dst, dyc, c.t(), true, inner);
             }
             acc
@@ -217,12 +260,20 @@ mod timing {
     #[test]
     #[ignore]
     fn kernel_timing() {
-        let shapes = [([32, 64, 28, 28], [64, 64, 3, 3], 1), ([32, 128, 14, 14], [128, 128, 3, 3], 1), ([32, 512, 4, 4], [512, 512, 3, 3], 1), ([32, 64, 28, 28], [128, 64, 3, 3], 2)];
+        let shapes = [
+            ([32, 64, 28, 28], [64, 64, 3, 3], 1),
+            ([32, 128, 14, 14], [128, 128, 3, 3], 1),
+            ([32, 512, 4, 4], [512, 512, 3, 3], 1),
+            ([32, 64, 28, 28], [128, 64, 3, 3], 2),
+        ];
         for (xd, wd, s) in shapes {
-            let g = ConvGeometry::for_conv(&xd, &wd, Conv2dParams::default().padding(1).stride(s)).unwrap();
+            let g = ConvGeometry::for_conv(&xd, &wd, Conv2dParams::default().padding(1).stride(s))
+                .unwrap();
             let x: Vec<f32> = (0..xd.iter().product()).map(|i| (i % 7) as f32).collect();
             let w: Vec<f32> = (0..wd.iter().product()).map(|i| (i % 5) as f32).collect();
-            let dy: Vec<f32> = (0..g.y_dims().iter().product()).map(|i| (i % 3) as f32).collect();
+            let dy: Vec<f32> = (0..g.y_dims().iter().product())
+                .map(|i| (i % 3) as f32)
+                .collect();
             let time = |f: &dyn Fn() -> Vec<f32>| {
                 f();
                 let t = std::time::Instant::now();

@@ -94,7 +94,15 @@ pub(crate) struct ConvGeometry {
 
 /// `floor((size + 2 pad - dil (k - 1) - 1) / stride) + 1`, or an error when the (padded)
 /// input is smaller than the dilated kernel.
-fn out_size(op: &str, axis: &str, size: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Result<usize> {
+fn out_size(
+    op: &str,
+    axis: &str,
+    size: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+) -> Result<usize> {
     let span = dil * (k - 1) + 1;
     if size + 2 * pad < span {
         bail!("{op}: input {axis} {size} (+ 2x{pad} padding) is smaller than the kernel's reach {span}")
@@ -135,12 +143,28 @@ impl ConvGeometry {
         let [dh, dw] = params.dilation;
         let ho = out_size(op, "height", h, kh, sh, ph, dh)?;
         let wo = out_size(op, "width", w, kw, sw, pw, dw)?;
-        Ok(Self { n, cin, h, w, cout, kh, kw, ho, wo, params })
+        Ok(Self {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            ho,
+            wo,
+            params,
+        })
     }
 
     /// The geometry of `conv_transpose2d(x, weight)` with weight `[cin_t, cout_t / groups,
     /// kh, kw]`: the convolution from the `[n, cout_t, H, W]` output back to `x`.
-    pub fn for_transpose(x: &[usize], weight: &[usize], params: Conv2dParams, output_padding: [usize; 2]) -> Result<Self> {
+    pub fn for_transpose(
+        x: &[usize],
+        weight: &[usize],
+        params: Conv2dParams,
+        output_padding: [usize; 2],
+    ) -> Result<Self> {
         let op = "conv_transpose2d";
         Self::check_params(op, &params)?;
         let [n, cin_t, ho, wo] = dims4(op, "input", x)?;
@@ -168,7 +192,18 @@ impl ConvGeometry {
             }
             out[axis] = full - 2 * p;
         }
-        Ok(Self { n, cin: cout_tg * g, h: out[0], w: out[1], cout: cin_t, kh, kw, ho, wo, params })
+        Ok(Self {
+            n,
+            cin: cout_tg * g,
+            h: out[0],
+            w: out[1],
+            cout: cin_t,
+            kh,
+            kw,
+            ho,
+            wo,
+            params,
+        })
     }
 
     pub fn groups(&self) -> usize {
@@ -263,7 +298,8 @@ mod tests {
         assert!(e.to_string().contains("must be 4-d"), "{e}");
         let e = ConvGeometry::for_conv(&[1, 3, 8, 8], &[4, 3, 3, 3], p.stride(0)).unwrap_err();
         assert!(e.to_string().contains("must be positive"), "{e}");
-        let e = ConvGeometry::for_transpose(&[1, 4, 3, 3], &[4, 1, 3, 3], p.stride(2), [2, 0]).unwrap_err();
+        let e = ConvGeometry::for_transpose(&[1, 4, 3, 3], &[4, 1, 3, 3], p.stride(2), [2, 0])
+            .unwrap_err();
         assert!(e.to_string().contains("output padding"), "{e}");
     }
 }

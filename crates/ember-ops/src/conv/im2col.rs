@@ -26,7 +26,13 @@ struct Segment {
 }
 
 /// Calls `f` for every segment of kernel tap (`ki`, `kj`) over the output pixels `pix`.
-fn for_each_segment(g: &ConvGeometry, pix: &Range<usize>, ki: usize, kj: usize, mut f: impl FnMut(Segment)) {
+fn for_each_segment(
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    ki: usize,
+    kj: usize,
+    mut f: impl FnMut(Segment),
+) {
     if pix.is_empty() {
         return;
     }
@@ -45,7 +51,11 @@ fn for_each_segment(g: &ConvGeometry, pix: &Range<usize>, ki: usize, kj: usize, 
     let (first, last) = (pix.start / g.wo, (pix.end - 1) / g.wo);
     for oh in first..=last {
         let a = if oh == first { pix.start % g.wo } else { 0 };
-        let b = if oh == last { (pix.end - 1) % g.wo + 1 } else { g.wo };
+        let b = if oh == last {
+            (pix.end - 1) % g.wo + 1
+        } else {
+            g.wo
+        };
         let ih = (oh * sh + ki * dh).checked_sub(ph).filter(|&ih| ih < g.h);
         let lo = a.max(ow_lo).min(b);
         let hi = b.min(ow_hi).max(lo);
@@ -54,7 +64,11 @@ fn for_each_segment(g: &ConvGeometry, pix: &Range<usize>, ki: usize, kj: usize, 
             len: b - a,
             ih,
             valid: (lo - a)..(hi - a),
-            iw0: if hi > lo { ((lo * sw) as isize + shift) as usize } else { 0 },
+            iw0: if hi > lo {
+                ((lo * sw) as isize + shift) as usize
+            } else {
+                0
+            },
         });
     }
 }
@@ -65,7 +79,14 @@ const MIN_RUN: usize = 16;
 
 /// Fills columns `[offset, offset + pix.len())` of `col` (row stride `ld`) with the im2col
 /// matrix of one image's group (`x` holds its `cin_g` planes).
-pub(crate) fn im2col<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, col: &mut [T], ld: usize, offset: usize) {
+pub(crate) fn im2col<T: Float>(
+    x: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    col: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     if g.wo < MIN_RUN {
         im2col_by_table(x, g, pix, col, ld, offset)
     } else {
@@ -75,7 +96,14 @@ pub(crate) fn im2col<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, co
 
 /// Adds columns `[offset, offset + pix.len())` of `col` back onto one image's group of input
 /// planes `dx` (the adjoint of [`im2col`]).
-pub(crate) fn col2im<T: Float>(col: &[T], g: &ConvGeometry, pix: &Range<usize>, dx: &mut [T], ld: usize, offset: usize) {
+pub(crate) fn col2im<T: Float>(
+    col: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    dx: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     if g.wo < MIN_RUN {
         col2im_by_table(col, g, pix, dx, ld, offset)
     } else {
@@ -93,7 +121,10 @@ fn gather_table(g: &ConvGeometry, pix: &Range<usize>) -> Vec<u32> {
             for_each_segment(g, pix, ki, kj, |s| {
                 if let Some(ih) = s.ih {
                     let sw = g.params.stride[1];
-                    for (i, t) in row[s.col + s.valid.start..s.col + s.valid.end].iter_mut().enumerate() {
+                    for (i, t) in row[s.col + s.valid.start..s.col + s.valid.end]
+                        .iter_mut()
+                        .enumerate()
+                    {
                         *t = (ih * g.w + s.iw0 + i * sw) as u32;
                     }
                 }
@@ -105,7 +136,14 @@ fn gather_table(g: &ConvGeometry, pix: &Range<usize>) -> Vec<u32> {
 
 const PAD: u32 = u32::MAX;
 
-fn im2col_by_table<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, col: &mut [T], ld: usize, offset: usize) {
+fn im2col_by_table<T: Float>(
+    x: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    col: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     let table = gather_table(g, pix);
     let (plane, taps, n) = (g.in_plane(), g.kh * g.kw, pix.len());
     for c in 0..g.cin_g() {
@@ -119,7 +157,14 @@ fn im2col_by_table<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, col:
     }
 }
 
-fn col2im_by_table<T: Float>(col: &[T], g: &ConvGeometry, pix: &Range<usize>, dx: &mut [T], ld: usize, offset: usize) {
+fn col2im_by_table<T: Float>(
+    col: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    dx: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     let table = gather_table(g, pix);
     let (plane, taps, n) = (g.in_plane(), g.kh * g.kw, pix.len());
     for c in 0..g.cin_g() {
@@ -128,14 +173,21 @@ fn col2im_by_table<T: Float>(col: &[T], g: &ConvGeometry, pix: &Range<usize>, dx
             let src = &col[(c * taps + tap) * ld + offset..][..n];
             for (&v, &i) in src.iter().zip(&table[tap * n..(tap + 1) * n]) {
                 if i != PAD {
-                    dxc[i as usize] = dxc[i as usize] + v;
+                    dxc[i as usize] += v;
                 }
             }
         }
     }
 }
 
-fn im2col_by_runs<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, col: &mut [T], ld: usize, offset: usize) {
+fn im2col_by_runs<T: Float>(
+    x: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    col: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     let sw = g.params.stride[1];
     let plane = g.in_plane();
     for c in 0..g.cin_g() {
@@ -167,7 +219,14 @@ fn im2col_by_runs<T: Float>(x: &[T], g: &ConvGeometry, pix: &Range<usize>, col: 
     }
 }
 
-fn col2im_by_runs<T: Float>(col: &[T], g: &ConvGeometry, pix: &Range<usize>, dx: &mut [T], ld: usize, offset: usize) {
+fn col2im_by_runs<T: Float>(
+    col: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    dx: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
     let sw = g.params.stride[1];
     let plane = g.in_plane();
     for c in 0..g.cin_g() {
@@ -184,7 +243,7 @@ fn col2im_by_runs<T: Float>(col: &[T], g: &ConvGeometry, pix: &Range<usize>, dx:
                         simd::add_assign(&mut dst[s.iw0..s.iw0 + src.len()], src);
                     } else {
                         for (i, &v) in src.iter().enumerate() {
-                            dst[s.iw0 + i * sw] = dst[s.iw0 + i * sw] + v;
+                            dst[s.iw0 + i * sw] += v;
                         }
                     }
                 });
@@ -214,7 +273,8 @@ mod tests {
                             let ih = (oh * sh + ki * dh) as isize - ph as isize;
                             let iw = (ow * sw + kj * dw) as isize - pw as isize;
                             if ih >= 0 && iw >= 0 && (ih as usize) < g.h && (iw as usize) < g.w {
-                                col[row * p + oh * g.wo + ow] = x[c * g.h * g.w + ih as usize * g.w + iw as usize];
+                                col[row * p + oh * g.wo + ow] =
+                                    x[c * g.h * g.w + ih as usize * g.w + iw as usize];
                             }
                         }
                     }
@@ -227,12 +287,39 @@ mod tests {
     #[test]
     fn im2col_matches_the_definition_on_any_pixel_range() {
         let cases = [
-            ([1, 2, 5, 7], [3, 2, 3, 3], Conv2dParams::default().padding(1)),
-            ([1, 1, 8, 7], [1, 1, 3, 2], Conv2dParams::default().stride(2).padding((1, 0))),
-            ([1, 2, 9, 6], [2, 2, 2, 3], Conv2dParams::default().stride((1, 2)).dilation((3, 2)).padding((2, 1))),
-            ([1, 1, 4, 4], [1, 1, 1, 1], Conv2dParams::default().stride(3)),
-            ([1, 1, 3, 2], [1, 1, 3, 5], Conv2dParams::default().padding((1, 2))),
-            ([1, 2, 20, 19], [1, 2, 3, 3], Conv2dParams::default().padding(2).dilation(2)),
+            (
+                [1, 2, 5, 7],
+                [3, 2, 3, 3],
+                Conv2dParams::default().padding(1),
+            ),
+            (
+                [1, 1, 8, 7],
+                [1, 1, 3, 2],
+                Conv2dParams::default().stride(2).padding((1, 0)),
+            ),
+            (
+                [1, 2, 9, 6],
+                [2, 2, 2, 3],
+                Conv2dParams::default()
+                    .stride((1, 2))
+                    .dilation((3, 2))
+                    .padding((2, 1)),
+            ),
+            (
+                [1, 1, 4, 4],
+                [1, 1, 1, 1],
+                Conv2dParams::default().stride(3),
+            ),
+            (
+                [1, 1, 3, 2],
+                [1, 1, 3, 5],
+                Conv2dParams::default().padding((1, 2)),
+            ),
+            (
+                [1, 2, 20, 19],
+                [1, 2, 3, 3],
+                Conv2dParams::default().padding(2).dilation(2),
+            ),
         ];
         for (xd, wd, p) in cases {
             let g = ConvGeometry::for_conv(&xd, &wd, p).unwrap();
@@ -248,7 +335,11 @@ mod tests {
                 assert_eq!(col, by_table);
                 for r in 0..g.k_rows() {
                     for (i, p) in pix.clone().enumerate() {
-                        assert_eq!(col[r * ld + 1 + i], want[r * total + p], "{p:?} row {r} pix {p}");
+                        assert_eq!(
+                            col[r * ld + 1 + i],
+                            want[r * total + p],
+                            "{p:?} row {r} pix {p}"
+                        );
                     }
                 }
                 // col2im is the adjoint: <im2col(x), c> == <x, col2im(c)>.

@@ -12,8 +12,8 @@ mod tiles;
 
 use candle_core::{Result, Tensor};
 
-pub use geometry::{Conv2dParams, Pair};
 pub(crate) use geometry::ConvGeometry;
+pub use geometry::{Conv2dParams, Pair};
 use op::{ConvOp, Direction};
 
 use crate::cpu::in_kernel_precision;
@@ -30,22 +30,31 @@ pub fn conv2d(x: &Tensor, w: &Tensor, params: Conv2dParams) -> Result<Tensor> {
         };
     }
     in_kernel_precision(&[x, w], |t| {
-        t[0].contiguous()?
-            .apply_op2(&t[1].contiguous()?, ConvOp::new(geometry, Direction::Forward))
+        t[0].contiguous()?.apply_op2(
+            &t[1].contiguous()?,
+            ConvOp::new(geometry, Direction::Forward),
+        )
     })
 }
 
 /// `torch.nn.functional.conv_transpose2d(x, w, stride, padding, output_padding, groups,
 /// dilation)` without bias: `x` is `[n, cin, h, w]`, `w` is `[cin, cout / groups, kh, kw]`.
-pub fn conv_transpose2d(x: &Tensor, w: &Tensor, params: Conv2dParams, output_padding: impl Into<Pair>) -> Result<Tensor> {
+pub fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    params: Conv2dParams,
+    output_padding: impl Into<Pair>,
+) -> Result<Tensor> {
     let output_padding = output_padding.into().0;
     let geometry = ConvGeometry::for_transpose(x.dims(), w.dims(), params, output_padding)?;
     if !x.device().is_cpu() {
         return composed::conv_transpose2d(x, w, params, output_padding);
     }
     in_kernel_precision(&[x, w], |t| {
-        t[0].contiguous()?
-            .apply_op2(&t[1].contiguous()?, ConvOp::new(geometry, Direction::InputGrad))
+        t[0].contiguous()?.apply_op2(
+            &t[1].contiguous()?,
+            ConvOp::new(geometry, Direction::InputGrad),
+        )
     })
 }
 
@@ -60,7 +69,12 @@ pub struct Conv1dParams {
 
 impl Default for Conv1dParams {
     fn default() -> Self {
-        Self { stride: 1, padding: 0, dilation: 1, groups: 1 }
+        Self {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
     }
 }
 
@@ -91,10 +105,21 @@ pub fn conv1d(x: &Tensor, w: &Tensor, params: Conv1dParams) -> Result<Tensor> {
 }
 
 /// `torch.nn.functional.conv_transpose1d` without bias (candle's own has no backward).
-pub fn conv_transpose1d(x: &Tensor, w: &Tensor, params: Conv1dParams, output_padding: usize) -> Result<Tensor> {
+pub fn conv_transpose1d(
+    x: &Tensor,
+    w: &Tensor,
+    params: Conv1dParams,
+    output_padding: usize,
+) -> Result<Tensor> {
     check_3d("conv_transpose1d", "input", x)?;
     check_3d("conv_transpose1d", "weight", w)?;
-    conv_transpose2d(&x.unsqueeze(2)?, &w.unsqueeze(2)?, params.as_2d(), (0, output_padding))?.squeeze(2)
+    conv_transpose2d(
+        &x.unsqueeze(2)?,
+        &w.unsqueeze(2)?,
+        params.as_2d(),
+        (0, output_padding),
+    )?
+    .squeeze(2)
 }
 
 /// Forward FLOPs (2 x multiply-adds) of `conv2d(x, w, params)` for these shapes, for

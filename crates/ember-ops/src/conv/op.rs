@@ -25,7 +25,10 @@ pub(crate) struct ConvOp {
 
 impl ConvOp {
     pub fn new(geometry: ConvGeometry, direction: Direction) -> Self {
-        Self { geometry, direction }
+        Self {
+            geometry,
+            direction,
+        }
     }
 
     fn with(&self, direction: Direction) -> Self {
@@ -51,7 +54,13 @@ impl CustomOp2 for ConvOp {
         }
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geometry;
         let out = with_float_type!(s1, self.name(), |T| {
             let a = slice::<T>(s1, l1, self.name())?;
@@ -69,22 +78,38 @@ impl CustomOp2 for ConvOp {
         Ok((out, Shape::from(self.output_dims().to_vec())))
     }
 
-    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         match self.direction {
             // a = x, b = w
             Direction::Forward => {
-                let dx = a.track_op().then(|| grad.apply_op2_no_bwd(b, &self.with(Direction::InputGrad)));
-                let dw = b.track_op().then(|| grad.apply_op2_no_bwd(a, &self.with(Direction::WeightGrad)));
+                let dx = a
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(b, &self.with(Direction::InputGrad)));
+                let dw = b
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(a, &self.with(Direction::WeightGrad)));
                 Ok((dx.transpose()?, dw.transpose()?))
             }
             // a = the transposed conv's input (the conv's dy), b = w; grad is the conv's x side.
             Direction::InputGrad => {
-                let da = a.track_op().then(|| grad.apply_op2_no_bwd(b, &self.with(Direction::Forward)));
-                let dw = b.track_op().then(|| a.apply_op2_no_bwd(&grad, &self.with(Direction::WeightGrad)));
+                let da = a
+                    .track_op()
+                    .then(|| grad.apply_op2_no_bwd(b, &self.with(Direction::Forward)));
+                let dw = b
+                    .track_op()
+                    .then(|| a.apply_op2_no_bwd(&grad, &self.with(Direction::WeightGrad)));
                 Ok((da.transpose()?, dw.transpose()?))
             }
-            Direction::WeightGrad => Err(candle_core::Error::BackwardNotSupported { op: self.name() }),
+            Direction::WeightGrad => {
+                Err(candle_core::Error::BackwardNotSupported { op: self.name() })
+            }
         }
     }
 }

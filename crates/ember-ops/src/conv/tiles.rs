@@ -51,7 +51,11 @@ pub(crate) fn plan(g: &ConvGeometry, threads: usize) -> Vec<Tile> {
             for n in 0..g.n {
                 for i in 0..parts {
                     let pix = (i * p / parts)..((i + 1) * p / parts);
-                    tiles.push(Tile { group, imgs: n..n + 1, pix });
+                    tiles.push(Tile {
+                        group,
+                        imgs: n..n + 1,
+                        pix,
+                    });
                 }
             }
         }
@@ -64,7 +68,11 @@ pub(crate) fn plan(g: &ConvGeometry, threads: usize) -> Vec<Tile> {
             let mut n = 0;
             while n < g.n {
                 let end = (n + per).min(g.n);
-                tiles.push(Tile { group, imgs: n..end, pix: 0..p });
+                tiles.push(Tile {
+                    group,
+                    imgs: n..end,
+                    pix: 0..p,
+                });
                 n = end;
             }
         }
@@ -89,7 +97,10 @@ pub(crate) struct Scratch<T> {
 
 impl<T> Default for Scratch<T> {
     fn default() -> Self {
-        Self { col: Vec::new(), tmp: Vec::new() }
+        Self {
+            col: Vec::new(),
+            tmp: Vec::new(),
+        }
     }
 }
 
@@ -132,10 +143,18 @@ mod tests {
             ([1, 1, 1, 1], [1, 1, 1, 1], 1),
         ];
         for (x, w, groups) in cases {
-            let g = ConvGeometry::for_conv(&x, &w, Conv2dParams::default().padding(w[2] / 2).groups(groups)).unwrap();
+            let g = ConvGeometry::for_conv(
+                &x,
+                &w,
+                Conv2dParams::default().padding(w[2] / 2).groups(groups),
+            )
+            .unwrap();
             for threads in [1, 2, 16] {
                 let tiles = plan(&g, threads);
-                assert!(covered(&g, &tiles).iter().all(|&c| c == 1), "{x:?} {threads}");
+                assert!(
+                    covered(&g, &tiles).iter().all(|&c| c == 1),
+                    "{x:?} {threads}"
+                );
                 let regrouped: usize = by_input_planes(&tiles).iter().map(|t| t.len()).sum();
                 assert_eq!(regrouped, tiles.len());
             }
@@ -144,7 +163,12 @@ mod tests {
 
     #[test]
     fn small_images_are_batched_into_wide_tiles() {
-        let g = ConvGeometry::for_conv(&[128, 512, 4, 4], &[512, 512, 3, 3], Conv2dParams::default().padding(1)).unwrap();
+        let g = ConvGeometry::for_conv(
+            &[128, 512, 4, 4],
+            &[512, 512, 3, 3],
+            Conv2dParams::default().padding(1),
+        )
+        .unwrap();
         let tiles = plan(&g, 2);
         assert!(tiles.iter().all(|t| t.cols() >= MIN_COLS));
         assert!(tiles.len() >= 4);

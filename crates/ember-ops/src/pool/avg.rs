@@ -22,7 +22,14 @@ pub struct AvgPool2dParams {
 impl AvgPool2dParams {
     pub fn new(kernel: impl Into<Pair>) -> Self {
         let kernel = kernel.into().0;
-        Self { kernel, stride: kernel, padding: [0, 0], ceil_mode: false, count_include_pad: true, divisor_override: None }
+        Self {
+            kernel,
+            stride: kernel,
+            padding: [0, 0],
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+        }
     }
 
     pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
@@ -55,13 +62,23 @@ impl AvgPool2dParams {
 /// padded input for the divisor (`count_include_pad`), then to the input for the taps.
 /// `divisor` replaces the per-window weight: with a divisor override the rows carry
 /// `1 / override` and the columns 1.
-fn avg_axis(p: &AvgPool2dParams, axis: usize, input: usize, output: usize, divisor: Option<f64>) -> AxisMap {
+fn avg_axis(
+    p: &AvgPool2dParams,
+    axis: usize,
+    input: usize,
+    output: usize,
+    divisor: Option<f64>,
+) -> AxisMap {
     let (k, s, pad) = (p.kernel[axis], p.stride[axis], p.padding[axis]);
     AxisMap::new(input, output, |o| {
         let start = (o * s) as isize - pad as isize;
         let end = (start + k as isize).min((input + pad) as isize);
         let (lo, hi) = (start.max(0) as usize, (end.max(0) as usize).min(input));
-        let count = if p.count_include_pad { (end - start) as f64 } else { hi.saturating_sub(lo) as f64 };
+        let count = if p.count_include_pad {
+            (end - start) as f64
+        } else {
+            hi.saturating_sub(lo) as f64
+        };
         let weight = divisor.unwrap_or(1.0 / count);
         (lo..hi).map(|i| (i, weight)).collect()
     })
@@ -70,14 +87,33 @@ fn avg_axis(p: &AvgPool2dParams, axis: usize, input: usize, output: usize, divis
 fn avg_maps(x: &Tensor, p: &AvgPool2dParams) -> Result<(AxisMap, AxisMap)> {
     let op = "avg_pool2d";
     let (_, h, w) = planes(op, x)?;
-    let ho = output_size(op, h, p.kernel[0], p.stride[0], p.padding[0], 1, p.ceil_mode)?;
-    let wo = output_size(op, w, p.kernel[1], p.stride[1], p.padding[1], 1, p.ceil_mode)?;
+    let ho = output_size(
+        op,
+        h,
+        p.kernel[0],
+        p.stride[0],
+        p.padding[0],
+        1,
+        p.ceil_mode,
+    )?;
+    let wo = output_size(
+        op,
+        w,
+        p.kernel[1],
+        p.stride[1],
+        p.padding[1],
+        1,
+        p.ceil_mode,
+    )?;
     let (row_div, col_div) = match p.divisor_override {
         Some(0) => candle_core::bail!("{op}: divisor_override must be positive"),
         Some(d) => (Some(1.0 / d as f64), Some(1.0)),
         None => (None, None),
     };
-    Ok((avg_axis(p, 0, h, ho, row_div), avg_axis(p, 1, w, wo, col_div)))
+    Ok((
+        avg_axis(p, 0, h, ho, row_div),
+        avg_axis(p, 1, w, wo, col_div),
+    ))
 }
 
 /// Average pooling over the last two dims of `x`.
@@ -99,7 +135,9 @@ fn adaptive_axis(input: usize, output: usize) -> AxisMap {
 fn adaptive_maps(x: &Tensor, size: [usize; 2]) -> Result<(AxisMap, AxisMap)> {
     let (_, h, w) = planes("adaptive_avg_pool2d", x)?;
     if size.contains(&0) || h == 0 || w == 0 {
-        candle_core::bail!("adaptive_avg_pool2d: output {size:?} and input {h}x{w} must be non-empty")
+        candle_core::bail!(
+            "adaptive_avg_pool2d: output {size:?} and input {h}x{w} must be non-empty"
+        )
     }
     Ok((adaptive_axis(h, size[0]), adaptive_axis(w, size[1])))
 }

@@ -23,7 +23,13 @@ pub struct MaxPool2dParams {
 impl MaxPool2dParams {
     pub fn new(kernel: impl Into<Pair>) -> Self {
         let kernel = kernel.into().0;
-        Self { kernel, stride: kernel, padding: [0, 0], dilation: [1, 1], ceil_mode: false }
+        Self {
+            kernel,
+            stride: kernel,
+            padding: [0, 0],
+            dilation: [1, 1],
+            ceil_mode: false,
+        }
     }
 
     pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
@@ -47,56 +53,130 @@ impl MaxPool2dParams {
     }
 }
 
+/// Input rows (or columns) inside the image that each output row (or column) reads, in
+/// scan order: the window of output `(oh, ow)` is `rows[oh] x cols[ow]`.
+#[derive(Debug, Clone)]
+struct AxisTaps {
+    starts: Vec<usize>,
+    index: Vec<usize>,
+}
+
+impl AxisTaps {
+    fn new(
+        input: usize,
+        output: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> Self {
+        let mut taps = Self {
+            starts: vec![0],
+            index: Vec::new(),
+        };
+        for o in 0..output {
+            let inside = (0..kernel).filter_map(|k| {
+                (o * stride + k * dilation)
+                    .checked_sub(padding)
+                    .filter(|&i| i < input)
+            });
+            taps.index.extend(inside);
+            taps.starts.push(taps.index.len());
+        }
+        taps
+    }
+
+    fn of(&self, o: usize) -> &[usize] {
+        &self.index[self.starts[o]..self.starts[o + 1]]
+    }
+}
+
 /// The validated sizes of one max-pool call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Geometry {
     planes: usize,
     h: usize,
     w: usize,
-    ho: usize,
-    wo: usize,
-    p: MaxPool2dParams,
+    rows: AxisTaps,
+    cols: AxisTaps,
 }
 
 impl Geometry {
     fn new(x: &Tensor, p: MaxPool2dParams) -> Result<Self> {
         let op = "max_pool2d";
         let (planes, h, w) = planes(op, x)?;
-        let ho = output_size(op, h, p.kernel[0], p.stride[0], p.padding[0], p.dilation[0], p.ceil_mode)?;
-        let wo = output_size(op, w, p.kernel[1], p.stride[1], p.padding[1], p.dilation[1], p.ceil_mode)?;
-        Ok(Self { planes, h, w, ho, wo, p })
+        let ho = output_size(
+            op,
+            h,
+            p.kernel[0],
+            p.stride[0],
+            p.padding[0],
+            p.dilation[0],
+            p.ceil_mode,
+        )?;
+        let wo = output_size(
+            op,
+            w,
+            p.kernel[1],
+            p.stride[1],
+            p.padding[1],
+            p.dilation[1],
+            p.ceil_mode,
+        )?;
+        let rows = AxisTaps::new(h, ho, p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]);
+        let cols = AxisTaps::new(w, wo, p.kernel[1], p.stride[1], p.padding[1], p.dilation[1]);
+        Ok(Self {
+            planes,
+            h,
+            w,
+            rows,
+            cols,
+        })
     }
 
-    /// Input offsets (within a plane) of the window of output (`oh`, `ow`) that lie inside
-    /// the image, in scan order.
-    fn window(&self, oh: usize, ow: usize) -> impl Iterator<Item = usize> + '_ {
-        let p = &self.p;
-        let axis = move |o: usize, a: usize, size: usize| {
-            (0..p.kernel[a]).filter_map(move |k| (o * p.stride[a] + k * p.dilation[a]).checked_sub(p.padding[a]).filter(|&i| i < size))
-        };
-        axis(oh, 0, self.h).flat_map(move |ih| axis(ow, 1, self.w).map(move |iw| ih * self.w + iw))
+    fn ho(&self) -> usize {
+        self.rows.starts.len() - 1
     }
 
-    /// The argmax of a window: the first maximum, or the first NaN.
-    fn argmax<T: Float>(&self, plane: &[T], oh: usize, ow: usize) -> usize {
-        let mut best = None::<(usize, T)>;
-        for i in self.window(oh, ow) {
-            let v = plane[i];
-            match best {
-                None => best = Some((i, v)),
-                Some((_, b)) if b.is_nan() => {}
-                Some((_, b)) if v > b || v.is_nan() => best = Some((i, v)),
-                _ => {}
+    fn wo(&self) -> usize {
+        self.cols.starts.len() - 1
+    }
+
+    /// Calls `f(output offset, input offset of the window's argmax)` for every output of a
+    /// plane. The argmax is the first maximum in scan order, or the first NaN, as PyTorch.
+    fn for_each_argmax<T: Float>(&self, plane: &[T], mut f: impl FnMut(usize, usize)) {
+        let wo = self.wo();
+        for oh in 0..self.ho() {
+            let rows = self.rows.of(oh);
+            for ow in 0..wo {
+                let cols = self.cols.of(ow);
+                let (mut best, mut best_v) = (
+                    rows[0] * self.w + cols[0],
+                    plane[rows[0] * self.w + cols[0]],
+                );
+                'scan: for &ih in rows {
+                    for &iw in cols {
+                        let i = ih * self.w + iw;
+                        let v = plane[i];
+                        if v.is_nan() {
+                            best = i;
+                            break 'scan;
+                        }
+                        if v > best_v {
+                            (best, best_v) = (i, v);
+                        }
+                    }
+                }
+                f(oh * wo + ow, best);
             }
         }
-        best.expect("every pooling window overlaps the input").0
     }
 
     fn out_dims(&self, x: &[usize]) -> Vec<usize> {
         let mut dims = x.to_vec();
         let n = dims.len();
-        dims[n - 2] = self.ho;
-        dims[n - 1] = self.wo;
+        dims[n - 2] = self.ho();
+        dims[n - 1] = self.wo();
         dims
     }
 }
@@ -125,25 +205,29 @@ impl CustomOp1 for MaxPool {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.geometry;
+        let g = &self.geometry;
+        let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
         let out = with_float_type!(s, self.name(), |T| {
             let x = slice::<T>(s, l, self.name())?;
-            let mut y = zeros::<T>(g.planes * g.ho * g.wo);
-            y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(p, y)| {
-                let plane = &x[p * g.h * g.w..][..g.h * g.w];
-                for oh in 0..g.ho {
-                    for ow in 0..g.wo {
-                        y[oh * g.wo + ow] = plane[g.argmax(plane, oh, ow)];
-                    }
-                }
-            });
+            let mut y = zeros::<T>(g.planes * plane_out);
+            y.par_chunks_mut(plane_out.max(1))
+                .enumerate()
+                .for_each(|(p, y)| {
+                    let plane = &x[p * plane_in..][..plane_in];
+                    g.for_each_argmax(plane, |o, i| y[o] = plane[i]);
+                });
             Ok(storage(y))
         })?;
         Ok((out, Shape::from(g.out_dims(l.dims()))))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad { geometry: self.geometry })?))
+        Ok(Some(x.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &MaxPoolGrad {
+                geometry: self.geometry.clone(),
+            },
+        )?))
     }
 }
 
@@ -152,22 +236,26 @@ impl CustomOp2 for MaxPoolGrad {
         "ember.max_pool2d_backward"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.geometry;
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geometry;
+        let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
         let out = with_float_type!(s1, self.name(), |T| {
             let x = slice::<T>(s1, l1, self.name())?;
             let dy = slice::<T>(s2, l2, self.name())?;
             let mut dx = zeros::<T>(x.len());
-            dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, dx)| {
-                let plane = &x[p * g.h * g.w..][..g.h * g.w];
-                let dyp = &dy[p * g.ho * g.wo..][..g.ho * g.wo];
-                for oh in 0..g.ho {
-                    for ow in 0..g.wo {
-                        let i = g.argmax(plane, oh, ow);
-                        dx[i] = dx[i] + dyp[oh * g.wo + ow];
-                    }
-                }
-            });
+            dx.par_chunks_mut(plane_in.max(1))
+                .enumerate()
+                .for_each(|(p, dx)| {
+                    let plane = &x[p * plane_in..][..plane_in];
+                    let dyp = &dy[p * plane_out..][..plane_out];
+                    g.for_each_argmax(plane, |o, i| dx[i] += dyp[o]);
+                });
             Ok(storage(dx))
         })?;
         Ok((out, l1.shape().clone()))
@@ -200,17 +288,24 @@ pub mod composed {
 
     pub fn max_pool2d(x: &Tensor, p: MaxPool2dParams) -> Result<Tensor> {
         let g = Geometry::new(x, p)?;
+        let (ho, wo) = (g.ho(), g.wo());
         let (r, c) = (x.rank() - 2, x.rank() - 1);
         // Pad so that every window, including a ceil-mode window hanging past the end, fits.
-        let need = |o: usize, a: usize| (o - 1) * p.stride[a] + p.dilation[a] * (p.kernel[a] - 1) + 1;
-        let hi_h = need(g.ho, 0).saturating_sub(g.h + p.padding[0]);
-        let hi_w = need(g.wo, 1).saturating_sub(g.w + p.padding[1]);
-        let padded = pad_neg_inf(&pad_neg_inf(x, r, p.padding[0], hi_h)?, c, p.padding[1], hi_w)?;
+        let need =
+            |o: usize, a: usize| (o - 1) * p.stride[a] + p.dilation[a] * (p.kernel[a] - 1) + 1;
+        let hi_h = need(ho, 0).saturating_sub(g.h + p.padding[0]);
+        let hi_w = need(wo, 1).saturating_sub(g.w + p.padding[1]);
+        let padded = pad_neg_inf(
+            &pad_neg_inf(x, r, p.padding[0], hi_h)?,
+            c,
+            p.padding[1],
+            hi_w,
+        )?;
         let mut taps = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
         for ki in 0..p.kernel[0] {
-            let rows = take_strided(&padded, r, ki * p.dilation[0], g.ho, p.stride[0])?;
+            let rows = take_strided(&padded, r, ki * p.dilation[0], ho, p.stride[0])?;
             for kj in 0..p.kernel[1] {
-                taps.push(take_strided(&rows, c, kj * p.dilation[1], g.wo, p.stride[1])?);
+                taps.push(take_strided(&rows, c, kj * p.dilation[1], wo, p.stride[1])?);
             }
         }
         Tensor::stack(&taps, 0)?.max(0)

@@ -23,7 +23,15 @@ use candle_core::{bail, Result, Tensor};
 
 /// Output length along one axis (`torch`'s `pooling_output_shape`): with `ceil_mode` the
 /// last window may hang over the end, but must start inside the input or its left padding.
-pub(crate) fn output_size(op: &str, input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize, ceil_mode: bool) -> Result<usize> {
+pub(crate) fn output_size(
+    op: &str,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    ceil_mode: bool,
+) -> Result<usize> {
     if kernel == 0 || stride == 0 || dilation == 0 {
         bail!("{op}: kernel, stride and dilation must be positive")
     }
@@ -35,7 +43,11 @@ pub(crate) fn output_size(op: &str, input: usize, kernel: usize, stride: usize, 
         bail!("{op}: input size {input} (+ 2x{padding} padding) is smaller than the kernel's reach {reach}")
     }
     let span = input + 2 * padding - reach;
-    let mut out = if ceil_mode { span.div_ceil(stride) } else { span / stride } + 1;
+    let mut out = if ceil_mode {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    } + 1;
     if ceil_mode && (out - 1) * stride >= input + padding {
         out -= 1;
     }

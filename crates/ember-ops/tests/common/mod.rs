@@ -16,8 +16,14 @@ pub fn randn(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
 pub fn distinct(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
     let n: usize = shape.iter().product();
     let order = EmberRng::new(seed).permutation(n);
-    let values: Vec<f64> = order.iter().map(|&i| i as f64 * 0.01 - n as f64 * 0.005).collect();
-    Tensor::from_vec(values, shape.to_vec(), &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+    let values: Vec<f64> = order
+        .iter()
+        .map(|&i| i as f64 * 0.01 - n as f64 * 0.005)
+        .collect();
+    Tensor::from_vec(values, shape.to_vec(), &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -41,8 +47,14 @@ pub fn assert_close(a: &Tensor, b: &Tensor, tol: f64, what: &str) {
 
 /// The output of `f` and the gradients of `sum(f(inputs) * r)` with respect to each input,
 /// for a fixed random `r`: enough to compare two implementations of an op end to end.
-pub fn value_and_grads(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> (Tensor, Vec<Tensor>) {
-    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+pub fn value_and_grads(
+    inputs: &[Tensor],
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> (Tensor, Vec<Tensor>) {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let y = f(&ts).unwrap();
     let r = randn(y.dims(), 99, y.dtype());
@@ -55,7 +67,13 @@ pub fn value_and_grads(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor
 }
 
 /// Compares two implementations' outputs and gradients.
-pub fn assert_same_op(inputs: &[Tensor], tol: f64, what: &str, a: impl Fn(&[Tensor]) -> Result<Tensor>, b: impl Fn(&[Tensor]) -> Result<Tensor>) {
+pub fn assert_same_op(
+    inputs: &[Tensor],
+    tol: f64,
+    what: &str,
+    a: impl Fn(&[Tensor]) -> Result<Tensor>,
+    b: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
     let (ya, ga) = value_and_grads(inputs, a);
     let (yb, gb) = value_and_grads(inputs, b);
     assert_close(&ya, &yb, tol, &format!("{what}: forward"));
