@@ -63,6 +63,28 @@ fn conv2d_on_random_geometries() {
 }
 
 #[test]
+fn conv2d_with_many_channels() {
+    // 3x3, stride 1, 16+ channels: the shape of most network layers, with odd sizes and the
+    // paddings for which the input gradient runs as a forward convolution.
+    for (i, (x, cout, pad)) in [
+        ([1, 16, 5, 6], 16, 1),
+        ([2, 17, 4, 7], 18, 0),
+        ([1, 16, 3, 3], 16, 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = Conv2dParams::default().padding(pad);
+        let case = format!("#{i} x {x:?} cout {cout} padding {pad}");
+        let inputs = [
+            f64s(&x, 10 + i as u64),
+            f64s(&[cout, x[1], 3, 3], 20 + i as u64),
+        ];
+        check("ember.conv2d", &case, &inputs, |t| conv2d(&t[0], &t[1], p));
+    }
+}
+
+#[test]
 fn depthwise_conv2d_on_random_geometries() {
     let mut c = Cases::new(2);
     for i in 0..16 {

@@ -31,6 +31,10 @@ fn conv2d_matches_candle_where_candle_is_right() {
         ([1, 2, 11, 11], [3, 2, 3, 3], 1, 2, 2, 1),
         ([3, 6, 7, 7], [4, 6, 1, 1], 1, 0, 1, 1),
         ([2, 8, 10, 10], [8, 1, 3, 3], 2, 1, 1, 8),
+        // 3x3, stride 1, 16+ channels, paddings 0 to 2.
+        ([2, 16, 9, 9], [24, 16, 3, 3], 1, 1, 1, 1),
+        ([1, 32, 7, 7], [16, 32, 3, 3], 1, 0, 1, 1),
+        ([3, 16, 4, 4], [16, 16, 3, 3], 1, 2, 1, 1),
     ] {
         let inputs = [randn(&x, 1, DType::F64), randn(&w, 2, DType::F64)];
         let p = Conv2dParams::default()

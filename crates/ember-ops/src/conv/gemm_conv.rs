@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::geometry::{Conv2dParams, ConvGeometry};
+use super::geometry::ConvGeometry;
 use super::im2col::{col2im, im2col};
 use super::tiles::{by_input_planes, plan, Scratch, Tile};
 use crate::cpu::{split_even, zeros, Float, SharedMut};
@@ -128,46 +128,8 @@ pub(crate) fn forward<T: Float>(x: &[T], w: &[T], g: &ConvGeometry) -> Vec<T> {
     y
 }
 
-/// For stride 1 the input gradient is itself a forward convolution: `dy` padded by
-/// `dilation * (k - 1) - padding`, with the kernel flipped and its in/out channels swapped.
-/// Running it that way makes it a gather (im2col) with a `cout * kh * kw`-deep GEMM instead
-/// of a `cout`-deep GEMM followed by a scatter-add (col2im), as fast as the forward pass.
-fn input_grad_as_forward<T: Float>(w: &[T], g: &ConvGeometry) -> Option<(ConvGeometry, Vec<T>)> {
-    let p = g.params;
-    if p.stride != [1, 1] {
-        return None;
-    }
-    let reach = [p.dilation[0] * (g.kh - 1), p.dilation[1] * (g.kw - 1)];
-    let padding = [
-        reach[0].checked_sub(p.padding[0])?,
-        reach[1].checked_sub(p.padding[1])?,
-    ];
-    let params = Conv2dParams { padding, ..p };
-    let groups = p.groups;
-    let (cout_g, cin_g) = (g.cout_g(), g.cin_g());
-    let flipped_dims = [groups * cin_g, cout_g, g.kh, g.kw];
-    let dual = ConvGeometry::for_conv(&[g.n, g.cout, g.ho, g.wo], &flipped_dims, params).ok()?;
-    if (dual.ho, dual.wo) != (g.h, g.w) {
-        return None; // a transposed conv with output padding
-    }
-    let taps = g.kh * g.kw;
-    let mut flipped = Vec::with_capacity(w.len());
-    for group in 0..groups {
-        for ci in 0..cin_g {
-            for co in 0..cout_g {
-                let src = &w[((group * cout_g + co) * cin_g + ci) * taps..][..taps];
-                flipped.extend(src.iter().rev());
-            }
-        }
-    }
-    Some((dual, flipped))
-}
-
 /// `dx` for `y = conv2d(x, w)` given `dy`; equivalently `conv_transpose2d(dy, w)`.
 pub(crate) fn input_grad<T: Float>(dy: &[T], w: &[T], g: &ConvGeometry) -> Vec<T> {
-    if let Some((dual, flipped)) = input_grad_as_forward(w, g) {
-        return forward(dy, &flipped, &dual);
-    }
     let tiles = plan(g, rayon::current_num_threads());
     let tasks = by_input_planes(&tiles);
     let mut dx: Vec<T> = zeros(g.x_dims().iter().product());
@@ -249,48 +211,4 @@ pub(crate) fn weight_grad<T: Float>(dy: &[T], x: &[T], g: &ConvGeometry) -> Vec<
         crate::simd::add_assign(&mut dw, &p);
     }
     dw
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// `cargo test --release -p ember-ops kernel_timing -- --ignored --nocapture`: the three
-    /// kernels alone, without candle's graph around them (for tuning).
-    #[test]
-    #[ignore]
-    fn kernel_timing() {
-        let shapes = [
-            ([32, 64, 28, 28], [64, 64, 3, 3], 1),
-            ([32, 128, 14, 14], [128, 128, 3, 3], 1),
-            ([32, 512, 4, 4], [512, 512, 3, 3], 1),
-            ([32, 64, 28, 28], [128, 64, 3, 3], 2),
-        ];
-        for (xd, wd, s) in shapes {
-            let g = ConvGeometry::for_conv(&xd, &wd, Conv2dParams::default().padding(1).stride(s))
-                .unwrap();
-            let x: Vec<f32> = (0..xd.iter().product()).map(|i| (i % 7) as f32).collect();
-            let w: Vec<f32> = (0..wd.iter().product()).map(|i| (i % 5) as f32).collect();
-            let dy: Vec<f32> = (0..g.y_dims().iter().product())
-                .map(|i| (i % 3) as f32)
-                .collect();
-            let time = |f: &dyn Fn() -> Vec<f32>| {
-                f();
-                let t = std::time::Instant::now();
-                let mut best = f64::MAX;
-                for _ in 0..15 {
-                    let t = std::time::Instant::now();
-                    std::hint::black_box(f());
-                    best = best.min(t.elapsed().as_secs_f64());
-                }
-                let _ = t;
-                best
-            };
-            let f = time(&|| forward(&x, &w, &g));
-            let dx = time(&|| input_grad(&dy, &w, &g));
-            let dw = time(&|| weight_grad(&dy, &x, &g));
-            let gf = |t: f64| g.flops() / t / 1e9;
-            println!("{xd:?} s{s}: forward {:.2} ms ({:.0} GFLOP/s), input grad {:.2} ms ({:.0}), weight grad {:.2} ms ({:.0})", f * 1e3, gf(f), dx * 1e3, gf(dx), dw * 1e3, gf(dw));
-        }
-    }
 }

@@ -144,14 +144,19 @@ fn im2col_by_table<T: Float>(
     ld: usize,
     offset: usize,
 ) {
-    let table = gather_table(g, pix);
     let (plane, taps, n) = (g.in_plane(), g.kh * g.kw, pix.len());
+    // Padding reads a zero placed after a copy of the plane: a gather without branches.
+    let table: Vec<u32> = gather_table(g, pix)
+        .into_iter()
+        .map(|i| if i == PAD { plane as u32 } else { i })
+        .collect();
+    let mut padded = vec![T::zero(); plane + 1];
     for c in 0..g.cin_g() {
-        let xc = &x[c * plane..(c + 1) * plane];
+        padded[..plane].copy_from_slice(&x[c * plane..(c + 1) * plane]);
         for tap in 0..taps {
             let dst = &mut col[(c * taps + tap) * ld + offset..][..n];
             for (d, &i) in dst.iter_mut().zip(&table[tap * n..(tap + 1) * n]) {
-                *d = if i == PAD { T::zero() } else { xc[i as usize] };
+                *d = padded[i as usize];
             }
         }
     }

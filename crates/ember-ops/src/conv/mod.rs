@@ -1,7 +1,9 @@
 //! 2-d (and 1-d) convolution and transposed convolution with per-axis stride, padding and
 //! dilation, and groups. CPU tensors run Ember's kernels (GEMM over im2col tiles, direct
-//! depthwise loops); other devices run the composition in [`composed`].
+//! depthwise loops); other devices run the composition in
+//! [`composed`].
 
+mod algorithm;
 pub mod composed;
 mod depthwise;
 mod gemm_conv;

@@ -4,8 +4,8 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::algorithm;
 use super::geometry::ConvGeometry;
-use super::{depthwise, gemm_conv};
 use crate::cpu::{slice, storage, with_float_type};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +65,10 @@ impl CustomOp2 for ConvOp {
         let out = with_float_type!(s1, self.name(), |T| {
             let a = slice::<T>(s1, l1, self.name())?;
             let b = slice::<T>(s2, l2, self.name())?;
-            let data = match (self.direction, g.is_depthwise()) {
-                (Direction::Forward, false) => gemm_conv::forward(a, b, g),
-                (Direction::Forward, true) => depthwise::forward(a, b, g),
-                (Direction::InputGrad, false) => gemm_conv::input_grad(a, b, g),
-                (Direction::InputGrad, true) => depthwise::input_grad(a, b, g),
-                (Direction::WeightGrad, false) => gemm_conv::weight_grad(a, b, g),
-                (Direction::WeightGrad, true) => depthwise::weight_grad(a, b, g),
+            let data = match self.direction {
+                Direction::Forward => algorithm::forward(a, b, g),
+                Direction::InputGrad => algorithm::input_grad(a, b, g),
+                Direction::WeightGrad => algorithm::weight_grad(a, b, g),
             };
             Ok(storage(data))
         })?;

@@ -1,0 +1,126 @@
+//! Which kernel runs a convolution: direct loops for depthwise, GEMM over im2col tiles for
+//! the rest; and the input gradient of a stride-1 convolution as a forward convolution.
+//!
+//! Winograd F(2x2, 3x3) was tried for 3x3 stride-1 layers (2.25x fewer multiplies) and
+//! measured 1.6x slower than the GEMM path at 64 channels on 28x28 maps: in NCHW the tile
+//! transforms run on rows of 14 tiles and cost more than the multiplies they save.
+
+use rayon::prelude::*;
+
+use super::geometry::{Conv2dParams, ConvGeometry};
+use super::{depthwise, gemm_conv};
+use crate::cpu::Float;
+
+pub(crate) fn forward<T: Float>(x: &[T], w: &[T], g: &ConvGeometry) -> Vec<T> {
+    if g.is_depthwise() {
+        depthwise::forward(x, w, g)
+    } else {
+        gemm_conv::forward(x, w, g)
+    }
+}
+
+pub(crate) fn input_grad<T: Float>(dy: &[T], w: &[T], g: &ConvGeometry) -> Vec<T> {
+    if g.is_depthwise() {
+        depthwise::input_grad(dy, w, g)
+    } else if let Some((dual, flipped)) = input_grad_as_forward(w, g) {
+        forward(dy, &flipped, &dual)
+    } else {
+        gemm_conv::input_grad(dy, w, g)
+    }
+}
+
+pub(crate) fn weight_grad<T: Float>(dy: &[T], x: &[T], g: &ConvGeometry) -> Vec<T> {
+    if g.is_depthwise() {
+        depthwise::weight_grad(dy, x, g)
+    } else {
+        gemm_conv::weight_grad(dy, x, g)
+    }
+}
+
+/// For stride 1 the input gradient is itself a forward convolution: `dy` padded by
+/// `dilation * (k - 1) - padding`, with the kernel flipped and its in/out channels swapped.
+/// Running it that way makes it a gather (im2col) with a `cout * kh * kw`-deep GEMM instead
+/// of a `cout`-deep GEMM followed by a scatter-add (col2im), as fast as the forward pass.
+fn input_grad_as_forward<T: Float>(w: &[T], g: &ConvGeometry) -> Option<(ConvGeometry, Vec<T>)> {
+    let p = g.params;
+    if p.stride != [1, 1] {
+        return None;
+    }
+    let reach = [p.dilation[0] * (g.kh - 1), p.dilation[1] * (g.kw - 1)];
+    let padding = [
+        reach[0].checked_sub(p.padding[0])?,
+        reach[1].checked_sub(p.padding[1])?,
+    ];
+    let params = Conv2dParams { padding, ..p };
+    let groups = p.groups;
+    let (cout_g, cin_g) = (g.cout_g(), g.cin_g());
+    let flipped_dims = [groups * cin_g, cout_g, g.kh, g.kw];
+    let dual = ConvGeometry::for_conv(&[g.n, g.cout, g.ho, g.wo], &flipped_dims, params).ok()?;
+    if (dual.ho, dual.wo) != (g.h, g.w) {
+        return None; // a transposed conv with output padding
+    }
+    let taps = g.kh * g.kw;
+    let mut flipped = vec![T::zero(); w.len()];
+    // Row (group, ci) of the dual weight holds, for every co, the taps of w[co, ci] reversed.
+    flipped
+        .par_chunks_mut(cout_g * taps)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (group, ci) = (row / cin_g, row % cin_g);
+            for co in 0..cout_g {
+                let src = &w[((group * cout_g + co) * cin_g + ci) * taps..][..taps];
+                for (d, &v) in dst[co * taps..(co + 1) * taps]
+                    .iter_mut()
+                    .zip(src.iter().rev())
+                {
+                    *d = v;
+                }
+            }
+        });
+    Some((dual, flipped))
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::conv::Conv2dParams;
+
+    /// `cargo test --release -p ember-ops kernel_timing -- --ignored --nocapture`: the three
+    /// kernels alone, without candle's graph around them (for tuning).
+    #[test]
+    #[ignore]
+    fn kernel_timing() {
+        let shapes = [
+            ([32, 64, 28, 28], [64, 64, 3, 3], 1),
+            ([32, 128, 14, 14], [128, 128, 3, 3], 1),
+            ([32, 512, 4, 4], [512, 512, 3, 3], 1),
+            ([32, 64, 28, 28], [128, 64, 3, 3], 2),
+        ];
+        for (xd, wd, s) in shapes {
+            let g = ConvGeometry::for_conv(&xd, &wd, Conv2dParams::default().padding(1).stride(s))
+                .unwrap();
+            let x: Vec<f32> = (0..xd.iter().product()).map(|i| (i % 7) as f32).collect();
+            let w: Vec<f32> = (0..wd.iter().product()).map(|i| (i % 5) as f32).collect();
+            let dy: Vec<f32> = (0..g.y_dims().iter().product())
+                .map(|i| (i % 3) as f32)
+                .collect();
+            let time = |f: &dyn Fn() -> Vec<f32>| {
+                f();
+                let t = std::time::Instant::now();
+                let mut best = f64::MAX;
+                for _ in 0..15 {
+                    let t = std::time::Instant::now();
+                    std::hint::black_box(f());
+                    best = best.min(t.elapsed().as_secs_f64());
+                }
+                let _ = t;
+                best
+            };
+            let f = time(&|| forward(&x, &w, &g));
+            let dx = time(&|| input_grad(&dy, &w, &g));
+            let dw = time(&|| weight_grad(&dy, &x, &g));
+            let gf = |t: f64| g.flops() / t / 1e9;
+            println!("{xd:?} s{s}: forward {:.2} ms ({:.0} GFLOP/s), input grad {:.2} ms ({:.0}), weight grad {:.2} ms ({:.0})", f * 1e3, gf(f), dx * 1e3, gf(dx), dw * 1e3, gf(dw));
+        }
+    }
+}
