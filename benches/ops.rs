@@ -102,7 +102,9 @@ fn ms(s: f64) -> String {
     format!("{:8.2}", s * 1e3)
 }
 
-/// Peak fp32 GFLOP/s of the threads this process uses.
+/// Peak fp32 GFLOP/s of the threads this process uses: threads x 32 FLOP/cycle x the clock
+/// measured while all of them run (the nominal clock in /proc/cpuinfo understates a boosting
+/// CPU, which would flatter the share of peak).
 fn peak_gflops() -> (f64, String) {
     if let Some(p) = std::env::var("EMBER_PEAK_GFLOPS")
         .ok()
@@ -110,19 +112,55 @@ fn peak_gflops() -> (f64, String) {
     {
         return (p, "EMBER_PEAK_GFLOPS".into());
     }
-    let mhz = std::fs::read_to_string("/proc/cpuinfo")
+    let threads = rayon::current_num_threads() as f64;
+    let ghz = measured_clock_ghz().unwrap_or_else(|| nominal_mhz() / 1e3);
+    (threads * 32.0 * ghz, format!("{threads} threads x 32 FLOP/cycle x {ghz:.2} GHz measured with all threads busy; /proc/cpuinfo says {:.2} GHz", nominal_mhz() / 1e3))
+}
+
+fn nominal_mhz() -> f64 {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("cpu MHz"))
                 .and_then(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
         })
-        .unwrap_or(2500.0);
-    let threads = rayon::current_num_threads() as f64;
-    (
-        threads * 32.0 * mhz / 1e3,
-        format!("{threads} threads x 32 FLOP/cycle x {mhz:.0} MHz"),
-    )
+        .unwrap_or(2500.0)
+}
+
+/// The clock, from a chain of dependent integer adds (one cycle each) run on every thread at
+/// once; the slowest thread's rate.
+#[cfg(target_arch = "x86_64")]
+fn measured_clock_ghz() -> Option<f64> {
+    use std::sync::Mutex;
+    let rates = Mutex::new(Vec::new());
+    rayon::broadcast(|_| {
+        let iterations: u64 = 50_000_000;
+        let start = Instant::now();
+        // SAFETY: register-only arithmetic; 8 dependent adds per iteration.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) 0u64 => _,
+                n = inout(reg) iterations => _,
+                options(nomem, nostack),
+            );
+        }
+        rates
+            .lock()
+            .unwrap()
+            .push(8.0 * iterations as f64 / start.elapsed().as_secs_f64() / 1e9);
+    });
+    rates.into_inner().unwrap().into_iter().reduce(f64::min)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn measured_clock_ghz() -> Option<f64> {
+    None
 }
 
 struct ConvCase {
@@ -247,6 +285,61 @@ fn op_table(b: &Bench, title: &str, baseline: &str, cases: &[Case]) {
     }
 }
 
+/// A convolution `count` times in a network, with a trainable input.
+fn conv(
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: usize,
+    padding: usize,
+    count: usize,
+) -> ConvCase {
+    let groups = x[1] / w[1];
+    ConvCase {
+        name,
+        x,
+        w,
+        stride,
+        padding,
+        groups,
+        count,
+        input_grad: true,
+    }
+}
+
+/// The first layer: its input is the image, which needs no gradient.
+fn stem(
+    name: &'static str,
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: usize,
+    padding: usize,
+) -> ConvCase {
+    ConvCase {
+        input_grad: false,
+        ..conv(name, x, w, stride, padding, 1)
+    }
+}
+
+fn network_total(name: &str, t: &Totals, peak: f64) {
+    let gflops = t.flops / t.ember_train / 1e9;
+    println!(
+        "{name}, forward+backward of one batch: candle {:.0} ms, ember {:.0} ms, ratio {:.1}x, ember {gflops:.0} GFLOP/s = {:.0}% of peak",
+        t.candle_train * 1e3,
+        t.ember_train * 1e3,
+        t.candle_train / t.ember_train,
+        100.0 * gflops / peak
+    );
+}
+
+/// `EMBER_BENCH_ONLY=conv,norm` runs only the sections whose names contain one of the words.
+fn wanted(section: &str) -> bool {
+    match std::env::var("EMBER_BENCH_ONLY") {
+        Ok(only) => only.split(',').any(|w| section.contains(w.trim())),
+        Err(_) => true,
+    }
+}
+
 fn main() {
     let b = Bench {
         quick: std::env::var_os("EMBER_BENCH_QUICK").is_some(),
@@ -257,206 +350,202 @@ fn main() {
         rayon::current_num_threads()
     );
 
-    let n = 32;
-    let resnet = [
-        ConvCase {
-            name: "stem 1->64 28x28",
-            x: [n, 1, 28, 28],
-            w: [64, 1, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            count: 1,
-            input_grad: false,
-        },
-        ConvCase {
-            name: "64->64 28x28",
-            x: [n, 64, 28, 28],
-            w: [64, 64, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            count: 4,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "64->128 s2 28->14",
-            x: [n, 64, 28, 28],
-            w: [128, 64, 3, 3],
-            stride: 2,
-            padding: 1,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "1x1 64->128 s2",
-            x: [n, 64, 28, 28],
-            w: [128, 64, 1, 1],
-            stride: 2,
-            padding: 0,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "128->128 14x14",
-            x: [n, 128, 14, 14],
-            w: [128, 128, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            count: 3,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "128->256 s2 14->7",
-            x: [n, 128, 14, 14],
-            w: [256, 128, 3, 3],
-            stride: 2,
-            padding: 1,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "1x1 128->256 s2",
-            x: [n, 128, 14, 14],
-            w: [256, 128, 1, 1],
-            stride: 2,
-            padding: 0,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "256->256 7x7",
-            x: [n, 256, 7, 7],
-            w: [256, 256, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            count: 3,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "256->512 s2 7->4",
-            x: [n, 256, 7, 7],
-            w: [512, 256, 3, 3],
-            stride: 2,
-            padding: 1,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "1x1 256->512 s2",
-            x: [n, 256, 7, 7],
-            w: [512, 256, 1, 1],
-            stride: 2,
-            padding: 0,
-            groups: 1,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "512->512 4x4",
-            x: [n, 512, 4, 4],
-            w: [512, 512, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 1,
-            count: 3,
-            input_grad: true,
-        },
-    ];
-    let t = conv_table(
-        &b,
-        &format!("conv2d: ResNet-18 with the small-image stem at 28x28, batch {n}"),
-        &resnet,
-        peak,
-    );
-    let gflops = t.flops / t.ember_train / 1e9;
-    println!(
-        "ResNet-18 convs, forward+backward of one batch: candle {:.0} ms, ember {:.0} ms, ratio {:.1}x, ember {:.0} GFLOP/s = {:.0}% of peak",
-        t.candle_train * 1e3, t.ember_train * 1e3, t.candle_train / t.ember_train, gflops, 100.0 * gflops / peak
-    );
+    if wanted("conv-resnet28") {
+        let n = 32;
+        let resnet = [
+            stem("stem 1->64 28x28", [n, 1, 28, 28], [64, 1, 3, 3], 1, 1),
+            conv("64->64 28x28", [n, 64, 28, 28], [64, 64, 3, 3], 1, 1, 4),
+            conv(
+                "64->128 s2 28->14",
+                [n, 64, 28, 28],
+                [128, 64, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv("1x1 64->128 s2", [n, 64, 28, 28], [128, 64, 1, 1], 2, 0, 1),
+            conv(
+                "128->128 14x14",
+                [n, 128, 14, 14],
+                [128, 128, 3, 3],
+                1,
+                1,
+                3,
+            ),
+            conv(
+                "128->256 s2 14->7",
+                [n, 128, 14, 14],
+                [256, 128, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv(
+                "1x1 128->256 s2",
+                [n, 128, 14, 14],
+                [256, 128, 1, 1],
+                2,
+                0,
+                1,
+            ),
+            conv("256->256 7x7", [n, 256, 7, 7], [256, 256, 3, 3], 1, 1, 3),
+            conv(
+                "256->512 s2 7->4",
+                [n, 256, 7, 7],
+                [512, 256, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv("1x1 256->512 s2", [n, 256, 7, 7], [512, 256, 1, 1], 2, 0, 1),
+            conv("512->512 4x4", [n, 512, 4, 4], [512, 512, 3, 3], 1, 1, 3),
+        ];
+        let title = format!(
+            "conv2d: ResNet-18 with the small-image stem at 28x28 (Fashion-MNIST), batch {n}"
+        );
+        let t = conv_table(&b, &title, &resnet, peak);
+        network_total("ResNet-18 (28x28) convs", &t, peak);
+    }
 
-    let n = 8;
-    let mobilenet = [
-        ConvCase {
-            name: "dw3x3 C=96 56x56",
-            x: [n, 96, 56, 56],
-            w: [96, 1, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 96,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "dw3x3 C=144 56->28 s2",
-            x: [n, 144, 56, 56],
-            w: [144, 1, 3, 3],
-            stride: 2,
-            padding: 1,
-            groups: 144,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "dw3x3 C=192 28x28",
-            x: [n, 192, 28, 28],
-            w: [192, 1, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 192,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "dw3x3 C=384 14x14",
-            x: [n, 384, 14, 14],
-            w: [384, 1, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 384,
-            count: 1,
-            input_grad: true,
-        },
-        ConvCase {
-            name: "dw3x3 C=960 7x7",
-            x: [n, 960, 7, 7],
-            w: [960, 1, 3, 3],
-            stride: 1,
-            padding: 1,
-            groups: 960,
-            count: 1,
-            input_grad: true,
-        },
-    ];
-    let t = conv_table(
-        &b,
-        &format!("depthwise conv2d (groups = C): MobileNetV2 shapes, batch {n}"),
-        &mobilenet,
-        peak,
-    );
-    println!(
-        "MobileNet depthwise layers, forward+backward: candle {:.0} ms, ember {:.1} ms, ratio {:.1}x",
-        t.candle_train * 1e3, t.ember_train * 1e3, t.candle_train / t.ember_train
-    );
+    if wanted("conv-resnet224") {
+        let n = 8;
+        let resnet = [
+            stem(
+                "stem 7x7 s2 3->64 224",
+                [n, 3, 224, 224],
+                [64, 3, 7, 7],
+                2,
+                3,
+            ),
+            conv("64->64 56x56", [n, 64, 56, 56], [64, 64, 3, 3], 1, 1, 4),
+            conv(
+                "64->128 s2 56->28",
+                [n, 64, 56, 56],
+                [128, 64, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv("1x1 64->128 s2", [n, 64, 56, 56], [128, 64, 1, 1], 2, 0, 1),
+            conv(
+                "128->128 28x28",
+                [n, 128, 28, 28],
+                [128, 128, 3, 3],
+                1,
+                1,
+                3,
+            ),
+            conv(
+                "128->256 s2 28->14",
+                [n, 128, 28, 28],
+                [256, 128, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv(
+                "1x1 128->256 s2",
+                [n, 128, 28, 28],
+                [256, 128, 1, 1],
+                2,
+                0,
+                1,
+            ),
+            conv(
+                "256->256 14x14",
+                [n, 256, 14, 14],
+                [256, 256, 3, 3],
+                1,
+                1,
+                3,
+            ),
+            conv(
+                "256->512 s2 14->7",
+                [n, 256, 14, 14],
+                [512, 256, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv(
+                "1x1 256->512 s2",
+                [n, 256, 14, 14],
+                [512, 256, 1, 1],
+                2,
+                0,
+                1,
+            ),
+            conv("512->512 7x7", [n, 512, 7, 7], [512, 512, 3, 3], 1, 1, 3),
+        ];
+        let title = format!("conv2d: ResNet-18 at 224x224 (ImageNet), batch {n}");
+        let t = conv_table(&b, &title, &resnet, peak);
+        network_total("ResNet-18 (224x224) convs", &t, peak);
+    }
 
+    if wanted("depthwise") {
+        let n = 8;
+        let mobilenet = [
+            conv("dw3x3 C=96 56x56", [n, 96, 56, 56], [96, 1, 3, 3], 1, 1, 1),
+            conv(
+                "dw3x3 C=144 56->28 s2",
+                [n, 144, 56, 56],
+                [144, 1, 3, 3],
+                2,
+                1,
+                1,
+            ),
+            conv(
+                "dw3x3 C=192 28x28",
+                [n, 192, 28, 28],
+                [192, 1, 3, 3],
+                1,
+                1,
+                1,
+            ),
+            conv(
+                "dw3x3 C=384 14x14",
+                [n, 384, 14, 14],
+                [384, 1, 3, 3],
+                1,
+                1,
+                1,
+            ),
+            conv("dw3x3 C=960 7x7", [n, 960, 7, 7], [960, 1, 3, 3], 1, 1, 1),
+        ];
+        let title = format!("depthwise conv2d (groups = C): MobileNetV2 shapes, batch {n}");
+        let t = conv_table(&b, &title, &mobilenet, peak);
+        println!(
+            "MobileNetV2 depthwise layers, forward+backward: candle {:.0} ms, ember {:.1} ms, ratio {:.1}x",
+            t.candle_train * 1e3,
+            t.ember_train * 1e3,
+            t.candle_train / t.ember_train
+        );
+    }
+
+    if wanted("norm") {
+        norm_tables(&b);
+    }
+    if wanted("softmax") {
+        softmax_table(&b);
+    }
+    if wanted("pool") {
+        pool_table(&b);
+    }
+}
+
+type Reference = fn(&[Tensor]) -> candle_core::Result<Tensor>;
+
+fn norm_tables(b: &Bench) {
     let ln = |x: &[usize], c: usize| vec![randn(x, 1), randn(&[c], 2), randn(&[c], 3)];
-    let slow: fn(&[Tensor]) -> candle_core::Result<Tensor> =
-        |t| candle_nn::ops::layer_norm_slow(&t[0], &t[1], &t[2], 1e-5);
-    let ours: fn(&[Tensor]) -> candle_core::Result<Tensor> =
-        |t| ember_ops::layer_norm(&t[0], Some(&t[1]), Some(&t[2]), 1e-5);
-    let fused: fn(&[Tensor]) -> candle_core::Result<Tensor> =
-        |t| candle_nn::ops::layer_norm(&t[0], &t[1], &t[2], 1e-5);
-    let channels_ref: fn(&[Tensor]) -> candle_core::Result<Tensor> = |t| {
+    let slow: Reference = |t| candle_nn::ops::layer_norm_slow(&t[0], &t[1], &t[2], 1e-5);
+    let ours: Reference = |t| ember_ops::layer_norm(&t[0], Some(&t[1]), Some(&t[2]), 1e-5);
+    let fused: Reference = |t| candle_nn::ops::layer_norm(&t[0], &t[1], &t[2], 1e-5);
+    let channels_ref: Reference = |t| {
         let x = t[0].permute((0, 2, 3, 1))?;
         candle_nn::ops::layer_norm_slow(&x, &t[1], &t[2], 1e-6)?.permute((0, 3, 1, 2))
     };
+    let channels: Reference =
+        |t| ember_ops::layer_norm_channels(&t[0], Some(&t[1]), Some(&t[2]), 1e-6);
     let unfused = [
         case(
             "[64x197, 192] ViT-T tokens",
@@ -484,11 +573,11 @@ fn main() {
             ln(&[32, 64, 56, 56], 64),
             Box::new(channels_ref),
             true,
-            Box::new(|t| ember_ops::layer_norm_channels(&t[0], Some(&t[1]), Some(&t[2]), 1e-6)),
+            Box::new(channels),
         ),
     ];
     op_table(
-        &b,
+        b,
         "layer norm",
         "candle_nn::ops::layer_norm_slow, the unfused composition that has a backward",
         &unfused,
@@ -501,38 +590,44 @@ fn main() {
         Box::new(ours),
     )];
     op_table(
-        &b,
+        b,
         "layer norm",
         "candle_nn::ops::layer_norm, fused, forward only (records no gradient)",
         &fused_cases,
     );
+}
 
-    let softmax = [
+fn softmax_table(b: &Bench) {
+    let reference: Reference = |t| candle_nn::ops::softmax(&t[0], D::Minus1);
+    let ours: Reference = |t| ember_ops::softmax(&t[0], D::Minus1);
+    let cases = [
         case(
             "[64, 4, 49, 49] attention",
             vec![randn(&[64, 4, 49, 49], 1)],
-            Box::new(|t| candle_nn::ops::softmax(&t[0], D::Minus1)),
+            Box::new(reference),
             true,
-            Box::new(|t| ember_ops::softmax(&t[0], D::Minus1)),
+            Box::new(ours),
         ),
         case(
             "[256, 1000] logits",
             vec![randn(&[256, 1000], 1)],
-            Box::new(|t| candle_nn::ops::softmax(&t[0], D::Minus1)),
+            Box::new(reference),
             true,
-            Box::new(|t| ember_ops::softmax(&t[0], D::Minus1)),
+            Box::new(ours),
         ),
     ];
     op_table(
-        &b,
+        b,
         "softmax",
         "candle_nn::ops::softmax (softmax_last_dim records no gradient)",
-        &softmax,
+        &cases,
     );
+}
 
+fn pool_table(b: &Bench) {
     use ember_ops::{AvgPool2dParams, MaxPool2dParams, Resize};
     let x = || vec![randn(&[32, 64, 56, 56], 1)];
-    let pools = [
+    let cases = [
         case(
             "max 3x3 s2 p1 [32,64,56,56] (stem)",
             x(),
@@ -596,9 +691,9 @@ fn main() {
         ),
     ];
     op_table(
-        &b,
+        b,
         "pooling and upsampling",
         "candle's own op; for padded pools, candle pads first (no padding argument)",
-        &pools,
+        &cases,
     );
 }

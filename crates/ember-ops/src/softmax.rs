@@ -75,20 +75,28 @@ fn forward<T: Float>(x: &[T], n: usize) -> Vec<T> {
         return y;
     }
     y.par_chunks_mut(n)
-        .with_min_len(MIN_ROWS)
+        .with_min_len(rows_per_task(n))
         .zip(x.par_chunks(n))
         .for_each(|(y, x)| {
-            let max = x
-                .iter()
-                .copied()
-                .fold(T::neg_infinity(), num_traits::Float::max);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = (x - max).exp();
-            }
+            // A NaN anywhere makes the row NaN, as in PyTorch.
+            let max = if x.iter().any(|v| v.is_nan()) {
+                T::nan()
+            } else {
+                simd::max(x)
+            };
+            y.copy_from_slice(x);
+            simd::shift_scale(y, max, T::one());
+            T::exp_in_place(y);
             let inv = T::one() / simd::sum(y);
-            y.iter_mut().for_each(|v| *v *= inv);
+            simd::shift_scale(y, T::zero(), inv);
         });
     y
+}
+
+/// Rows per task: at least a few thousand elements, so that short rows (attention over 49
+/// tokens) do not drown in scheduling.
+fn rows_per_task(n: usize) -> usize {
+    (4096 / n).max(MIN_ROWS)
 }
 
 fn backward<T: Float>(y: &[T], dy: &[T], n: usize) -> Vec<T> {
@@ -97,7 +105,7 @@ fn backward<T: Float>(y: &[T], dy: &[T], n: usize) -> Vec<T> {
         return dx;
     }
     dx.par_chunks_mut(n)
-        .with_min_len(MIN_ROWS)
+        .with_min_len(rows_per_task(n))
         .zip(y.par_chunks(n).zip(dy.par_chunks(n)))
         .for_each(|(dx, (y, dy))| {
             let s = simd::dot(y, dy);
