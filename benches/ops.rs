@@ -164,7 +164,7 @@ fn measured_clock_ghz() -> Option<f64> {
 }
 
 struct ConvCase {
-    name: &'static str,
+    name: String,
     x: [usize; 4],
     w: [usize; 4],
     stride: usize,
@@ -287,7 +287,7 @@ fn op_table(b: &Bench, title: &str, baseline: &str, cases: &[Case]) {
 
 /// A convolution `count` times in a network, with a trainable input.
 fn conv(
-    name: &'static str,
+    name: String,
     x: [usize; 4],
     w: [usize; 4],
     stride: usize,
@@ -307,18 +307,65 @@ fn conv(
     }
 }
 
-/// The first layer: its input is the image, which needs no gradient.
-fn stem(
-    name: &'static str,
-    x: [usize; 4],
-    w: [usize; 4],
-    stride: usize,
-    padding: usize,
-) -> ConvCase {
-    ConvCase {
+/// The distinct convolutions of torchvision's ResNet-18 (how often each occurs) on
+/// `size`x`size` images: with the small-image stem (3x3, stride 1, no max-pool) or the
+/// ImageNet stem (7x7, stride 2, then a stride-2 max-pool). The stem's input is the image,
+/// which needs no gradient.
+fn resnet18_convs(n: usize, in_chans: usize, size: usize, small_stem: bool) -> Vec<ConvCase> {
+    let (k, stride, mut map) = if small_stem {
+        (3, 1, size)
+    } else {
+        (7, 2, size.div_ceil(4))
+    };
+    let stem = conv(
+        format!("stem {k}x{k} s{stride} {in_chans}->64 {size}x{size}"),
+        [n, in_chans, size, size],
+        [64, in_chans, k, k],
+        stride,
+        k / 2,
+        1,
+    );
+    let mut convs = vec![ConvCase {
         input_grad: false,
-        ..conv(name, x, w, stride, padding, 1)
+        ..stem
+    }];
+    convs.push(conv(
+        format!("64->64 {map}x{map}"),
+        [n, 64, map, map],
+        [64, 64, 3, 3],
+        1,
+        1,
+        4,
+    ));
+    for width in [128, 256, 512] {
+        let (cin, out) = (width / 2, map.div_ceil(2));
+        convs.push(conv(
+            format!("{cin}->{width} s2 {map}->{out}"),
+            [n, cin, map, map],
+            [width, cin, 3, 3],
+            2,
+            1,
+            1,
+        ));
+        convs.push(conv(
+            format!("1x1 {cin}->{width} s2"),
+            [n, cin, map, map],
+            [width, cin, 1, 1],
+            2,
+            0,
+            1,
+        ));
+        map = out;
+        convs.push(conv(
+            format!("{width}->{width} {map}x{map}"),
+            [n, width, map, map],
+            [width, width, 3, 3],
+            1,
+            1,
+            3,
+        ));
     }
+    convs
 }
 
 fn network_total(name: &str, t: &Totals, peak: f64) {
@@ -350,168 +397,53 @@ fn main() {
         rayon::current_num_threads()
     );
 
+    if wanted("matmul") {
+        // The GEMM everything above runs on, as a ceiling for the convolutions.
+        let (a, m) = (randn(&[2048, 2048], 1), randn(&[2048, 2048], 2));
+        let (t, _) = b.time_pair(|| drop(a.matmul(&m).unwrap()), || ());
+        let gflops = 2.0 * 2048f64.powi(3) / t / 1e9;
+        println!("\ncandle matmul 2048x2048x2048 (the gemm crate, 2 threads): {gflops:.0} GFLOP/s = {:.0}% of peak", 100.0 * gflops / peak);
+    }
+
     if wanted("conv-resnet28") {
         let n = 32;
-        let resnet = [
-            stem("stem 1->64 28x28", [n, 1, 28, 28], [64, 1, 3, 3], 1, 1),
-            conv("64->64 28x28", [n, 64, 28, 28], [64, 64, 3, 3], 1, 1, 4),
-            conv(
-                "64->128 s2 28->14",
-                [n, 64, 28, 28],
-                [128, 64, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv("1x1 64->128 s2", [n, 64, 28, 28], [128, 64, 1, 1], 2, 0, 1),
-            conv(
-                "128->128 14x14",
-                [n, 128, 14, 14],
-                [128, 128, 3, 3],
-                1,
-                1,
-                3,
-            ),
-            conv(
-                "128->256 s2 14->7",
-                [n, 128, 14, 14],
-                [256, 128, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv(
-                "1x1 128->256 s2",
-                [n, 128, 14, 14],
-                [256, 128, 1, 1],
-                2,
-                0,
-                1,
-            ),
-            conv("256->256 7x7", [n, 256, 7, 7], [256, 256, 3, 3], 1, 1, 3),
-            conv(
-                "256->512 s2 7->4",
-                [n, 256, 7, 7],
-                [512, 256, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv("1x1 256->512 s2", [n, 256, 7, 7], [512, 256, 1, 1], 2, 0, 1),
-            conv("512->512 4x4", [n, 512, 4, 4], [512, 512, 3, 3], 1, 1, 3),
-        ];
         let title = format!(
             "conv2d: ResNet-18 with the small-image stem at 28x28 (Fashion-MNIST), batch {n}"
         );
-        let t = conv_table(&b, &title, &resnet, peak);
+        let t = conv_table(&b, &title, &resnet18_convs(n, 1, 28, true), peak);
         network_total("ResNet-18 (28x28) convs", &t, peak);
     }
 
     if wanted("conv-resnet224") {
         let n = 8;
-        let resnet = [
-            stem(
-                "stem 7x7 s2 3->64 224",
-                [n, 3, 224, 224],
-                [64, 3, 7, 7],
-                2,
-                3,
-            ),
-            conv("64->64 56x56", [n, 64, 56, 56], [64, 64, 3, 3], 1, 1, 4),
-            conv(
-                "64->128 s2 56->28",
-                [n, 64, 56, 56],
-                [128, 64, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv("1x1 64->128 s2", [n, 64, 56, 56], [128, 64, 1, 1], 2, 0, 1),
-            conv(
-                "128->128 28x28",
-                [n, 128, 28, 28],
-                [128, 128, 3, 3],
-                1,
-                1,
-                3,
-            ),
-            conv(
-                "128->256 s2 28->14",
-                [n, 128, 28, 28],
-                [256, 128, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv(
-                "1x1 128->256 s2",
-                [n, 128, 28, 28],
-                [256, 128, 1, 1],
-                2,
-                0,
-                1,
-            ),
-            conv(
-                "256->256 14x14",
-                [n, 256, 14, 14],
-                [256, 256, 3, 3],
-                1,
-                1,
-                3,
-            ),
-            conv(
-                "256->512 s2 14->7",
-                [n, 256, 14, 14],
-                [512, 256, 3, 3],
-                2,
-                1,
-                1,
-            ),
-            conv(
-                "1x1 256->512 s2",
-                [n, 256, 14, 14],
-                [512, 256, 1, 1],
-                2,
-                0,
-                1,
-            ),
-            conv("512->512 7x7", [n, 512, 7, 7], [512, 512, 3, 3], 1, 1, 3),
-        ];
         let title = format!("conv2d: ResNet-18 at 224x224 (ImageNet), batch {n}");
-        let t = conv_table(&b, &title, &resnet, peak);
+        let t = conv_table(&b, &title, &resnet18_convs(n, 3, 224, false), peak);
         network_total("ResNet-18 (224x224) convs", &t, peak);
     }
 
     if wanted("depthwise") {
         let n = 8;
-        let mobilenet = [
-            conv("dw3x3 C=96 56x56", [n, 96, 56, 56], [96, 1, 3, 3], 1, 1, 1),
+        // MobileNetV2's depthwise 3x3 layers: (channels, input size, stride).
+        let mobilenet: Vec<ConvCase> = [
+            (96, 56, 1),
+            (144, 56, 2),
+            (192, 28, 1),
+            (384, 14, 1),
+            (960, 7, 1),
+        ]
+        .into_iter()
+        .map(|(c, size, stride)| {
+            let out = (size - 1) / stride + 1;
             conv(
-                "dw3x3 C=144 56->28 s2",
-                [n, 144, 56, 56],
-                [144, 1, 3, 3],
-                2,
+                format!("dw3x3 C={c} {size}->{out}"),
+                [n, c, size, size],
+                [c, 1, 3, 3],
+                stride,
                 1,
                 1,
-            ),
-            conv(
-                "dw3x3 C=192 28x28",
-                [n, 192, 28, 28],
-                [192, 1, 3, 3],
-                1,
-                1,
-                1,
-            ),
-            conv(
-                "dw3x3 C=384 14x14",
-                [n, 384, 14, 14],
-                [384, 1, 3, 3],
-                1,
-                1,
-                1,
-            ),
-            conv("dw3x3 C=960 7x7", [n, 960, 7, 7], [960, 1, 3, 3], 1, 1, 1),
-        ];
+            )
+        })
+        .collect();
         let title = format!("depthwise conv2d (groups = C): MobileNetV2 shapes, batch {n}");
         let t = conv_table(&b, &title, &mobilenet, peak);
         println!(

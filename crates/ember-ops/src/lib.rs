@@ -12,6 +12,7 @@
 
 mod cpu;
 mod gemm;
+mod params;
 mod resample;
 mod simd;
 mod strided;

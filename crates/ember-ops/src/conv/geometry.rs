@@ -3,27 +3,7 @@
 
 use candle_core::{bail, Result};
 
-/// A per-axis (height, width) pair: `2.into()` is `[2, 2]`, `(1, 2).into()` is `[1, 2]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Pair(pub [usize; 2]);
-
-impl From<usize> for Pair {
-    fn from(v: usize) -> Self {
-        Self([v, v])
-    }
-}
-
-impl From<(usize, usize)> for Pair {
-    fn from((h, w): (usize, usize)) -> Self {
-        Self([h, w])
-    }
-}
-
-impl From<[usize; 2]> for Pair {
-    fn from(v: [usize; 2]) -> Self {
-        Self(v)
-    }
-}
+use crate::params::pair_setters;
 
 /// Stride, zero padding, dilation (each per axis: height, width) and groups of a 2-d
 /// convolution, as in `torch.nn.Conv2d`.
@@ -54,20 +34,7 @@ impl Default for Conv2dParams {
 }
 
 impl Conv2dParams {
-    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
-        self.stride = stride.into().0;
-        self
-    }
-
-    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
-        self.padding = padding.into().0;
-        self
-    }
-
-    pub fn dilation(mut self, dilation: impl Into<Pair>) -> Self {
-        self.dilation = dilation.into().0;
-        self
-    }
+    pair_setters!(stride, padding, dilation);
 
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;

@@ -14,8 +14,9 @@ mod tiles;
 
 use candle_core::{Result, Tensor};
 
+pub use crate::params::Pair;
+pub use geometry::Conv2dParams;
 pub(crate) use geometry::ConvGeometry;
-pub use geometry::{Conv2dParams, Pair};
 use op::{ConvOp, Direction};
 
 use crate::cpu::in_kernel_precision;

@@ -4,7 +4,7 @@
 use candle_core::{Result, Tensor};
 
 use super::{output_size, planes};
-use crate::conv::Pair;
+use crate::params::{pair_setters, Pair};
 use crate::resample::{resample, AxisMap};
 
 /// `torch.nn.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad,
@@ -32,15 +32,7 @@ impl AvgPool2dParams {
         }
     }
 
-    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
-        self.stride = stride.into().0;
-        self
-    }
-
-    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
-        self.padding = padding.into().0;
-        self
-    }
+    pair_setters!(stride, padding);
 
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;

@@ -6,8 +6,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::{output_size, planes};
-use crate::conv::Pair;
 use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float};
+use crate::params::{pair_setters, Pair};
 
 /// `torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode)`; the stride defaults to
 /// the kernel as in PyTorch.
@@ -32,20 +32,7 @@ impl MaxPool2dParams {
         }
     }
 
-    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
-        self.stride = stride.into().0;
-        self
-    }
-
-    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
-        self.padding = padding.into().0;
-        self
-    }
-
-    pub fn dilation(mut self, dilation: impl Into<Pair>) -> Self {
-        self.dilation = dilation.into().0;
-        self
-    }
+    pair_setters!(stride, padding, dilation);
 
     pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
         self.ceil_mode = ceil_mode;
