@@ -12,9 +12,6 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use ember_core::EmberRng;
 use ember_ops::Conv2dParams;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 type Op<'a> = Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor> + 'a>;
 
 struct Bench {

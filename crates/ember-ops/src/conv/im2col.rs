@@ -89,8 +89,74 @@ pub(crate) fn im2col<T: Float>(
 ) {
     if g.wo < MIN_RUN {
         im2col_by_table(x, g, pix, col, ld, offset)
+    } else if shifts_apply(g, pix) {
+        im2col_by_shifts(x, g, pix, col, ld, offset)
     } else {
         im2col_by_runs(x, g, pix, col, ld, offset)
+    }
+}
+
+/// Stride 1, output as wide as the input ("same" padding), whole output rows.
+fn shifts_apply(g: &ConvGeometry, pix: &Range<usize>) -> bool {
+    g.params.stride == [1, 1] && g.wo == g.w && pix.start % g.wo == 0 && pix.end % g.wo == 0
+}
+
+/// For [`shifts_apply`] geometries each kernel tap's im2col row is the input plane shifted
+/// by whole rows and a few columns: one block copy, then zeros where the shifted rows and
+/// columns fall into the padding, instead of one copy per output row (`perf` on a 64->64
+/// 28x28 conv, forward and backward: im2col from about 13% of the time to about 5%).
+fn im2col_by_shifts<T: Float>(
+    x: &[T],
+    g: &ConvGeometry,
+    pix: &Range<usize>,
+    col: &mut [T],
+    ld: usize,
+    offset: usize,
+) {
+    let (w, h, plane) = (g.w as isize, g.h as isize, g.in_plane() as isize);
+    let [ph, pw] = g.params.padding;
+    let [dh, dw] = g.params.dilation;
+    let (oh0, oh1) = ((pix.start / g.wo) as isize, (pix.end / g.wo) as isize);
+    for c in 0..g.cin_g() {
+        let xc = &x[c * g.in_plane()..(c + 1) * g.in_plane()];
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let dst = &mut col[row * ld + offset..][..pix.len()];
+                // Output (oh, ow) reads input (oh + dr, ow + dc); rows v0..v1 are inside.
+                let (dr, dc) = (
+                    (ki * dh) as isize - ph as isize,
+                    (kj * dw) as isize - pw as isize,
+                );
+                let v0 = (-dr).clamp(oh0, oh1);
+                let v1 = (h - dr).clamp(v0, oh1);
+                let (d0, d1) = (((v0 - oh0) * w) as usize, ((v1 - oh0) * w) as usize);
+                dst[..d0].fill(T::zero());
+                dst[d1..].fill(T::zero());
+                // The valid rows as one run of the plane read as a single line, clipped to it...
+                let s0 = (v0 + dr) * w + dc;
+                let len = d1 as isize - d0 as isize;
+                let (lo, hi) = ((-s0).clamp(0, len), (plane - s0).clamp(0, len));
+                let block = &mut dst[d0..d1];
+                block[..lo as usize].fill(T::zero());
+                block[hi.max(lo) as usize..].fill(T::zero());
+                if hi > lo {
+                    block[lo as usize..hi as usize]
+                        .copy_from_slice(&xc[(s0 + lo) as usize..(s0 + hi) as usize]);
+                }
+                // ...then zero the columns that wrapped in from the neighbouring rows.
+                let pad = dc.unsigned_abs().min(g.w);
+                if pad > 0 {
+                    for out in block.chunks_exact_mut(g.w) {
+                        if dc < 0 {
+                            out[..pad].fill(T::zero());
+                        } else {
+                            out[g.w - pad..].fill(T::zero());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -291,6 +357,7 @@ mod tests {
 
     #[test]
     fn im2col_matches_the_definition_on_any_pixel_range() {
+        let mut shifted = 0;
         let cases = [
             (
                 [1, 2, 5, 7],
@@ -331,13 +398,19 @@ mod tests {
             let x: Vec<f64> = (0..g.cin * g.in_plane()).map(|i| i as f64 + 1.0).collect();
             let want = naive(&x, &g);
             let total = g.out_plane();
-            for pix in [0..total, 1..total, 0..1, total / 3..total - 1] {
+            for pix in [0..total, 1..total, 0..1, total / 3..total - 1, g.wo..total] {
                 let ld = pix.len() + 2;
                 let mut col = vec![-1.0; g.k_rows() * ld];
                 let mut by_table = col.clone();
                 im2col_by_runs(&x, &g, &pix, &mut col, ld, 1);
                 im2col_by_table(&x, &g, &pix, &mut by_table, ld, 1);
                 assert_eq!(col, by_table);
+                if shifts_apply(&g, &pix) {
+                    let mut by_shifts = col.iter().map(|_| -1.0).collect::<Vec<_>>();
+                    im2col_by_shifts(&x, &g, &pix, &mut by_shifts, ld, 1);
+                    assert_eq!(col, by_shifts, "{xd:?} {wd:?} {pix:?}");
+                    shifted += 1;
+                }
                 for r in 0..g.k_rows() {
                     for (i, p) in pix.clone().enumerate() {
                         assert_eq!(
@@ -362,5 +435,6 @@ mod tests {
                 assert!((lhs - rhs).abs() < 1e-9, "adjoint {lhs} vs {rhs}");
             }
         }
+        assert!(shifted >= 4, "the shifted-plane path ran {shifted} times");
     }
 }
