@@ -98,7 +98,10 @@ pub(crate) fn im2col<T: Float>(
 
 /// Stride 1, output as wide as the input ("same" padding), whole output rows.
 fn shifts_apply(g: &ConvGeometry, pix: &Range<usize>) -> bool {
-    g.params.stride == [1, 1] && g.wo == g.w && pix.start % g.wo == 0 && pix.end % g.wo == 0
+    g.params.stride == [1, 1]
+        && g.wo == g.w
+        && pix.start.is_multiple_of(g.wo)
+        && pix.end.is_multiple_of(g.wo)
 }
 
 /// For [`shifts_apply`] geometries each kernel tap's im2col row is the input plane shifted
