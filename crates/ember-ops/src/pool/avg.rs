@@ -3,7 +3,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::{output_size, planes};
+use super::{output_sizes, planes};
 use crate::params::{pair_setters, Pair};
 use crate::resample::{resample, AxisMap};
 
@@ -79,22 +79,13 @@ fn avg_axis(
 fn avg_maps(x: &Tensor, p: &AvgPool2dParams) -> Result<(AxisMap, AxisMap)> {
     let op = "avg_pool2d";
     let (_, h, w) = planes(op, x)?;
-    let ho = output_size(
+    let [ho, wo] = output_sizes(
         op,
-        h,
-        p.kernel[0],
-        p.stride[0],
-        p.padding[0],
-        1,
-        p.ceil_mode,
-    )?;
-    let wo = output_size(
-        op,
-        w,
-        p.kernel[1],
-        p.stride[1],
-        p.padding[1],
-        1,
+        [h, w],
+        p.kernel,
+        p.stride,
+        p.padding,
+        [1, 1],
         p.ceil_mode,
     )?;
     let (row_div, col_div) = match p.divisor_override {

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{output_size, planes};
+use super::{output_sizes, planes};
 use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float};
 use crate::params::{pair_setters, Pair};
 
@@ -92,22 +92,13 @@ impl Geometry {
     fn new(x: &Tensor, p: MaxPool2dParams) -> Result<Self> {
         let op = "max_pool2d";
         let (planes, h, w) = planes(op, x)?;
-        let ho = output_size(
+        let [ho, wo] = output_sizes(
             op,
-            h,
-            p.kernel[0],
-            p.stride[0],
-            p.padding[0],
-            p.dilation[0],
-            p.ceil_mode,
-        )?;
-        let wo = output_size(
-            op,
-            w,
-            p.kernel[1],
-            p.stride[1],
-            p.padding[1],
-            p.dilation[1],
+            [h, w],
+            p.kernel,
+            p.stride,
+            p.padding,
+            p.dilation,
             p.ceil_mode,
         )?;
         let rows = AxisTaps::new(h, ho, p.kernel[0], p.stride[0], p.padding[0], p.dilation[0]);

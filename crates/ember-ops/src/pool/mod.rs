@@ -54,6 +54,30 @@ pub(crate) fn output_size(
     Ok(out)
 }
 
+/// [`output_size`] for both axes of a `[h, w]` input.
+pub(crate) fn output_sizes(
+    op: &str,
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+) -> Result<[usize; 2]> {
+    let axis = |a: usize| {
+        output_size(
+            op,
+            input[a],
+            kernel[a],
+            stride[a],
+            padding[a],
+            dilation[a],
+            ceil_mode,
+        )
+    };
+    Ok([axis(0)?, axis(1)?])
+}
+
 /// `(n * c, h, w)` of a `[..., h, w]` input, or an error naming the op.
 pub(crate) fn planes(op: &str, x: &Tensor) -> Result<(usize, usize, usize)> {
     let dims = x.dims();
