@@ -84,48 +84,62 @@ fn input_grad_as_forward<T: Float>(w: &[T], g: &ConvGeometry) -> Option<(ConvGeo
 }
 
 #[cfg(test)]
-mod timing {
+mod tests {
     use super::*;
     use crate::conv::Conv2dParams;
 
-    /// `cargo test --release -p ember-ops kernel_timing -- --ignored --nocapture`: the three
-    /// kernels alone, without candle's graph around them (for tuning).
     #[test]
-    #[ignore]
-    fn kernel_timing() {
-        let shapes = [
-            ([8, 512, 7, 7], [512, 512, 3, 3], 1),
-            ([32, 256, 7, 7], [256, 256, 3, 3], 1),
-            ([32, 64, 28, 28], [64, 64, 3, 3], 1),
-            ([32, 128, 14, 14], [128, 128, 3, 3], 1),
-            ([32, 512, 4, 4], [512, 512, 3, 3], 1),
-            ([32, 64, 28, 28], [128, 64, 3, 3], 2),
+    fn the_input_gradient_as_a_forward_conv_matches_col2im() {
+        let cases = [
+            (
+                [2, 4, 9, 7],
+                [6, 4, 3, 3],
+                Conv2dParams::default().padding(1),
+            ),
+            (
+                [1, 6, 8, 11],
+                [6, 2, 3, 2],
+                Conv2dParams::default()
+                    .padding((2, 0))
+                    .dilation((2, 1))
+                    .groups(3),
+            ),
+            ([3, 2, 5, 5], [3, 2, 1, 1], Conv2dParams::default()),
+            (
+                [1, 3, 20, 18],
+                [5, 3, 3, 3],
+                Conv2dParams::default().padding((0, 1)),
+            ),
         ];
-        for (xd, wd, s) in shapes {
-            let g = ConvGeometry::for_conv(&xd, &wd, Conv2dParams::default().padding(1).stride(s))
-                .unwrap();
-            let x: Vec<f32> = (0..xd.iter().product()).map(|i| (i % 7) as f32).collect();
-            let w: Vec<f32> = (0..wd.iter().product()).map(|i| (i % 5) as f32).collect();
-            let dy: Vec<f32> = (0..g.y_dims().iter().product())
-                .map(|i| (i % 3) as f32)
+        for (xd, wd, p) in cases {
+            let g = ConvGeometry::for_conv(&xd, &wd, p).unwrap();
+            let w: Vec<f64> = (0..g.w_dims().iter().product())
+                .map(|i| ((i * 104729) % 89) as f64 / 89.0 - 0.5)
                 .collect();
-            let time = |f: &dyn Fn() -> Vec<f32>| {
-                f();
-                let t = std::time::Instant::now();
-                let mut best = f64::MAX;
-                for _ in 0..15 {
-                    let t = std::time::Instant::now();
-                    std::hint::black_box(f());
-                    best = best.min(t.elapsed().as_secs_f64());
-                }
-                let _ = t;
-                best
-            };
-            let f = time(&|| forward(&x, &w, &g));
-            let dx = time(&|| input_grad(&dy, &w, &g));
-            let dw = time(&|| weight_grad(&dy, &x, &g));
-            let gf = |t: f64| g.flops() / t / 1e9;
-            println!("{xd:?} s{s}: forward {:.2} ms ({:.0} GFLOP/s), input grad {:.2} ms ({:.0}), weight grad {:.2} ms ({:.0})", f * 1e3, gf(f), dx * 1e3, gf(dx), dw * 1e3, gf(dw));
+            let dy: Vec<f64> = (0..g.y_dims().iter().product())
+                .map(|i| ((i * 31) % 53) as f64 / 53.0 - 0.5)
+                .collect();
+            assert!(input_grad_as_forward(&w, &g).is_some(), "{xd:?} {p:?}");
+            let (a, b) = (input_grad(&dy, &w, &g), gemm_conv::input_grad(&dy, &w, &g));
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-12),
+                "{xd:?} {p:?}"
+            );
         }
+        // Padding beyond the kernel's reach, and a stride: no dual.
+        let g = ConvGeometry::for_conv(
+            &[1, 2, 6, 6],
+            &[2, 2, 3, 3],
+            Conv2dParams::default().padding(3),
+        )
+        .unwrap();
+        assert!(input_grad_as_forward(&[0.0f64; 36], &g).is_none());
+        let g = ConvGeometry::for_conv(
+            &[1, 2, 6, 6],
+            &[2, 2, 3, 3],
+            Conv2dParams::default().stride(2),
+        )
+        .unwrap();
+        assert!(input_grad_as_forward(&[0.0f64; 36], &g).is_none());
     }
 }

@@ -4,7 +4,7 @@
 //! large, several whole images when it is small (ResNet's 7x7 and 4x4 stages), so that
 //! every GEMM has enough columns to run at full speed (at least 256: below that, re-packing
 //! the weight for every tile costs more than the tile's GEMM saves). Its im2col matrix is
-//! kept to about 4 MiB of f32 (tuned with `kernel_timing` in gemm_conv.rs on a 2-core Zen 4).
+//! kept to about 4 MiB of f32 (tuned with `examples/conv_profile.rs` on a 2-core Zen 4).
 
 use std::ops::Range;
 
