@@ -47,19 +47,20 @@ impl Bench {
     }
 
     /// Forward and backward to every input.
-    fn train(&self, baseline: &Op, ember: &Op, inputs: &[Tensor]) -> (f64, f64) {
+    fn train(&self, baseline: Option<&Op>, ember: &Op, inputs: &[Tensor]) -> (Option<f64>, f64) {
         self.train_some(baseline, ember, inputs, &vec![true; inputs.len()])
     }
 
     /// Forward and backward to the inputs marked `true` (the others are data, like the image
     /// entering a network's stem).
+    /// `baseline` is `None` where the baseline has no backward: then Ember is timed alone.
     fn train_some(
         &self,
-        baseline: &Op,
+        baseline: Option<&Op>,
         ember: &Op,
         inputs: &[Tensor],
         trainable: &[bool],
-    ) -> (f64, f64) {
+    ) -> (Option<f64>, f64) {
         let vars: Vec<Tensor> = inputs
             .iter()
             .zip(trainable)
@@ -80,7 +81,13 @@ impl Bench {
                 .all(|(v, &t)| !t || grads.get(v).is_some());
             assert!(complete, "a gradient is missing");
         };
-        self.time_pair(|| step(baseline), || step(ember))
+        match baseline {
+            Some(baseline) => {
+                let (b, e) = self.time_pair(|| step(baseline), || step(ember));
+                (Some(b), e)
+            }
+            None => (None, self.time_pair(|| step(ember), || ()).0),
+        }
     }
 }
 
@@ -204,7 +211,8 @@ fn conv_table(b: &Bench, title: &str, cases: &[ConvCase], peak: f64) -> Totals {
         let candle: Op = Box::new(move |t| t[0].conv2d(&t[1], pd, s, 1, g));
         let ember: Op = Box::new(move |t| ember_ops::conv2d(&t[0], &t[1], p));
         let (cf, ef) = b.forward(&candle, &ember, &inputs);
-        let (ct, et) = b.train_some(&candle, &ember, &inputs, &[c.input_grad, true]);
+        let (ct, et) = b.train_some(Some(&candle), &ember, &inputs, &[c.input_grad, true]);
+        let ct = ct.expect("candle's conv has a backward");
         let passes = if c.input_grad { 3.0 } else { 2.0 };
         let flops = passes * ember_ops::conv::conv2d_flops(&c.x, &c.w, p).unwrap();
         let gflops = flops / et / 1e9;
@@ -265,12 +273,10 @@ fn op_table(b: &Bench, title: &str, baseline: &str, cases: &[Case]) {
     );
     for c in cases {
         let (bf, ef) = b.forward(&c.baseline, &c.ember, &c.inputs);
-        let train = if c.baseline_trains {
-            let (bt, et) = b.train(&c.baseline, &c.ember, &c.inputs);
-            format!("{} {} {:>5.1}x", ms(bt), ms(et), bt / et)
-        } else {
-            let (_, et) = b.train(&c.ember, &c.ember, &c.inputs);
-            format!("{:>8} {} {:>6}", "no bwd", ms(et), "-")
+        let baseline = c.baseline_trains.then_some(&c.baseline);
+        let train = match b.train(baseline, &c.ember, &c.inputs) {
+            (Some(bt), et) => format!("{} {} {:>5.1}x", ms(bt), ms(et), bt / et),
+            (None, et) => format!("{:>8} {} {:>6}", "no bwd", ms(et), "-"),
         };
         println!(
             "{:<34} {} {} {:>5.1}x | {train}",

@@ -9,6 +9,8 @@ use ember_ops::*;
 
 type Op = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
 
+/// Output and input gradients of `sum(op(inputs) * r)` for a fixed random `r`, so that every
+/// output element reaches the gradients with its own weight.
 fn grads(inputs: &[Tensor], op: &Op, device: &Device) -> Result<(Tensor, Vec<Tensor>, f64)> {
     let vars = inputs
         .iter()
@@ -17,9 +19,11 @@ fn grads(inputs: &[Tensor], op: &Op, device: &Device) -> Result<(Tensor, Vec<Ten
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let start = std::time::Instant::now();
     let y = op(&ts)?;
-    let g = (&y * &y.ones_like()?.affine(0.5, 0.25)?)?
-        .sum_all()?
-        .backward()?;
+    let r = EmberRng::new(1)
+        .normal_tensor(y.shape().clone(), 0.0, 1.0, y.dtype(), &Device::Cpu)
+        .map_err(candle_core::Error::wrap)?
+        .to_device(device)?;
+    let g = (&y * &r)?.sum_all()?.backward()?;
     let gs = vars
         .iter()
         .map(|v| {

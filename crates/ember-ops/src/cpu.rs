@@ -58,6 +58,22 @@ macro_rules! with_float_type {
 }
 pub(crate) use with_float_type;
 
+/// The body of every `cpu_fwd`: reads each `(storage, layout)` as a slice of the first
+/// storage's float type (f32 or f64, bound to `T`) and wraps the `Vec<T>` that `$body`
+/// returns as candle storage.
+///
+/// `float_kernel!(self.name(), x = (s1, l1), w = (s2, l2) => forward(x, w, g))`
+macro_rules! float_kernel {
+    ($op:expr, $first:ident = ($s0:expr, $l0:expr) $(, $name:ident = ($s:expr, $l:expr))* => $body:expr) => {
+        $crate::cpu::with_float_type!($s0, $op, |T| {
+            let $first = $crate::cpu::slice::<T>($s0, $l0, $op)?;
+            $(let $name = $crate::cpu::slice::<T>($s, $l, $op)?;)*
+            Ok($crate::cpu::storage::<T>($body))
+        })
+    };
+}
+pub(crate) use float_kernel;
+
 /// A zeroed buffer whose pages are already written. `vec![0.0; n]` maps the kernel's shared
 /// zero page and takes a copy-on-write fault (with a TLB shootdown across the worker threads)
 /// on the first write to every page, which made col2im-style accumulation several times

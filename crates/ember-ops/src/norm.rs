@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float, SharedMut};
+use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float, SharedMut};
 use crate::simd;
 
 /// `torch.nn.functional.layer_norm(x, [x.dim(-1)], gamma, beta, eps)`.
@@ -109,12 +109,7 @@ impl CustomOp3 for LayerNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let out = with_float_type!(s1, self.name(), |T| {
-            let x = slice::<T>(s1, l1, self.name())?;
-            let g = slice::<T>(s2, l2, self.name())?;
-            let b = slice::<T>(s3, l3, self.name())?;
-            Ok(storage(forward(x, g, b, self.view, self.eps)))
-        })?;
+        let out = float_kernel!(self.name(), x = (s1, l1), g = (s2, l2), b = (s3, l3) => forward(x, g, b, self.view, self.eps))?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -160,12 +155,7 @@ impl CustomOp3 for LayerNormGrad {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let n = l1.shape().elem_count();
-        let out = with_float_type!(s1, self.name(), |T| {
-            let x = slice::<T>(s1, l1, self.name())?;
-            let g = slice::<T>(s2, l2, self.name())?;
-            let dy = slice::<T>(s3, l3, self.name())?;
-            Ok(storage(backward(x, g, dy, self.view, self.eps)))
-        })?;
+        let out = float_kernel!(self.name(), x = (s1, l1), g = (s2, l2), dy = (s3, l3) => backward(x, g, dy, self.view, self.eps))?;
         Ok((out, Shape::from(n + 2 * self.view[1])))
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
 use crate::simd;
 
 /// For each output index along one axis, the input indices it reads and their weights
@@ -131,13 +131,10 @@ impl CustomOp1 for Resample {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (from, to) = self.shapes();
         let planes = l.shape().elem_count() / (from[0] * from[1]).max(1);
-        let out = with_float_type!(s, self.name(), |T| {
-            let x = slice::<T>(s, l, self.name())?;
-            Ok(storage(if self.adjoint {
-                adjoint_planes(x, &self.rows, &self.cols, planes)
-            } else {
-                forward_planes(x, &self.rows, &self.cols, planes)
-            }))
+        let out = float_kernel!(self.name(), x = (s, l) => if self.adjoint {
+            adjoint_planes(x, &self.rows, &self.cols, planes)
+        } else {
+            forward_planes(x, &self.rows, &self.cols, planes)
         })?;
         let mut dims = l.dims().to_vec();
         let n = dims.len();

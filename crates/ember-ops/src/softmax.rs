@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
-use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, Float};
 use crate::simd;
 
 /// Minimum rows per task.
@@ -35,10 +35,7 @@ impl CustomOp1 for Softmax {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let n = *l.dims().last().unwrap_or(&1);
-        let out = with_float_type!(s, self.name(), |T| Ok(storage(forward(
-            slice::<T>(s, l, self.name())?,
-            n
-        ))))?;
+        let out = float_kernel!(self.name(), x = (s, l) => forward(x, n))?;
         Ok((out, l.shape().clone()))
     }
 
@@ -60,11 +57,7 @@ impl CustomOp2 for SoftmaxGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let n = *l1.dims().last().unwrap_or(&1);
-        let out = with_float_type!(s1, self.name(), |T| {
-            let y = slice::<T>(s1, l1, self.name())?;
-            let dy = slice::<T>(s2, l2, self.name())?;
-            Ok(storage(backward(y, dy, n)))
-        })?;
+        let out = float_kernel!(self.name(), y = (s1, l1), dy = (s2, l2) => backward(y, dy, n))?;
         Ok((out, l1.shape().clone()))
     }
 }
@@ -78,12 +71,9 @@ fn forward<T: Float>(x: &[T], n: usize) -> Vec<T> {
         .with_min_len(rows_per_task(n))
         .zip(x.par_chunks(n))
         .for_each(|(y, x)| {
-            // A NaN anywhere makes the row NaN, as in PyTorch.
-            let max = if x.iter().any(|v| v.is_nan()) {
-                T::nan()
-            } else {
-                simd::max(x)
-            };
+            // A NaN is skipped by the max but turns the sum, hence the whole row, into NaN,
+            // as in PyTorch.
+            let max = simd::max(x);
             y.copy_from_slice(x);
             simd::shift_scale(y, max, T::one());
             T::exp_in_place(y);

@@ -24,35 +24,11 @@ fn f64s(shape: &[usize], seed: u64) -> Tensor {
     randn(shape, seed, DType::F64)
 }
 
-/// A random valid convolution: (input dims, weight dims, params).
-fn random_conv(c: &mut Cases, depthwise: bool) -> ([usize; 4], [usize; 4], Conv2dParams) {
-    let groups = if depthwise { c.int(2, 4) } else { c.int(1, 3) };
-    let (cin_g, cout_g) = if depthwise {
-        (1, 1)
-    } else {
-        (c.int(1, 3), c.int(1, 3))
-    };
-    let (kh, kw) = (c.int(1, 4), c.int(1, 4));
-    let p = Conv2dParams::default()
-        .stride((c.int(1, 3), c.int(1, 3)))
-        .dilation((c.int(1, 2), c.int(1, 2)))
-        .padding((c.int(0, 2), c.int(0, 2)))
-        .groups(groups);
-    let reach = |k: usize, d: usize, pad: usize| (d * (k - 1) + 1).saturating_sub(2 * pad).max(1);
-    let h = reach(kh, p.dilation[0], p.padding[0]) + c.int(0, 5);
-    let w = reach(kw, p.dilation[1], p.padding[1]) + c.int(0, 5);
-    (
-        [c.int(1, 2), groups * cin_g, h, w],
-        [groups * cout_g, cin_g, kh, kw],
-        p,
-    )
-}
-
 #[test]
 fn conv2d_on_random_geometries() {
     let mut c = Cases::new(1);
     for i in 0..24 {
-        let (xd, wd, p) = random_conv(&mut c, false);
+        let (xd, wd, p) = random_conv(&mut c, false, 5);
         let case = format!("#{i} x {xd:?} w {wd:?} {p:?}");
         let inputs = [f64s(&xd, c.seed()), f64s(&wd, c.seed())];
         check("ember.conv2d", &case, &inputs, |t| conv2d(&t[0], &t[1], p));
@@ -88,7 +64,7 @@ fn conv2d_with_many_channels() {
 fn depthwise_conv2d_on_random_geometries() {
     let mut c = Cases::new(2);
     for i in 0..16 {
-        let (xd, wd, p) = random_conv(&mut c, true);
+        let (xd, wd, p) = random_conv(&mut c, true, 5);
         let case = format!("#{i} x {xd:?} w {wd:?} {p:?}");
         let inputs = [f64s(&xd, c.seed()), f64s(&wd, c.seed())];
         check("ember.conv2d", &case, &inputs, |t| conv2d(&t[0], &t[1], p));
@@ -103,7 +79,7 @@ fn conv_transpose2d_on_random_geometries() {
     let mut c = Cases::new(3);
     for i in 0..20 {
         let depthwise = i % 4 == 3;
-        let (xd, wd, p) = random_conv(&mut c, depthwise);
+        let (xd, wd, p) = random_conv(&mut c, depthwise, 5);
         // The transposed conv of this geometry maps the conv's output back to its input.
         let y = conv2d(
             &Tensor::zeros(xd.to_vec(), DType::F64, &candle_core::Device::Cpu).unwrap(),
@@ -243,13 +219,8 @@ fn max_pool2d_on_random_geometries() {
 fn avg_pool2d_on_random_geometries() {
     let mut c = Cases::new(7);
     for i in 0..20 {
-        let k = (c.int(1, 4), c.int(1, 4));
-        let p = AvgPool2dParams::new(k)
-            .stride((c.int(1, 3), c.int(1, 3)))
-            .padding((c.int(0, k.0 / 2), c.int(0, k.1 / 2)))
-            .ceil_mode(c.coin())
-            .count_include_pad(c.coin())
-            .divisor_override(if i % 5 == 4 { Some(c.int(1, 9)) } else { None });
+        let p = random_avg_pool(&mut c, i % 5 == 4);
+        let k = (p.kernel[0], p.kernel[1]);
         let shape = [
             c.int(1, 2),
             c.int(1, 3),

@@ -112,21 +112,11 @@ fn conv_transpose_and_1d_match_candle() {
 fn conv_kernels_match_the_composition_in_f32_and_f64() {
     let mut c = Cases::new(11);
     for i in 0..12 {
-        let groups = c.int(1, 3);
-        let depthwise = i % 3 == 2;
-        let (cin_g, cout_g) = if depthwise {
-            (1, 1)
-        } else {
-            (c.int(1, 4), c.int(1, 4))
-        };
-        let (kh, kw) = (c.int(1, 3), c.int(1, 3));
-        let p = Conv2dParams::default()
-            .stride((c.int(1, 2), c.int(1, 3)))
-            .padding((c.int(0, 1), c.int(0, 1)))
-            .dilation((1, c.int(1, 2)))
-            .groups(groups);
-        let x = [c.int(1, 3), groups * cin_g, c.int(5, 30), c.int(5, 30)];
-        let w = [groups * cout_g, cin_g, kh, kw];
+        let (x, w, p) = random_conv(&mut c, i % 3 == 2, 25);
+        // The output padding that makes the transposed conv map back onto x's size.
+        let out_pad: [usize; 2] = std::array::from_fn(|a| {
+            (x[2 + a] + 2 * p.padding[a] - p.dilation[a] * (w[2 + a] - 1) - 1) % p.stride[a]
+        });
         for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 1e-4)] {
             let inputs = [randn(&x, c.seed(), dtype), randn(&w, c.seed(), dtype)];
             let what = format!("conv2d {dtype:?} {x:?} {w:?} {p:?}");
@@ -143,8 +133,8 @@ fn conv_kernels_match_the_composition_in_f32_and_f64() {
                 &inputs,
                 tol,
                 &format!("transposed {what}"),
-                |t| conv_transpose2d(&t[0], &t[1], p, 0),
-                |t| conv_ref::conv_transpose2d(&t[0], &t[1], p, [0, 0]),
+                |t| conv_transpose2d(&t[0], &t[1], p, out_pad),
+                |t| conv_ref::conv_transpose2d(&t[0], &t[1], p, out_pad),
             );
         }
     }
@@ -225,6 +215,13 @@ fn softmax_matches_candle() {
             |t| candle_nn::ops::softmax(&t[0], dim),
         );
     }
+    // A NaN makes its whole row NaN, as in PyTorch; other rows are untouched.
+    let with_nan = t(&[1.0, f64::NAN, 0.0, 1.0, 2.0, 3.0], &[2, 3]);
+    let y = values(&softmax(&with_nan.to_dtype(DType::F32).unwrap(), 1).unwrap());
+    assert!(
+        y[..3].iter().all(|v| v.is_nan()) && y[3..].iter().all(|v| v.is_finite()),
+        "{y:?}"
+    );
     // Large logits stay finite.
     let big = t(&[1000.0, 0.0, -1000.0], &[1, 3]);
     assert_eq!(values(&softmax(&big, 1).unwrap()), [1.0, 0.0, 0.0]);
@@ -358,13 +355,8 @@ fn avg_pool2d_matches_the_definition_and_candle() {
     );
     let mut c = Cases::new(13);
     for i in 0..16 {
-        let k = (c.int(1, 4), c.int(1, 4));
-        let p = AvgPool2dParams::new(k)
-            .stride((c.int(1, 3), c.int(1, 3)))
-            .padding((c.int(0, k.0 / 2), c.int(0, k.1 / 2)))
-            .ceil_mode(c.coin())
-            .count_include_pad(c.coin())
-            .divisor_override((i % 4 == 0).then(|| c.int(1, 7)));
+        let p = random_avg_pool(&mut c, i % 4 == 0);
+        let k = (p.kernel[0], p.kernel[1]);
         let (h, w) = (k.0 + c.int(0, 6), k.1 + c.int(0, 6));
         let x = randn(&[1, 1, h, w], c.seed(), DType::F64);
         let y = avg_pool2d(&x, p).unwrap();

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::geometry::ConvGeometry;
-use super::im2col::{col2im, im2col};
+use super::im2col::{col2im, im2col, Block};
 use super::tiles::{by_input_planes, plan, Scratch, Tile};
 use crate::cpu::{split_even, zeros, Float, SharedMut};
 use crate::gemm::{matmul, MatMut, MatRef};
@@ -49,7 +49,12 @@ fn columns<T: Float>(x: &[T], g: &ConvGeometry, tile: &Tile, col: &mut [T]) -> M
     }
     for (i, n) in tile.imgs.clone().enumerate() {
         let planes = &x[n * image + group_offset..][..g.cin_g() * g.in_plane()];
-        im2col(planes, g, &tile.pix, col, cols, i * tile.pix.len());
+        let block = Block {
+            pix: tile.pix.clone(),
+            ld: cols,
+            offset: i * tile.pix.len(),
+        };
+        im2col(planes, g, &block, col);
     }
     MatRef::new(col, k, cols, cols, 1)
 }
@@ -168,7 +173,12 @@ pub(crate) fn input_grad<T: Float>(dy: &[T], w: &[T], g: &ConvGeometry) -> Vec<T
             for (i, n) in tile.imgs.clone().enumerate() {
                 // SAFETY: tasks own disjoint (group, images), hence disjoint planes.
                 let planes = unsafe { out.slice(offset(n), group_planes) };
-                col2im(col, g, &tile.pix, planes, tile.cols(), i * tile.pix.len());
+                let block = Block {
+                    pix: tile.pix.clone(),
+                    ld: tile.cols(),
+                    offset: i * tile.pix.len(),
+                };
+                col2im(col, g, &block, planes);
             }
         }
     });

@@ -11,6 +11,23 @@ use super::geometry::ConvGeometry;
 use crate::cpu::Float;
 use crate::simd;
 
+/// Where one image's columns sit in a column matrix: its output pixels `pix`, as the columns
+/// `[offset, offset + pix.len())` of a matrix with row stride `ld`.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    pub pix: Range<usize>,
+    pub ld: usize,
+    pub offset: usize,
+}
+
+impl Block {
+    /// The element range of matrix row `r` that holds this block.
+    fn row(&self, r: usize) -> Range<usize> {
+        let start = r * self.ld + self.offset;
+        start..start + self.pix.len()
+    }
+}
+
 /// One run of output pixels on a single output row for a fixed kernel tap.
 struct Segment {
     /// Position of the first pixel in the column range.
@@ -77,22 +94,15 @@ fn for_each_segment(
 /// (bounds, a copy call) costs more than the copy itself on 4x4 and 7x7 maps.
 const MIN_RUN: usize = 16;
 
-/// Fills columns `[offset, offset + pix.len())` of `col` (row stride `ld`) with the im2col
-/// matrix of one image's group (`x` holds its `cin_g` planes).
-pub(crate) fn im2col<T: Float>(
-    x: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    col: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+/// Fills `block` of `col` with the im2col matrix of one image's group (`x` holds its `cin_g`
+/// planes).
+pub(crate) fn im2col<T: Float>(x: &[T], g: &ConvGeometry, block: &Block, col: &mut [T]) {
     if g.wo < MIN_RUN {
-        im2col_by_table(x, g, pix, col, ld, offset)
-    } else if shifts_apply(g, pix) {
-        im2col_by_shifts(x, g, pix, col, ld, offset)
+        im2col_by_table(x, g, block, col)
+    } else if shifts_apply(g, &block.pix) {
+        im2col_by_shifts(x, g, block, col)
     } else {
-        im2col_by_runs(x, g, pix, col, ld, offset)
+        im2col_by_runs(x, g, block, col)
     }
 }
 
@@ -108,14 +118,8 @@ fn shifts_apply(g: &ConvGeometry, pix: &Range<usize>) -> bool {
 /// by whole rows and a few columns: one block copy, then zeros where the shifted rows and
 /// columns fall into the padding, instead of one copy per output row (`perf` on a 64->64
 /// 28x28 conv, forward and backward: im2col from about 13% of the time to about 5%).
-fn im2col_by_shifts<T: Float>(
-    x: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    col: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+fn im2col_by_shifts<T: Float>(x: &[T], g: &ConvGeometry, block: &Block, col: &mut [T]) {
+    let pix = &block.pix;
     let (w, h, plane) = (g.w as isize, g.h as isize, g.in_plane() as isize);
     let [ph, pw] = g.params.padding;
     let [dh, dw] = g.params.dilation;
@@ -125,7 +129,7 @@ fn im2col_by_shifts<T: Float>(
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * ld + offset..][..pix.len()];
+                let dst = &mut col[block.row(row)];
                 // Output (oh, ow) reads input (oh + dr, ow + dc); rows v0..v1 are inside.
                 let (dr, dc) = (
                     (ki * dh) as isize - ph as isize,
@@ -163,20 +167,13 @@ fn im2col_by_shifts<T: Float>(
     }
 }
 
-/// Adds columns `[offset, offset + pix.len())` of `col` back onto one image's group of input
-/// planes `dx` (the adjoint of [`im2col`]).
-pub(crate) fn col2im<T: Float>(
-    col: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    dx: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+/// Adds `block` of `col` back onto one image's group of input planes `dx` (the adjoint of
+/// [`im2col`]).
+pub(crate) fn col2im<T: Float>(col: &[T], g: &ConvGeometry, block: &Block, dx: &mut [T]) {
     if g.wo < MIN_RUN {
-        col2im_by_table(col, g, pix, dx, ld, offset)
+        col2im_by_table(col, g, block, dx)
     } else {
-        col2im_by_runs(col, g, pix, dx, ld, offset)
+        col2im_by_runs(col, g, block, dx)
     }
 }
 
@@ -205,14 +202,8 @@ fn gather_table(g: &ConvGeometry, pix: &Range<usize>) -> Vec<u32> {
 
 const PAD: u32 = u32::MAX;
 
-fn im2col_by_table<T: Float>(
-    x: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    col: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+fn im2col_by_table<T: Float>(x: &[T], g: &ConvGeometry, block: &Block, col: &mut [T]) {
+    let pix = &block.pix;
     let (plane, taps, n) = (g.in_plane(), g.kh * g.kw, pix.len());
     // Padding reads a zero placed after a copy of the plane: a gather without branches.
     let table: Vec<u32> = gather_table(g, pix)
@@ -223,7 +214,7 @@ fn im2col_by_table<T: Float>(
     for c in 0..g.cin_g() {
         padded[..plane].copy_from_slice(&x[c * plane..(c + 1) * plane]);
         for tap in 0..taps {
-            let dst = &mut col[(c * taps + tap) * ld + offset..][..n];
+            let dst = &mut col[block.row(c * taps + tap)];
             for (d, &i) in dst.iter_mut().zip(&table[tap * n..(tap + 1) * n]) {
                 *d = padded[i as usize];
             }
@@ -231,20 +222,14 @@ fn im2col_by_table<T: Float>(
     }
 }
 
-fn col2im_by_table<T: Float>(
-    col: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    dx: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+fn col2im_by_table<T: Float>(col: &[T], g: &ConvGeometry, block: &Block, dx: &mut [T]) {
+    let pix = &block.pix;
     let table = gather_table(g, pix);
     let (plane, taps, n) = (g.in_plane(), g.kh * g.kw, pix.len());
     for c in 0..g.cin_g() {
         let dxc = &mut dx[c * plane..(c + 1) * plane];
         for tap in 0..taps {
-            let src = &col[(c * taps + tap) * ld + offset..][..n];
+            let src = &col[block.row(c * taps + tap)];
             for (&v, &i) in src.iter().zip(&table[tap * n..(tap + 1) * n]) {
                 if i != PAD {
                     dxc[i as usize] += v;
@@ -254,14 +239,8 @@ fn col2im_by_table<T: Float>(
     }
 }
 
-fn im2col_by_runs<T: Float>(
-    x: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    col: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+fn im2col_by_runs<T: Float>(x: &[T], g: &ConvGeometry, block: &Block, col: &mut [T]) {
+    let pix = &block.pix;
     let sw = g.params.stride[1];
     let plane = g.in_plane();
     for c in 0..g.cin_g() {
@@ -269,7 +248,7 @@ fn im2col_by_runs<T: Float>(
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
-                let dst_row = &mut col[row * ld + offset..row * ld + offset + pix.len()];
+                let dst_row = &mut col[block.row(row)];
                 for_each_segment(g, pix, ki, kj, |s| {
                     let dst = &mut dst_row[s.col..s.col + s.len];
                     let Some(ih) = s.ih else {
@@ -293,14 +272,8 @@ fn im2col_by_runs<T: Float>(
     }
 }
 
-fn col2im_by_runs<T: Float>(
-    col: &[T],
-    g: &ConvGeometry,
-    pix: &Range<usize>,
-    dx: &mut [T],
-    ld: usize,
-    offset: usize,
-) {
+fn col2im_by_runs<T: Float>(col: &[T], g: &ConvGeometry, block: &Block, dx: &mut [T]) {
+    let pix = &block.pix;
     let sw = g.params.stride[1];
     let plane = g.in_plane();
     for c in 0..g.cin_g() {
@@ -308,7 +281,7 @@ fn col2im_by_runs<T: Float>(
         for ki in 0..g.kh {
             for kj in 0..g.kw {
                 let row = (c * g.kh + ki) * g.kw + kj;
-                let src_row = &col[row * ld + offset..row * ld + offset + pix.len()];
+                let src_row = &col[block.row(row)];
                 for_each_segment(g, pix, ki, kj, |s| {
                     let Some(ih) = s.ih else { return };
                     let src = &src_row[s.col + s.valid.start..s.col + s.valid.end];
@@ -405,12 +378,17 @@ mod tests {
                 let ld = pix.len() + 2;
                 let mut col = vec![-1.0; g.k_rows() * ld];
                 let mut by_table = col.clone();
-                im2col_by_runs(&x, &g, &pix, &mut col, ld, 1);
-                im2col_by_table(&x, &g, &pix, &mut by_table, ld, 1);
+                let block = Block {
+                    pix: pix.clone(),
+                    ld,
+                    offset: 1,
+                };
+                im2col_by_runs(&x, &g, &block, &mut col);
+                im2col_by_table(&x, &g, &block, &mut by_table);
                 assert_eq!(col, by_table);
                 if shifts_apply(&g, &pix) {
                     let mut by_shifts = col.iter().map(|_| -1.0).collect::<Vec<_>>();
-                    im2col_by_shifts(&x, &g, &pix, &mut by_shifts, ld, 1);
+                    im2col_by_shifts(&x, &g, &block, &mut by_shifts);
                     assert_eq!(col, by_shifts, "{xd:?} {wd:?} {pix:?}");
                     shifted += 1;
                 }
@@ -430,9 +408,9 @@ mod tests {
                     .map(|(r, i)| col[r * ld + 1 + i] * c[r * ld + 1 + i])
                     .sum();
                 let mut dx = vec![0.0; x.len()];
-                col2im_by_runs(&c, &g, &pix, &mut dx, ld, 1);
+                col2im_by_runs(&c, &g, &block, &mut dx);
                 let mut dx_table = vec![0.0; x.len()];
-                col2im_by_table(&c, &g, &pix, &mut dx_table, ld, 1);
+                col2im_by_table(&c, &g, &block, &mut dx_table);
                 assert_eq!(dx, dx_table);
                 let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
                 assert!((lhs - rhs).abs() < 1e-9, "adjoint {lhs} vs {rhs}");

@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::algorithm;
 use super::geometry::ConvGeometry;
-use crate::cpu::{slice, storage, with_float_type};
+use crate::cpu::float_kernel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -62,15 +62,10 @@ impl CustomOp2 for ConvOp {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geometry;
-        let out = with_float_type!(s1, self.name(), |T| {
-            let a = slice::<T>(s1, l1, self.name())?;
-            let b = slice::<T>(s2, l2, self.name())?;
-            let data = match self.direction {
-                Direction::Forward => algorithm::forward(a, b, g),
-                Direction::InputGrad => algorithm::input_grad(a, b, g),
-                Direction::WeightGrad => algorithm::weight_grad(a, b, g),
-            };
-            Ok(storage(data))
+        let out = float_kernel!(self.name(), a = (s1, l1), b = (s2, l2) => match self.direction {
+            Direction::Forward => algorithm::forward(a, b, g),
+            Direction::InputGrad => algorithm::input_grad(a, b, g),
+            Direction::WeightGrad => algorithm::weight_grad(a, b, g),
         })?;
         Ok((out, Shape::from(self.output_dims().to_vec())))
     }

@@ -2,9 +2,10 @@
 //!
 //! A tile is one group and a run of output pixels: part of one image when the image is
 //! large, several whole images when it is small (ResNet's 7x7 and 4x4 stages), so that
-//! every GEMM has enough columns to run at full speed (at least 256: below that, re-packing
-//! the weight for every tile costs more than the tile's GEMM saves). Its im2col matrix is
-//! kept to about 4 MiB of f32 (tuned with `examples/conv_profile.rs` on a 2-core Zen 4).
+//! every GEMM has enough columns to run well (at least 256 where the batch allows, and two
+//! tiles per worker). Its im2col matrix is kept to about 4 MiB of f32. On a 2-core Zen 4,
+//! narrower (64-column) tiles and one instead of two tiles per worker measured within the
+//! run-to-run noise of this setting (about 15%).
 
 use std::ops::Range;
 

@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::{output_sizes, planes};
-use crate::cpu::{in_kernel_precision, slice, storage, with_float_type, zeros, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
 use crate::params::{pair_setters, Pair};
 
 /// `torch.nn.MaxPool2d(kernel, stride, padding, dilation, ceil_mode)`; the stride defaults to
@@ -185,16 +185,13 @@ impl CustomOp1 for MaxPool {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.geometry;
         let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
-        let out = with_float_type!(s, self.name(), |T| {
-            let x = slice::<T>(s, l, self.name())?;
+        let out = float_kernel!(self.name(), x = (s, l) => {
             let mut y = zeros::<T>(g.planes * plane_out);
-            y.par_chunks_mut(plane_out.max(1))
-                .enumerate()
-                .for_each(|(p, y)| {
-                    let plane = &x[p * plane_in..][..plane_in];
-                    g.for_each_argmax(plane, |o, i| y[o] = plane[i]);
-                });
-            Ok(storage(y))
+            y.par_chunks_mut(plane_out.max(1)).enumerate().for_each(|(p, y)| {
+                let plane = &x[p * plane_in..][..plane_in];
+                g.for_each_argmax(plane, |o, i| y[o] = plane[i]);
+            });
+            y
         })?;
         Ok((out, Shape::from(g.out_dims(l.dims()))))
     }
@@ -223,18 +220,14 @@ impl CustomOp2 for MaxPoolGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geometry;
         let (plane_in, plane_out) = (g.h * g.w, g.ho() * g.wo());
-        let out = with_float_type!(s1, self.name(), |T| {
-            let x = slice::<T>(s1, l1, self.name())?;
-            let dy = slice::<T>(s2, l2, self.name())?;
+        let out = float_kernel!(self.name(), x = (s1, l1), dy = (s2, l2) => {
             let mut dx = zeros::<T>(x.len());
-            dx.par_chunks_mut(plane_in.max(1))
-                .enumerate()
-                .for_each(|(p, dx)| {
-                    let plane = &x[p * plane_in..][..plane_in];
-                    let dyp = &dy[p * plane_out..][..plane_out];
-                    g.for_each_argmax(plane, |o, i| dx[i] += dyp[o]);
-                });
-            Ok(storage(dx))
+            dx.par_chunks_mut(plane_in.max(1)).enumerate().for_each(|(p, dx)| {
+                let plane = &x[p * plane_in..][..plane_in];
+                let dyp = &dy[p * plane_out..][..plane_out];
+                g.for_each_argmax(plane, |o, i| dx[i] += dyp[o]);
+            });
+            dx
         })?;
         Ok((out, l1.shape().clone()))
     }

@@ -3,6 +3,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use ember_core::EmberRng;
+use ember_ops::{AvgPool2dParams, Conv2dParams};
 
 /// Standard-normal test data in `dtype`, reproducible from `seed`.
 pub fn randn(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
@@ -102,4 +103,45 @@ impl Cases {
     pub fn seed(&mut self) -> u64 {
         self.0.next_u64()
     }
+}
+
+/// A random valid convolution (input dims, weight dims, params): odd and non-square sizes up
+/// to `extra` pixels beyond the kernel's reach, strides, dilation, padding and groups.
+pub fn random_conv(
+    c: &mut Cases,
+    depthwise: bool,
+    extra: usize,
+) -> ([usize; 4], [usize; 4], Conv2dParams) {
+    let groups = if depthwise { c.int(2, 4) } else { c.int(1, 3) };
+    let (cin_g, cout_g) = if depthwise {
+        (1, 1)
+    } else {
+        (c.int(1, 3), c.int(1, 3))
+    };
+    let (kh, kw) = (c.int(1, 4), c.int(1, 4));
+    let p = Conv2dParams::default()
+        .stride((c.int(1, 3), c.int(1, 3)))
+        .dilation((c.int(1, 2), c.int(1, 2)))
+        .padding((c.int(0, 2), c.int(0, 2)))
+        .groups(groups);
+    let reach = |k: usize, d: usize, pad: usize| (d * (k - 1) + 1).saturating_sub(2 * pad).max(1);
+    let h = reach(kh, p.dilation[0], p.padding[0]) + c.int(0, extra);
+    let w = reach(kw, p.dilation[1], p.padding[1]) + c.int(0, extra);
+    (
+        [c.int(1, 2), groups * cin_g, h, w],
+        [groups * cout_g, cin_g, kh, kw],
+        p,
+    )
+}
+
+/// Random average-pooling settings: kernel up to 4, stride up to 3, padding up to half the
+/// kernel, either ceil mode and `count_include_pad`, and a divisor override if asked.
+pub fn random_avg_pool(c: &mut Cases, divisor_override: bool) -> AvgPool2dParams {
+    let k = (c.int(1, 4), c.int(1, 4));
+    AvgPool2dParams::new(k)
+        .stride((c.int(1, 3), c.int(1, 3)))
+        .padding((c.int(0, k.0 / 2), c.int(0, k.1 / 2)))
+        .ceil_mode(c.coin())
+        .count_include_pad(c.coin())
+        .divisor_override(divisor_override.then(|| c.int(1, 9)))
 }
