@@ -6,12 +6,16 @@
 //! random in Ember draws from [`EmberRng`] instead, and every model parameter is created
 //! through [`SeededVarMap`] or [`init::Init`].
 
+pub mod atomic;
+pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod hub;
 pub mod init;
 pub mod rng;
 pub mod varmap;
 
+pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use device::DeviceChoice;
 pub use error::{EmberError, Result};
 pub use init::Init;

@@ -1,0 +1,1 @@
+//! Datasets (Fashion-MNIST idx, image folders), transforms and a threaded, seeded loader
