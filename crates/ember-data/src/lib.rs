@@ -1,1 +1,17 @@
-//! Datasets (Fashion-MNIST idx, image folders), transforms and a threaded, seeded loader
+//! Ember's data: datasets (Fashion-MNIST from IDX files, image folders), torchvision-style
+//! transforms, and a seeded loader that decodes and augments on worker threads.
+
+pub mod dataset;
+pub mod fashion;
+pub mod folder;
+pub mod idx;
+pub mod loader;
+pub mod sample;
+pub mod transforms;
+
+pub use dataset::{Dataset, Split};
+pub use fashion::FashionMnist;
+pub use folder::{decode_image, ImageFolder};
+pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use sample::Chw;
+pub use transforms::{Pipeline, Transform};

@@ -1,0 +1,42 @@
+//! What every dataset offers the loader: random access to labelled images.
+
+use ember_core::Result;
+
+use crate::sample::Chw;
+
+/// A labelled image dataset. `get` may decode from disk, so it is called on loader threads.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The image (values in [0, 1]) and class index of item `index`.
+    fn get(&self, index: usize) -> Result<(Chw, u32)>;
+
+    /// Class names, indexed by label.
+    fn classes(&self) -> &[String];
+
+    /// `[channels, height, width]` of every item.
+    fn image_dims(&self) -> [usize; 3];
+
+    /// Where the data came from, for the user.
+    fn source(&self) -> String;
+}
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Batches from a dataset: a seeded shuffle per epoch, then decoding and augmentation on
+//! worker threads while the model trains on earlier batches. Batches come out in order, and
+//! every random choice depends only on (seed, epoch, position in the epoch), so a run is the
+//! same whatever the number of workers, and an epoch can restart at any batch (resume).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use candle_core::{Device, Tensor};
+use ember_core::{EmberError, EmberRng, Result};
+
+use crate::dataset::Dataset;
+use crate::transforms::Pipeline;
+
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    /// Decoding threads; 0 decodes on the caller's thread.
+    pub workers: usize,
+    pub seed: u64,
+}
+
+/// Images `[n, c, h, w]` and labels of one batch, still in host memory.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub images: Vec<f32>,
+    pub dims: [usize; 4],
+    pub labels: Vec<u32>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `(images [n, c, h, w] f32, labels [n] u32)` on `device`.
+    pub fn to_tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
+        let images = Tensor::from_slice(&self.images, self.dims.as_slice(), device)?;
+        let labels = Tensor::from_slice(&self.labels, self.labels.len(), device)?;
+        Ok((images, labels))
+    }
+}
+
+#[derive(Clone)]
+pub struct Loader {
+    dataset: Arc<dyn Dataset>,
+    pipeline: Arc<Pipeline>,
+    cfg: LoaderConfig,
+    item_dims: [usize; 3],
+}
+
+impl Loader {
+    pub fn new(dataset: Arc<dyn Dataset>, pipeline: Pipeline, cfg: LoaderConfig) -> Result<Self> {
+        if cfg.batch_size == 0 {
+            return Err(EmberError::bad_input("batch size must be at least 1"));
+        }
+        if dataset.is_empty() {
+            return Err(EmberError::bad_input(format!("{} is empty", dataset.source())));
+        }
+        let item_dims = pipeline.output_dims(dataset.image_dims())?;
+        Ok(Self { dataset, pipeline: Arc::new(pipeline), cfg, item_dims })
+    }
+
+    pub fn dataset(&self) -> &Arc<dyn Dataset> {
+        &self.dataset
+    }
+
+    /// `[c, h, w]` of the images in each batch.
+    pub fn item_dims(&self) -> [usize; 3] {
+        self.item_dims
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.dataset.len(), self.cfg.batch_size);
+        if self.cfg.drop_last {
+            (n / b).max(1)
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// Dataset indices in the order `epoch` visits them.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        if self.cfg.shuffle {
+            EmberRng::for_name(self.cfg.seed, &format!("shuffle/{epoch}")).permutation(self.dataset.len())
+        } else {
+            (0..self.dataset.len()).collect()
+        }
+    }
+
+    /// The batches of `epoch` from batch `start` on.
+    pub fn epoch(&self, epoch: usize, start: usize) -> EpochBatches {
+        let job = Arc::new(EpochJob { loader: self.clone(), epoch, order: self.order(epoch) });
+        let end = self.batches_per_epoch();
+        let next_task = Arc::new(AtomicUsize::new(start));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = sync_channel(self.cfg.workers.max(1) * 2);
+        let workers = (0..self.cfg.workers)
+            .map(|_| {
+                let (job, next_task, stop, tx) = (job.clone(), next_task.clone(), stop.clone(), tx.clone());
+                std::thread::spawn(move || loop {
+                    let k = next_task.fetch_add(1, Ordering::Relaxed);
+                    if k >= end || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if tx.send((k, job.batch(k))).is_err() {
+                        break;
+                    }
+                })
+            })
+            .collect();
+        EpochBatches { job, rx, pending: BTreeMap::new(), next: start, end, workers, stop }
+    }
+}
+
+struct EpochJob {
+    loader: Loader,
+    epoch: usize,
+    order: Vec<usize>,
+}
+
+impl EpochJob {
+    fn batch(&self, k: usize) -> Result<Batch> {
+        let cfg = &self.loader.cfg;
+        let first = k * cfg.batch_size;
+        let positions = first..(first + cfg.batch_size).min(self.order.len());
+        let [c, h, w] = self.loader.item_dims;
+        let mut images = Vec::with_capacity(positions.len() * c * h * w);
+        let mut labels = Vec::with_capacity(positions.len());
+        for pos in positions {
+            let (img, label) = self.loader.dataset.get(self.order[pos])?;
+            let mut rng = EmberRng::for_name(cfg.seed, &format!("augment/{}/{pos}", self.epoch));
+            let img = self.loader.pipeline.apply(img, &mut rng);
+            images.extend_from_slice(&img.data);
+            labels.push(label);
+        }
+        Ok(Batch { images, dims: [labels.len(), c, h, w], labels })
+    }
+}
+
+/// The batches of one epoch, in order.
+pub struct EpochBatches {
+    job: Arc<EpochJob>,
+    rx: Receiver<(usize, Result<Batch>)>,
+    pending: BTreeMap<usize, Result<Batch>>,
+    next: usize,
+    end: usize,
+    workers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Iterator for EpochBatches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let k = self.next;
+        self.next += 1;
+        if self.workers.is_empty() {
+            return Some(self.job.batch(k));
+        }
+        loop {
+            if let Some(batch) = self.pending.remove(&k) {
+                return Some(batch);
+            }
+            match self.rx.recv() {
+                Ok((i, batch)) => {
+                    self.pending.insert(i, batch);
+                }
+                Err(_) => return Some(Err(EmberError::Runtime("data loader threads stopped".into()))),
+            }
+        }
+    }
+}
+
+impl Drop for EpochBatches {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock workers waiting to send, then wait for them.
+        while self.rx.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            while !w.is_finished() {
+                while self.rx.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Chw;
+    use crate::transforms::Transform;
+
+    struct Numbers(usize, Vec<String>);
+
+    impl Dataset for Numbers {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn get(&self, index: usize) -> Result<(Chw, u32)> {
+            Ok((Chw { channels: 1, height: 2, width: 2, data: vec![index as f32; 4] }, index as u32))
+        }
+        fn classes(&self) -> &[String] {
+            &self.1
+        }
+        fn image_dims(&self) -> [usize; 3] {
+            [1, 2, 2]
+        }
+        fn source(&self) -> String {
+            "numbers".into()
+        }
+    }
+
+    fn loader(workers: usize, shuffle: bool, drop_last: bool) -> Loader {
+        let pipeline = Pipeline(vec![Transform::RandomCrop { height: 2, width: 2, padding: 1 }]);
+        let cfg = LoaderConfig { batch_size: 4, shuffle, drop_last, workers, seed: 7 };
+        Loader::new(Arc::new(Numbers(10, vec![])), pipeline, cfg).unwrap()
+    }
+
+    fn collect(l: &Loader, epoch: usize, start: usize) -> Vec<Batch> {
+        l.epoch(epoch, start).collect::<Result<Vec<_>>>().unwrap()
+    }
+
+    #[test]
+    fn every_item_once_per_epoch_in_a_seeded_order() {
+        let l = loader(2, true, false);
+        let batches = collect(&l, 0, 0);
+        assert_eq!(batches.iter().map(Batch::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut seen: Vec<u32> = batches.iter().flat_map(|b| b.labels.clone()).collect();
+        assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        let other_epoch: Vec<u32> = collect(&l, 1, 0).iter().flat_map(|b| b.labels.clone()).collect();
+        assert_ne!(other_epoch, batches.iter().flat_map(|b| b.labels.clone()).collect::<Vec<_>>());
+        assert_eq!(loader(0, true, true).batches_per_epoch(), 2);
+    }
+
+    #[test]
+    fn batches_do_not_depend_on_workers_and_resume_mid_epoch() {
+        let serial = collect(&loader(0, true, false), 3, 0);
+        let threaded = collect(&loader(3, true, false), 3, 0);
+        let resumed = collect(&loader(2, true, false), 3, 1);
+        for (a, b) in serial.iter().zip(&threaded) {
+            assert_eq!((&a.images, &a.labels), (&b.images, &b.labels));
+        }
+        assert_eq!(resumed.len(), 2);
+        assert_eq!(resumed[0].images, serial[1].images);
+    }
+
+    #[test]
+    fn dropping_an_epoch_early_stops_the_workers() {
+        let l = loader(2, false, false);
+        let mut it = l.epoch(0, 0);
+        assert!(it.next().is_some());
+        drop(it);
+    }
+}
