@@ -4,6 +4,7 @@
 //! | op | what candle 0.11 does | here |
 //! |---|---|---|
 //! | [`conv2d`], [`conv1d`] | backward fails for stride > 1 on mixed-parity inputs; one stride for both axes; groups run one conv each; backward is a slow direct loop | GEMM over im2col tiles, forward and both gradients; per-axis stride/padding/dilation; direct depthwise kernels |
+//! | [`batch_norm`] | training mode transposes, copies and returns a non-contiguous tensor; ~8 passes forward, a chain of ops backward | one pass for the statistics, one to normalise, one fused backward |
 //! | [`conv_transpose2d`], [`conv_transpose1d`] | 1-d has no backward | the conv's input gradient, with both gradients |
 //!
 //! Every op here is checked against central finite differences in f64
@@ -17,6 +18,7 @@ mod resample;
 mod simd;
 mod strided;
 
+pub mod batch_norm;
 pub mod conv;
 pub mod gradcheck;
 pub mod norm;
@@ -24,6 +26,7 @@ pub mod pool;
 pub mod softmax;
 pub mod upsample;
 
+pub use batch_norm::{batch_norm, batch_stats, Mode as BatchNormMode};
 pub use conv::{
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair,
 };

@@ -85,6 +85,43 @@ pub(crate) fn sum<T: Float>(a: &[T]) -> T {
     acc.iter().fold(tail, |s, &v| s + v)
 }
 
+/// `sum((a - m) * b)`
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn dot_centred<T: Float>(a: &[T], m: T, b: &[T]) -> T {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [T::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + (x - m) * y);
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] += (x[i] - m) * y[i];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
+/// `dst[i] = a * x[i] + b * y[i] + c`
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn affine2_into<T: Float>(dst: &mut [T], a: T, x: &[T], b: T, y: &[T], c: T) {
+    debug_assert!(dst.len() == x.len() && x.len() == y.len());
+    for ((d, &x), &y) in dst.iter_mut().zip(x).zip(y) {
+        *d = a * x + b * y + c;
+    }
+}
+
+/// `dst[i] = a * x[i] + c`
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+pub(crate) fn affine_into<T: Float>(dst: &mut [T], a: T, x: &[T], c: T) {
+    debug_assert_eq!(dst.len(), x.len());
+    for (d, &x) in dst.iter_mut().zip(x) {
+        *d = a * x + c;
+    }
+}
+
 /// `sum((a - m)^2)`
 #[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn sum_sq_dev<T: Float>(a: &[T], m: T) -> T {

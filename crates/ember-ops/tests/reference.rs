@@ -527,3 +527,32 @@ fn bad_shapes_are_errors_not_panics() {
     )
     .is_err());
 }
+
+#[test]
+fn batch_norm_matches_candle_and_the_composition() {
+    use candle_nn::ModuleT;
+    let x = randn(&[4, 6, 5, 7], 1, DType::F32);
+    let vm = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &candle_core::Device::Cpu);
+    let bn = candle_nn::batch_norm(6, 1e-5, vb).unwrap();
+    let theirs = bn.forward_t(&x, true).unwrap();
+    let (m, v) = batch_stats(&x).unwrap();
+    let ones = Tensor::ones(6, DType::F32, x.device()).unwrap();
+    let zeros = ones.zeros_like().unwrap();
+    let ours = batch_norm(&x, &m, &v, Some(&ones), Some(&zeros), 1e-5, BatchNormMode::Train).unwrap();
+    assert_close(&ours, &theirs, 1e-5, "train forward vs candle");
+    let inputs = [x, randn(&[6], 2, DType::F32), randn(&[6], 3, DType::F32)];
+    assert_same_op(
+        &inputs,
+        1e-4,
+        "batch_norm train vs composed",
+        |t| {
+            let (m, v) = batch_stats(&t[0])?;
+            batch_norm(&t[0], &m, &v, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
+        },
+        |t| {
+            let (m, v) = batch_stats(&t[0])?;
+            batch_norm::composed::normalise(&t[0], &m, &v, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
+        },
+    );
+}
