@@ -1,1 +1,10 @@
-//! Model families with official state_dict names, and a registry that builds them from (arch, JSON config)
+//! Ember's models: layers shared by every family, the families themselves (with the official
+//! PyTorch state_dict names), and a registry that builds any of them from (arch, JSON config).
+
+pub mod layers;
+pub mod registry;
+pub mod resnet;
+pub mod weights;
+
+pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
+pub use weights::load_into;

@@ -1,0 +1,12 @@
+//! Building blocks shared by every model family. Each layer fetches its parameters through a
+//! `VarBuilder` under the PyTorch names (`weight`, `bias`, `running_mean`, ...) so official
+//! checkpoints load as they are, and computes through `ember-ops` where candle's own op is
+//! wrong or slow for training.
+
+mod batch_norm;
+mod conv;
+mod linear;
+
+pub use batch_norm::BatchNorm2d;
+pub use conv::Conv2d;
+pub use linear::linear;

@@ -1,0 +1,205 @@
+//! Every model by name: `resolve` turns an arch name (a family like `resnet` or a preset like
+//! `resnet50`) and JSON overrides into a full config; `build` makes the model from (family,
+//! config) and a VarBuilder. A checkpoint stores exactly that (family, config) pair, so any
+//! tool rebuilds the model from the file alone.
+
+use candle_core::{ModuleT, Result as CandleResult, Tensor};
+use candle_nn::VarBuilder;
+use ember_core::{EmberError, Result};
+use serde_json::{Map, Value};
+
+use crate::resnet::{self, ResNet};
+
+/// A model that maps images to class logits.
+pub trait Classifier: Send + Sync {
+    fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
+
+    /// Named intermediate outputs (as the parity fixtures name them), `logits` last.
+    fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
+        Ok(vec![("logits".into(), self.forward_t(x, train)?)])
+    }
+}
+
+impl Classifier for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        ModuleT::forward_t(self, x, train)
+    }
+
+    fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
+        let out = self.forward_outputs(x, train)?;
+        let mut named = vec![("stem".to_string(), out.stem)];
+        for (i, s) in out.stages.into_iter().enumerate() {
+            named.push((format!("layer{}", i + 1), s));
+        }
+        named.push(("logits".into(), out.logits));
+        Ok(named)
+    }
+}
+
+/// A registered name: the family it builds and its preset config.
+pub struct Arch {
+    pub name: &'static str,
+    pub family: &'static str,
+    pub about: &'static str,
+    preset: fn() -> Value,
+}
+
+fn json<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).expect("configs serialise")
+}
+
+/// Every name `--arch` accepts.
+pub const ARCHS: &[Arch] = &[
+    Arch { name: "resnet", family: "resnet", about: "ResNet, any depth and width (default: ResNet-18)", preset: || json(resnet::Config::resnet18()) },
+    Arch { name: "resnet18", family: "resnet", about: "ResNet-18 (basic blocks 2-2-2-2)", preset: || json(resnet::Config::resnet18()) },
+    Arch { name: "resnet34", family: "resnet", about: "ResNet-34 (basic blocks 3-4-6-3)", preset: || json(resnet::Config::resnet34()) },
+    Arch { name: "resnet50", family: "resnet", about: "ResNet-50 (bottleneck blocks 3-4-6-3)", preset: || json(resnet::Config::resnet50()) },
+];
+
+/// The model families `build` knows.
+pub const FAMILIES: &[&str] = &["resnet"];
+
+fn arch(name: &str) -> Result<&'static Arch> {
+    ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
+        let names: Vec<&str> = ARCHS.iter().map(|a| a.name).collect();
+        EmberError::bad_input(format!("unknown arch `{name}` (known: {})", names.join(", ")))
+    })
+}
+
+/// A model family and its full config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub family: String,
+    pub config: Value,
+}
+
+impl ModelConfig {
+    /// Sets a config field (e.g. `in_chans` and `num_classes` from the data) unless the user
+    /// already chose a different value, which is an error.
+    pub fn fit(&mut self, key: &str, value: usize, user: &Value) -> Result<()> {
+        if let Some(given) = user.get(key) {
+            if given.as_u64() != Some(value as u64) {
+                return Err(EmberError::bad_input(format!(
+                    "model config sets {key} = {given}, but the data needs {value}"
+                )));
+            }
+        }
+        self.config[key] = Value::from(value);
+        Ok(())
+    }
+}
+
+/// The preset of `arch` with the fields of `overrides` (a JSON object) replacing its own.
+pub fn resolve(arch_name: &str, overrides: &Value) -> Result<ModelConfig> {
+    let arch = arch(arch_name)?;
+    let mut config = (arch.preset)();
+    match overrides {
+        Value::Null => {}
+        Value::Object(fields) => {
+            let target = config.as_object_mut().expect("presets are objects");
+            for (k, v) in fields {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+        other => return Err(EmberError::bad_input(format!("model config must be a JSON object, got {other}"))),
+    }
+    Ok(ModelConfig { family: arch.family.to_string(), config })
+}
+
+/// Builds `family` from `config`; unknown or ill-typed fields are bad input.
+pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Classifier>> {
+    let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
+    match family {
+        "resnet" => {
+            let cfg: resnet::Config = serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(ResNet::new(&cfg, vb)?))
+        }
+        other => Err(EmberError::bad_input(format!(
+            "unknown model family `{other}` (known: {})",
+            FAMILIES.join(", ")
+        ))),
+    }
+}
+
+/// `config` without the fields `family`'s config does not have: reference manifests
+/// describe a model with extra prose (`"stem": "7x7 conv stride 2 + ..."`) beside the fields.
+pub fn known_fields(family: &str, config: &Value) -> Result<Value> {
+    let preset = ARCHS
+        .iter()
+        .find(|a| a.family == family)
+        .map(|a| (a.preset)())
+        .ok_or_else(|| EmberError::bad_input(format!("unknown model family `{family}`")))?;
+    let mut kept = Map::new();
+    if let (Some(fields), Some(known)) = (config.as_object(), preset.as_object()) {
+        for (k, v) in fields {
+            if known.contains_key(k) {
+                kept.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(Value::Object(kept))
+}
+
+/// Sizes that the weights themselves fix, read from them: for a ResNet the stem width, input
+/// channels and classes (torchvision always builds a 64-channel stem, whatever a description
+/// of the model says). Returns the config to build and a note per field that changed.
+pub fn fit_to_weights(
+    family: &str,
+    config: &Value,
+    tensors: &std::collections::HashMap<String, Tensor>,
+) -> (Value, Vec<String>) {
+    let mut fitted = config.clone();
+    let mut notes = Vec::new();
+    let sizes: &[(&str, &str, usize)] = match family {
+        "resnet" => &[("stem_width", "conv1.weight", 0), ("in_chans", "conv1.weight", 1), ("num_classes", "fc.weight", 0)],
+        _ => &[],
+    };
+    for &(key, tensor, dim) in sizes {
+        let Some(size) = tensors.get(tensor).and_then(|t| t.dims().get(dim).copied()) else {
+            continue;
+        };
+        if fitted.get(key).and_then(Value::as_u64) != Some(size as u64) {
+            notes.push(format!("{key} {} -> {size} (from {tensor})", fitted.get(key).unwrap_or(&Value::Null)));
+            fitted[key] = Value::from(size);
+        }
+    }
+    (fitted, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn presets_merge_with_overrides() {
+        let m = resolve("resnet50", &json!({"num_classes": 10, "stem_type": "small"})).unwrap();
+        assert_eq!(m.family, "resnet");
+        assert_eq!(m.config["block"], "bottleneck");
+        assert_eq!(m.config["num_classes"], 10);
+        assert_eq!(m.config["stem_type"], "small");
+        assert_eq!(resolve("vgg", &Value::Null).unwrap_err().exit_code(), 2);
+        assert_eq!(resolve("resnet", &json!([1])).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn fit_refuses_a_contradicting_user_value() {
+        let mut m = resolve("resnet", &Value::Null).unwrap();
+        m.fit("num_classes", 10, &Value::Null).unwrap();
+        assert_eq!(m.config["num_classes"], 10);
+        assert!(m.fit("num_classes", 10, &json!({"num_classes": 7})).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_bad_input_unless_filtered() {
+        let map = ember_core::SeededVarMap::new(0);
+        let vb = map.var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
+        let mut cfg = resolve("resnet", &json!({"layers": [1, 1], "channels": [4, 8], "stem_width": 4})).unwrap().config;
+        cfg["stem"] = json!("7x7 conv stride 2 + BN + ReLU + 3x3 maxpool stride 2");
+        let err = build("resnet", &cfg, vb.clone()).err().unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("unknown field `stem`"), "{err}");
+        assert!(build("resnet", &known_fields("resnet", &cfg).unwrap(), vb).is_ok());
+    }
+}
