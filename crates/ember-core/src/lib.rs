@@ -12,7 +12,9 @@ pub mod device;
 pub mod error;
 pub mod hub;
 pub mod init;
+pub mod plot;
 pub mod rng;
+pub mod run_dir;
 pub mod varmap;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};
@@ -20,4 +22,5 @@ pub use device::DeviceChoice;
 pub use error::{EmberError, Result};
 pub use init::Init;
 pub use rng::EmberRng;
+pub use run_dir::RunDir;
 pub use varmap::SeededVarMap;
