@@ -54,6 +54,11 @@ impl EmberRng {
         self.0.random_range(0..n)
     }
 
+    /// A draw from Beta(a, b) (a, b > 0), as mixup's `np.random.beta`.
+    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
+        rand_distr::Beta::new(a, b).expect("beta parameters are positive").sample(&mut self.0)
+    }
+
     pub fn bernoulli(&mut self, p: f64) -> bool {
         self.0.random::<f64>() < p
     }

@@ -15,6 +15,11 @@ pub trait Dataset: Send + Sync {
     /// The image (values in [0, 1]) and class index of item `index`.
     fn get(&self, index: usize) -> Result<(Chw, u32)>;
 
+    /// The class index of item `index`, without decoding its image.
+    fn label(&self, index: usize) -> Result<u32> {
+        Ok(self.get(index)?.1)
+    }
+
     /// Class names, indexed by label.
     fn classes(&self) -> &[String];
 

@@ -95,6 +95,10 @@ impl Dataset for ImageFolder {
         Ok((decode_image(path, c, h, w)?, *label))
     }
 
+    fn label(&self, index: usize) -> Result<u32> {
+        Ok(self.items[index].1)
+    }
+
     fn classes(&self) -> &[String] {
         &self.classes
     }

@@ -7,6 +7,7 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 pub mod sample;
+pub mod source;
 pub mod transforms;
 
 pub use dataset::{Dataset, Split};
@@ -14,4 +15,5 @@ pub use fashion::FashionMnist;
 pub use folder::{decode_image, ImageFolder};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
 pub use sample::Chw;
+pub use source::{open, DataSource, OpenedData};
 pub use transforms::{Pipeline, Transform};

@@ -1,1 +1,18 @@
-//! Optimizers, schedules, EMA, gradient clipping, mixup/cutmix, metrics and the resumable train/eval loop
+//! Ember's training engine: optimizers with parameter groups and checkpointable state,
+//! learning-rate schedules, gradient clipping, EMA, mixup/cutmix, top-k metrics, and the
+//! resumable train/eval loop with progress, checkpoints and a divergence guard.
+
+pub mod clip;
+pub mod ema;
+pub mod evaluate;
+pub mod metrics;
+pub mod mix;
+pub mod optim;
+pub mod progress;
+pub mod schedule;
+pub mod settings;
+pub mod trainer;
+
+pub use evaluate::{evaluate, EvalResult};
+pub use settings::{OptimizerKind, ScheduleKind, TrainSettings};
+pub use trainer::{Summary, TrainState, Trainer};

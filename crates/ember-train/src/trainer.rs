@@ -1,0 +1,315 @@
+//! The supervised training loop every tool builds on: per-step learning rate, forward,
+//! loss, backward, clipping, optimizer step, EMA; evaluation after each epoch; a metrics
+//! record, `curves.png`, and atomic `last` / `best` checkpoints; mid-epoch checkpoints on a
+//! timer; exact resumption from `last.safetensors`; and a NaN/inf guard that stops the run
+//! with the last good checkpoint intact.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use ember_core::plot::{draw_curves, Panel, Series};
+use ember_core::{Checkpoint, CheckpointMeta, EmberError, EmberRng, Result, RunDir, SeededVarMap};
+use ember_data::Loader;
+use ember_losses::{cross_entropy, soft_target_cross_entropy};
+use ember_models::Classifier;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clip::clip_grad_norm;
+use crate::ema::Ema;
+use crate::evaluate::{evaluate, EvalResult};
+use crate::metrics::topk_correct;
+use crate::mix::mix_batch;
+use crate::optim::{default_groups, Optimizer};
+use crate::progress::Progress;
+use crate::settings::TrainSettings;
+
+// Training state rides in `last.safetensors` under the checkpoint's state prefix.
+const OPTIM_PREFIX: &str = "@train/optim/";
+const EMA_PREFIX: &str = "@train/ema/";
+
+/// Where a run stands; saved in `last.safetensors` metadata as `ember.train_state`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (0-based).
+    pub epoch: usize,
+    /// The next batch of that epoch.
+    pub batch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+    pub best_top1: Option<f64>,
+    pub best_epoch: Option<usize>,
+    /// Running sums of the epoch in progress.
+    pub totals: EpochTotals,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochTotals {
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub seen: usize,
+    pub seconds: f64,
+    pub wait_seconds: f64,
+}
+
+/// What a finished run reports (also written to `summary.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub epochs: usize,
+    pub final_eval: EvalResult,
+    pub best_top1: f64,
+    pub best_epoch: usize,
+    pub train_seconds: f64,
+    pub run_dir: String,
+    pub best_checkpoint: String,
+}
+
+pub struct Trainer<'a> {
+    pub model: &'a dyn Classifier,
+    pub vars: &'a SeededVarMap,
+    pub train: Loader,
+    pub eval: Loader,
+    pub settings: TrainSettings,
+    pub run: RunDir,
+    /// arch, config, task and labels for the checkpoints.
+    pub meta: CheckpointMeta,
+    pub device: Device,
+    pub dtype: DType,
+    /// Suppresses progress output.
+    pub quiet: bool,
+}
+
+/// Trainable parameters: every variable but BN running statistics (buffers).
+fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
+    let mut all: Vec<(String, Var)> = vars.vars().data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all.into_iter().filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var")).collect()
+}
+
+fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
+    let mut all: Vec<(String, Var)> = vars.vars().data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+impl Trainer<'_> {
+    /// Trains from the start, or from `resume` (the run's `last.safetensors`).
+    pub fn fit(&self, resume: Option<&Checkpoint>) -> Result<Summary> {
+        let s = &self.settings;
+        let steps_per_epoch = self.train.batches_per_epoch();
+        let schedule = s.schedule(steps_per_epoch);
+        let mix = s.mix();
+        let classes = self.meta.labels.len();
+        let mut opt = Optimizer::new(s.method(), default_groups(parameters(self.vars), s.weight_decay), s.lr);
+        let mut ema = match s.ema_decay {
+            Some(d) => Some(Ema::new(all_vars(self.vars), d)?),
+            None => None,
+        };
+        let mut state = TrainState::default();
+        let mut history = Vec::new();
+        if let Some(ckpt) = resume {
+            state = self.restore(ckpt, &mut opt, ema.as_mut())?;
+            history = self.run.retain_metrics(|r| r["epoch"].as_u64().is_some_and(|e| (e as usize) <= state.epoch))?;
+        }
+        let mut last_eval = None;
+        for epoch in state.epoch..s.epochs {
+            let resuming_mid_epoch = state.batch > 0;
+            if !resuming_mid_epoch {
+                state.totals = EpochTotals::default();
+            }
+            let label = format!("epoch {}/{}", epoch + 1, s.epochs);
+            let progress = Progress::new(label, steps_per_epoch, state.batch, self.quiet);
+            let mut last_save = Instant::now();
+            let mut batches = self.train.epoch(epoch, state.batch);
+            let mut tick = Instant::now();
+            loop {
+                let wait_start = Instant::now();
+                let Some(batch) = batches.next() else { break };
+                state.totals.wait_seconds += wait_start.elapsed().as_secs_f64();
+                let mut batch = batch?;
+                let n = batch.len();
+                let soft = if mix.enabled() {
+                    let mut rng = EmberRng::for_name(s.seed, &format!("mix/{}", state.step));
+                    Some(mix_batch(&mut batch, classes, &mix, &mut rng))
+                } else {
+                    None
+                };
+                let (x, y) = batch.to_tensors(&self.device)?;
+                let lr = schedule.lr(state.step);
+                opt.set_lr(lr);
+                let logits = self.model.forward_t(&x.to_dtype(self.dtype)?, true)?;
+                let loss = match &soft {
+                    Some(t) => soft_target_cross_entropy(&logits, &Tensor::from_slice(t, (n, classes), &self.device)?)?,
+                    None => cross_entropy(&logits, &y, s.label_smoothing)?,
+                };
+                let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !loss_value.is_finite() {
+                    progress.finish();
+                    return Err(EmberError::Runtime(format!(
+                        "training diverged at epoch {} step {} (loss {loss_value}); stopped, the last good checkpoint is {}",
+                        epoch + 1,
+                        state.batch + 1,
+                        self.run.file("last.safetensors").display()
+                    )));
+                }
+                let mut grads = loss.backward()?;
+                if let Some(max) = s.clip_grad {
+                    let params: Vec<&Var> = opt.params().map(|(_, v)| v).collect();
+                    clip_grad_norm(&mut grads, params.into_iter(), max)?;
+                }
+                opt.step(&grads)?;
+                if let Some(e) = ema.as_mut() {
+                    e.update()?;
+                }
+                if soft.is_none() {
+                    state.totals.correct += topk_correct(&logits, &batch.labels, [1, 1])?[0];
+                }
+                state.totals.loss_sum += loss_value * n as f64;
+                state.totals.seen += n;
+                state.step += 1;
+                state.batch += 1;
+                let now = Instant::now();
+                state.totals.seconds += (now - tick).as_secs_f64();
+                tick = now;
+                let rate = state.totals.seen as f64 / state.totals.seconds.max(1e-9);
+                let avg = state.totals.loss_sum / state.totals.seen as f64;
+                progress.update(state.batch, &format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s"));
+                if s.checkpoint_secs > 0 && last_save.elapsed().as_secs() >= s.checkpoint_secs && state.batch < steps_per_epoch {
+                    self.save_last(&state, &opt, ema.as_ref(), &Value::Null)?;
+                    last_save = Instant::now();
+                }
+            }
+            drop(batches);
+            progress.finish();
+
+            if let Some(e) = ema.as_mut() {
+                e.swap()?;
+            }
+            let eval = evaluate(self.model, &self.eval, &self.device, self.dtype)?;
+            let improved = state.best_top1.is_none_or(|b| eval.top1 > b);
+            if improved {
+                state.best_top1 = Some(eval.top1);
+                state.best_epoch = Some(epoch + 1);
+            }
+            let t = &state.totals;
+            let record = json!({
+                "epoch": epoch + 1,
+                "train_loss": t.loss_sum / t.seen.max(1) as f64,
+                "train_top1": if mix.enabled() { Value::Null } else { json!(100.0 * t.correct as f64 / t.seen.max(1) as f64) },
+                "test_loss": eval.loss,
+                "test_top1": eval.top1,
+                "test_top5": eval.top5,
+                "lr": opt.lr(),
+                "images_per_s": t.seen as f64 / t.seconds.max(1e-9),
+                "data_wait_share": t.wait_seconds / t.seconds.max(1e-9),
+                "epoch_seconds": t.seconds,
+            });
+            if improved {
+                self.save_model("best.safetensors", &record)?;
+            }
+            if let Some(e) = ema.as_mut() {
+                e.swap()?;
+            }
+            if !self.quiet {
+                eprintln!(
+                    "epoch {}/{}: train loss {:.4}, test loss {:.4}, top-1 {:.2}%, top-5 {:.2}% ({:.0} img/s)",
+                    epoch + 1, s.epochs, record["train_loss"].as_f64().unwrap_or(0.0), eval.loss, eval.top1, eval.top5,
+                    record["images_per_s"].as_f64().unwrap_or(0.0)
+                );
+            }
+            // Metrics first, then the checkpoint that moves past this epoch: a kill between
+            // the two reruns the epoch's end and replaces the record, never leaves a gap.
+            self.run.append_metrics(&record)?;
+            history.retain(|r: &Value| r["epoch"] != record["epoch"]);
+            history.push(record.clone());
+            state.epoch = epoch + 1;
+            state.batch = 0;
+            state.totals = EpochTotals::default();
+            self.save_last(&state, &opt, ema.as_ref(), &record)?;
+            self.draw(&history)?;
+            last_eval = Some(eval);
+        }
+        let final_eval = match last_eval {
+            Some(e) => e,
+            None => {
+                if let Some(e) = ema.as_mut() {
+                    e.swap()?;
+                }
+                let r = evaluate(self.model, &self.eval, &self.device, self.dtype);
+                if let Some(e) = ema.as_mut() {
+                    e.swap()?;
+                }
+                r?
+            }
+        };
+        let summary = Summary {
+            epochs: s.epochs,
+            final_eval,
+            best_top1: state.best_top1.unwrap_or(final_eval.top1),
+            best_epoch: state.best_epoch.unwrap_or(s.epochs),
+            train_seconds: history.iter().filter_map(|r| r["epoch_seconds"].as_f64()).sum::<f64>(),
+            run_dir: self.run.root().display().to_string(),
+            best_checkpoint: self.run.file("best.safetensors").display().to_string(),
+        };
+        self.run.write_json("summary.json", &serde_json::to_value(&summary).expect("summaries serialise"))?;
+        Ok(summary)
+    }
+
+    fn restore(&self, ckpt: &Checkpoint, opt: &mut Optimizer, ema: Option<&mut Ema>) -> Result<TrainState> {
+        let bad = |e: String| EmberError::bad_input(format!("{}: {e}", self.run.file("last.safetensors").display()));
+        let state: TrainState = ckpt
+            .meta
+            .extra
+            .get("train_state")
+            .ok_or_else(|| bad("no ember.train_state: not a resumable checkpoint".into()))
+            .and_then(|s| serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})"))))?;
+        ember_models::load_into(self.vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
+        opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64).map_err(|e| bad(e.to_string()))?;
+        if let Some(ema) = ema {
+            ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned()).map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(state)
+    }
+
+    fn model_tensors(&self) -> Vec<(String, Tensor)> {
+        all_vars(self.vars).into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect()
+    }
+
+    fn save_model(&self, file: &str, metrics: &Value) -> Result<()> {
+        let mut meta = self.meta.clone();
+        meta.metrics = metrics.clone();
+        let tensors = self.model_tensors();
+        Checkpoint::save(&self.run.file(file), &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
+    }
+
+    fn save_last(&self, state: &TrainState, opt: &Optimizer, ema: Option<&Ema>, metrics: &Value) -> Result<()> {
+        let mut meta = self.meta.clone();
+        meta.metrics = metrics.clone();
+        meta.extra.insert("train_state".into(), serde_json::to_string(state).expect("state serialises"));
+        let mut tensors = self.model_tensors();
+        tensors.extend(opt.state_tensors(OPTIM_PREFIX));
+        if let Some(e) = ema {
+            tensors.extend(e.named().map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t.clone())));
+        }
+        Checkpoint::save(&self.run.file("last.safetensors"), &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
+    }
+
+    fn draw(&self, history: &[Value]) -> Result<()> {
+        let series = |name: &str, key: &str| Series {
+            name: name.into(),
+            points: history.iter().filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?))).collect(),
+        };
+        let panels = [
+            Panel { title: "loss".into(), y_label: "cross-entropy".into(), series: vec![series("train", "train_loss"), series("test", "test_loss")] },
+            Panel { title: "accuracy".into(), y_label: "top-1 %".into(), series: vec![series("train", "train_top1"), series("test", "test_top1")] },
+        ];
+        draw_curves(&self.run.file("curves.png"), &panels)
+    }
+}
+
+/// The checkpoint tensors of a run that are model weights, by name (for tools that only
+/// need the model).
+pub fn model_weights(ckpt: &Checkpoint) -> HashMap<String, Tensor> {
+    ckpt.model_tensors().map(|(k, t)| (k.clone(), t.clone())).collect()
+}
