@@ -1,1 +1,14 @@
-//! clap argument groups every Ember tool flattens (device, data, training, output) and the error-to-exit-code edge
+//! What every Ember tool shares on the command line: argument groups to flatten into a clap
+//! parser (runtime, data, training, output) and the edge that runs a command, prints its
+//! result as one JSON line on stdout and turns errors into one line on stderr and an exit
+//! code (2 for bad input, 1 otherwise).
+
+pub mod data;
+pub mod edge;
+pub mod runtime;
+pub mod train;
+
+pub use data::DataArgs;
+pub use edge::{parse_args, run};
+pub use runtime::RuntimeArgs;
+pub use train::TrainArgs;

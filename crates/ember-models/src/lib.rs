@@ -1,10 +1,12 @@
 //! Ember's models: layers shared by every family, the families themselves (with the official
 //! PyTorch state_dict names), and a registry that builds any of them from (arch, JSON config).
 
+pub mod from_checkpoint;
 pub mod layers;
 pub mod registry;
 pub mod resnet;
 pub mod weights;
 
 pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
+pub use from_checkpoint::{load_checkpoint, LoadedModel};
 pub use weights::load_into;

@@ -1,0 +1,23 @@
+use clap::Args;
+
+/// Which data and how to batch it.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// fashion-mnist ($EMBER_DATA, then /usr/share/datasets/fashion-mnist, then the bundled
+    /// subset), fashion-mnist-subset (the bundled 4000/1000 images), or a folder of images
+    /// (DIR/train/<class>/*.png and DIR/test/, or DIR/<class>/* with every tenth image held out).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Threads decoding and augmenting batches ahead of the model (0: on the main thread).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Side of the square images a folder dataset is resized to.
+    #[arg(long, default_value_t = 32)]
+    pub image_size: usize,
+    /// Channels a folder dataset is decoded to: 1 (grey) or 3 (RGB).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub channels: u8,
+}

@@ -1,0 +1,48 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use ember_core::Result;
+use serde_json::Value;
+
+/// Parses the command line; a usage error is one line on stderr and exit code 2 (clap's own
+/// message is several lines with a usage block), `--help` and `--version` print as usual.
+pub fn parse_args<T: Parser>() -> std::result::Result<T, ExitCode> {
+    match T::try_parse() {
+        Ok(args) => Ok(args),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return Err(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS });
+            }
+            let rendered = e.render().to_string();
+            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+            let line = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {line} (see --help)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Runs `command`; its result goes to stdout as one JSON line (an array as one line per
+/// element, e.g. one per image), an error to stderr as one line, and the exit code says
+/// which (0, 2 for bad input, 1 for a runtime failure).
+pub fn run(command: impl FnOnce() -> Result<Value>) -> ExitCode {
+    match command() {
+        Ok(Value::Array(items)) => {
+            for item in items {
+                println!("{item}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(value) => {
+            println!("{value}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

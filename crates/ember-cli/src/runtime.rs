@@ -1,0 +1,38 @@
+use candle_core::{DType, Device};
+use clap::Args;
+use ember_core::{DeviceChoice, EmberError, Result};
+
+/// Where and how to compute.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Device: auto (CUDA or Metal when built in and present, else CPU), cpu, cuda[:N], metal.
+    #[arg(long, default_value = "auto", global = true)]
+    pub device: DeviceChoice,
+    /// Floating-point type of weights and activations: f32 or f64.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"], global = true)]
+    pub dtype: String,
+    /// Seed for weights, data order and augmentation; the same seed gives the same run.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub seed: u64,
+    /// Compute threads (default: one per core).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+}
+
+impl RuntimeArgs {
+    /// Opens the device and sets the thread count.
+    pub fn setup(&self) -> Result<(Device, DType)> {
+        if let Some(n) = self.threads {
+            if n == 0 {
+                return Err(EmberError::bad_input("--threads must be at least 1"));
+            }
+            // Fails only if the pool already exists, in which case its size stays.
+            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        }
+        let dtype = match self.dtype.as_str() {
+            "f64" => DType::F64,
+            _ => DType::F32,
+        };
+        Ok((self.device.open()?, dtype))
+    }
+}

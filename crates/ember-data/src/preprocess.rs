@@ -1,0 +1,47 @@
+//! What a model expects of its input: channels, size and normalisation. Saved in a
+//! checkpoint (`ember.preprocess`) so `predict` prepares any image file as training did.
+
+use std::path::Path;
+
+use ember_core::{EmberRng, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::folder::decode_image;
+use crate::sample::Chw;
+use crate::transforms::{Pipeline, Transform};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Preprocess {
+    /// Normalisation only.
+    pub fn eval_pipeline(&self) -> Pipeline {
+        Pipeline(vec![Transform::Normalize { mean: self.mean.clone(), std: self.std.clone() }])
+    }
+
+    /// Random crop with zero padding (none if `crop_padding` is 0), optional horizontal
+    /// flip, then normalisation: the standard small-image augmentation.
+    pub fn train_pipeline(&self, crop_padding: usize, flip: bool) -> Pipeline {
+        let mut steps = Vec::new();
+        if crop_padding > 0 {
+            steps.push(Transform::RandomCrop { height: self.height, width: self.width, padding: crop_padding });
+        }
+        if flip {
+            steps.push(Transform::HorizontalFlip { p: 0.5 });
+        }
+        steps.extend(self.eval_pipeline().0);
+        Pipeline(steps)
+    }
+
+    /// An image file, decoded, resized and normalised for the model.
+    pub fn load_image(&self, path: &Path) -> Result<Chw> {
+        let img = decode_image(path, self.channels, self.height, self.width)?;
+        Ok(self.eval_pipeline().apply(img, &mut EmberRng::new(0)))
+    }
+}

@@ -1,0 +1,43 @@
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+use ember_core::{EmberError, Result};
+use ember_data::{DataSource, Loader, LoaderConfig};
+use ember_train::evaluate;
+use serde_json::{json, Value};
+
+use crate::cli::EvalCommand;
+
+pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
+    let (loaded, prep) = super::open_checkpoint(&cmd.checkpoint, device, dtype)?;
+    let data = ember_data::open(&DataSource::from_str(&cmd.data)?, prep.channels, prep.height)?;
+    let labels = &loaded.checkpoint.meta.labels;
+    if &data.classes != labels {
+        return Err(EmberError::bad_input(format!(
+            "the checkpoint knows {} classes, {} has {}: not the data it was trained for",
+            labels.len(),
+            cmd.data,
+            data.classes.len()
+        )));
+    }
+    let dims = data.test.image_dims();
+    if dims != [prep.channels, prep.height, prep.width] {
+        return Err(EmberError::bad_input(format!(
+            "the checkpoint expects {}x{}x{} images, {} has {}x{}x{}",
+            prep.channels, prep.height, prep.width, cmd.data, dims[0], dims[1], dims[2]
+        )));
+    }
+    eprintln!("data: {}", data.test.source());
+    let cfg = LoaderConfig { batch_size: cmd.batch_size, shuffle: false, drop_last: false, workers: cmd.workers, seed: 0 };
+    let loader = Loader::new(data.test.clone(), prep.eval_pipeline(), cfg)?;
+    let r = evaluate(loaded.model.as_ref(), &loader, device, dtype)?;
+    Ok(json!({
+        "checkpoint": cmd.checkpoint,
+        "arch": loaded.checkpoint.meta.arch,
+        "data": data.test.source(),
+        "images": r.images,
+        "loss": r.loss,
+        "top1": r.top1,
+        "top5": r.top5,
+    }))
+}
