@@ -41,15 +41,31 @@ fn saved_command(run: &RunDir) -> Result<(TrainCommand, u64, DType)> {
 }
 
 pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Result<Value> {
-    let (cmd, seed, dtype, run, resume) = match &cmd.resume {
+    let resumed = match &cmd.resume {
         Some(dir) => {
             let run = RunDir::open(dir)?;
             let (saved, seed, dtype) = saved_command(&run)?;
+            Some((saved, seed, dtype, run))
+        }
+        None => None,
+    };
+    let (cmd, seed, dtype) = match &resumed {
+        Some((saved, seed, dtype, _)) => (saved.clone(), *seed, *dtype),
+        None => (cmd.clone(), seed, dtype),
+    };
+    // Everything the flags decide is checked before the run directory is touched.
+    let settings = cmd.train.settings(seed)?;
+    let source = DataSource::from_str(&cmd.data.data)?;
+    let overrides = model_overrides(&cmd.model_config)?;
+    let mut model_cfg = ember_models::resolve(&cmd.arch, &overrides)?;
+
+    let (run, resume) = match resumed {
+        Some((_, _, _, run)) => {
             let last = run.file("last.safetensors");
             // A run killed before its first checkpoint starts over in the same folder.
             let resume = if last.exists() { Some(Checkpoint::load(&last, device)?) } else { None };
-            eprintln!("resuming {} from {}", dir.display(), if resume.is_some() { "its last checkpoint" } else { "the start" });
-            (saved, seed, dtype, run, resume)
+            eprintln!("resuming {} from {}", run.root().display(), if resume.is_some() { "its last checkpoint" } else { "the start" });
+            (run, resume)
         }
         None => {
             let out = cmd.out.clone().unwrap_or_else(|| {
@@ -61,21 +77,18 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
             // killed in its first epoch can be resumed.
             let argv: Vec<String> = std::env::args().skip(1).collect();
             run.write_json("config.json", &json!({ "argv": argv }))?;
-            (cmd.clone(), seed, dtype, run, None)
+            (run, None)
         }
     };
-    let settings = cmd.train.settings(seed)?;
-    let data = ember_data::open(&DataSource::from_str(&cmd.data.data)?, cmd.data.channels as usize, cmd.data.image_size)?;
-    eprintln!("data: {}; test: {}", data.train.source(), data.test.source());
+    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.image_size)?;
     let [c, h, w] = data.train.image_dims();
     let prep = Preprocess { channels: c, height: h, width: w, mean: data.mean.clone(), std: data.std.clone() };
 
-    let overrides = model_overrides(&cmd.model_config)?;
-    let mut model_cfg = ember_models::resolve(&cmd.arch, &overrides)?;
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
     let vars = SeededVarMap::new(seed);
     let model = ember_models::build(&model_cfg.family, &model_cfg.config, vars.var_builder(dtype, device))?;
+    eprintln!("data: {}; test: {}", data.train.source(), data.test.source());
 
     let mut meta = CheckpointMeta::new(&model_cfg.family, model_cfg.config.clone(), "classification", data.classes.clone());
     meta.extra.insert("preprocess".into(), serde_json::to_string(&prep).expect("preprocess serialises"));

@@ -1,0 +1,62 @@
+//! Running the `ember` binary from end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const TINY_MODEL: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
+
+pub fn ember() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
+    // No test may reach the network or a user's Hub cache.
+    cmd.env("HF_HUB_OFFLINE", "1").env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"));
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    ember().args(args).output().expect("the ember binary runs")
+}
+
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
+}
+
+/// Asserts a bad-input failure: exit code 2 and exactly one line on stderr, containing
+/// `needle`.
+pub fn assert_bad_input(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+/// Trains the tiny model on the bundled subset into `out` (with `extra` flags: at least
+/// `--epochs`) and returns the JSON result.
+pub fn train_tiny(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "train", "--data", "fashion-mnist-subset", "--model-config", TINY_MODEL, "--lr", "0.05",
+        "--quiet", "--out", out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let result = run(&args);
+    assert!(result.status.success(), "training failed: {}", String::from_utf8_lossy(&result.stderr));
+    stdout_json(&result)
+}
+
+/// A checkpoint trained once for all tests of a test binary.
+pub fn shared_checkpoint() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ember-test-shared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        train_tiny(&dir, &["--epochs", "2", "--batch-size", "64"]);
+        dir
+    })
+    .join("best.safetensors")
+}
