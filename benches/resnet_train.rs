@@ -24,15 +24,29 @@ fn recipe_config() -> serde_json::Value {
            "stem_type": "small", "in_chans": 1, "num_classes": 10})
 }
 
+type ConvBn = (Conv2d, BatchNorm);
+
 /// The same network from candle's layers: the baseline.
 struct CandleResNet {
     stem: (Conv2d, BatchNorm),
-    blocks: Vec<((Conv2d, BatchNorm), (Conv2d, BatchNorm), Option<(Conv2d, BatchNorm)>)>,
+    blocks: Vec<(ConvBn, ConvBn, Option<ConvBn>)>,
     fc: Linear,
 }
 
-fn conv_bn(vb: &VarBuilder, conv: &str, bn: &str, cin: usize, cout: usize, k: usize, stride: usize) -> (Conv2d, BatchNorm) {
-    let cfg = Conv2dConfig { padding: k / 2, stride, ..Default::default() };
+fn conv_bn(
+    vb: &VarBuilder,
+    conv: &str,
+    bn: &str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+) -> (Conv2d, BatchNorm) {
+    let cfg = Conv2dConfig {
+        padding: k / 2,
+        stride,
+        ..Default::default()
+    };
     let c = candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb.pp(conv)).unwrap();
     let b = candle_nn::batch_norm(cout, 1e-5, vb.pp(bn)).unwrap();
     (c, b)
@@ -49,7 +63,8 @@ impl CandleResNet {
                 let vb = vb.pp(format!("layer{}.{j}", i + 1));
                 let a = conv_bn(&vb, "conv1", "bn1", cin, planes, 3, stride);
                 let b = conv_bn(&vb, "conv2", "bn2", planes, planes, 3, 1);
-                let down = (stride != 1 || cin != planes).then(|| conv_bn(&vb, "downsample.0", "downsample.1", cin, planes, 1, stride));
+                let down = (stride != 1 || cin != planes)
+                    .then(|| conv_bn(&vb, "downsample.0", "downsample.1", cin, planes, 1, stride));
                 blocks.push((a, b, down));
                 cin = planes;
             }
@@ -86,11 +101,25 @@ fn main() {
     let vb = vars.var_builder(DType::F32, &dev);
     let ember = ember_models::build("resnet", &recipe_config(), vb.clone()).unwrap();
     let candle = CandleResNet::new(vb);
-    let mut opt = Optimizer::new(Method::Sgd { momentum: 0.9, nesterov: true }, default_groups(ember_params(&vars), 5e-4), 0.01);
+    let mut opt = Optimizer::new(
+        Method::Sgd {
+            momentum: 0.9,
+            nesterov: true,
+        },
+        default_groups(ember_params(&vars), 5e-4),
+        0.01,
+    );
 
     let mut rng = EmberRng::new(1);
-    let x = rng.normal_tensor((BATCH, 1, 28, 28), 0.0, 1.0, DType::F32, &dev).unwrap();
-    let y = Tensor::from_vec((0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(), BATCH, &dev).unwrap();
+    let x = rng
+        .normal_tensor((BATCH, 1, 28, 28), 0.0, 1.0, DType::F32, &dev)
+        .unwrap();
+    let y = Tensor::from_vec(
+        (0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        BATCH,
+        &dev,
+    )
+    .unwrap();
 
     let mut train_step = |forward: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
         let loss = cross_entropy(&forward(&x).unwrap(), &y, 0.0).unwrap();
@@ -112,7 +141,12 @@ fn main() {
         }
     }
     let (te, tc) = (median(te), median(tc));
-    println!("training step, batch {BATCH}: ember {:.0} img/s, candle layers {:.0} img/s, ratio {:.2}x", BATCH as f64 / te, BATCH as f64 / tc, tc / te);
+    println!(
+        "training step, batch {BATCH}: ember {:.0} img/s, candle layers {:.0} img/s, ratio {:.2}x",
+        BATCH as f64 / te,
+        BATCH as f64 / tc,
+        tc / te
+    );
 
     let (mut ie, mut ic) = (Vec::new(), Vec::new());
     for i in 0..steps * 2 + 1 {
@@ -128,12 +162,29 @@ fn main() {
         }
     }
     let (ie, ic) = (median(ie), median(ic));
-    println!("inference, batch {BATCH}: ember {:.0} img/s, candle layers {:.0} img/s, ratio {:.2}x", BATCH as f64 / ie, BATCH as f64 / ic, ic / ie);
+    println!(
+        "inference, batch {BATCH}: ember {:.0} img/s, candle layers {:.0} img/s, ratio {:.2}x",
+        BATCH as f64 / ie,
+        BATCH as f64 / ic,
+        ic / ie
+    );
 
     // The real loader feeding real training steps: how long does each step wait for data?
     let data = ember_data::open(&DataSource::FashionMnist, 1, 28).unwrap();
-    let prep = Preprocess { channels: 1, height: 28, width: 28, mean: data.mean.clone(), std: data.std.clone() };
-    let cfg = LoaderConfig { batch_size: BATCH, shuffle: true, drop_last: true, workers: 2, seed: 0 };
+    let prep = Preprocess {
+        channels: 1,
+        height: 28,
+        width: 28,
+        mean: data.mean.clone(),
+        std: data.std.clone(),
+    };
+    let cfg = LoaderConfig {
+        batch_size: BATCH,
+        shuffle: true,
+        drop_last: true,
+        workers: 2,
+        seed: 0,
+    };
     let loader = Loader::new(data.train.clone(), prep.train_pipeline(2, true), cfg).unwrap();
     let (mut wait, mut total) = (0.0, 0.0);
     let mut batches = loader.epoch(0, 0);
@@ -142,17 +193,31 @@ fn main() {
         let batch = batches.next().unwrap().unwrap();
         let w = t.elapsed().as_secs_f64();
         let (bx, by) = batch.to_tensors(&dev).unwrap();
-        let loss = cross_entropy(&Classifier::forward_t(ember.as_ref(), &bx, true).unwrap(), &by, 0.0).unwrap();
+        let loss = cross_entropy(
+            &Classifier::forward_t(ember.as_ref(), &bx, true).unwrap(),
+            &by,
+            0.0,
+        )
+        .unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         wait += w;
         total += t.elapsed().as_secs_f64();
     }
-    println!("data wait: {:.2}% of step time ({} workers, {}, random crop + flip)", 100.0 * wait / total, 2, data.train.source());
+    println!(
+        "data wait: {:.2}% of step time ({} workers, {}, random crop + flip)",
+        100.0 * wait / total,
+        2,
+        data.train.source()
+    );
 }
 
 fn ember_params(vars: &SeededVarMap) -> Vec<(String, candle_core::Var)> {
     let data = vars.vars().data().lock().unwrap();
-    let mut v: Vec<_> = data.iter().filter(|(k, _)| !k.contains("running_")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut v: Vec<_> = data
+        .iter()
+        .filter(|(k, _)| !k.contains("running_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }

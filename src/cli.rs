@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a registered model on a dataset (a run directory holds metrics, curves and checkpoints).
-    Train(TrainCommand),
+    Train(Box<TrainCommand>),
     /// Evaluate a checkpoint: loss, top-1 and top-5 accuracy on a dataset's test split.
     Eval(EvalCommand),
     /// Classify image files with a checkpoint: one JSON line of top-k classes per image.

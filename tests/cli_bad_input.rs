@@ -8,7 +8,15 @@ use common::*;
 fn a_missing_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let result = run(&["train", "--data", "/nonexistent/images", "--epochs", "1", "--out", out.to_str().unwrap()]);
+    let result = run(&[
+        "train",
+        "--data",
+        "/nonexistent/images",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_bad_input(&result, "data directory /nonexistent/images does not exist");
 }
 
@@ -22,10 +30,16 @@ fn truncated_and_foreign_checkpoints() {
     std::fs::write(&text, "these are not tensors").unwrap();
     for file in [&cut, &text] {
         for cmd in ["info", "eval"] {
-            assert_bad_input(&run(&[cmd, file.to_str().unwrap()]), "not a valid safetensors file");
+            assert_bad_input(
+                &run(&[cmd, file.to_str().unwrap()]),
+                "not a valid safetensors file",
+            );
         }
     }
-    assert_bad_input(&run(&["info", "/nonexistent/model.safetensors"]), "no such file");
+    assert_bad_input(
+        &run(&["info", "/nonexistent/model.safetensors"]),
+        "no such file",
+    );
 }
 
 #[test]
@@ -34,7 +48,10 @@ fn a_checkpoint_of_another_arch_or_shape() {
     use ember::ember_core::{Checkpoint, CheckpointMeta};
     let tmp = tempfile::tempdir().unwrap();
     let loaded = Checkpoint::load(&shared_checkpoint(), &Device::Cpu).unwrap();
-    let tensors: Vec<(String, Tensor)> = loaded.model_tensors().map(|(k, t)| (k.clone(), t.clone())).collect();
+    let tensors: Vec<(String, Tensor)> = loaded
+        .model_tensors()
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect();
     let save = |name: &str, meta: &CheckpointMeta, tensors: &[(String, Tensor)]| {
         let path = tmp.path().join(name);
         Checkpoint::save(&path, meta, tensors.iter().map(|(k, t)| (k.as_str(), t))).unwrap();
@@ -43,12 +60,18 @@ fn a_checkpoint_of_another_arch_or_shape() {
     let mut vit = loaded.meta.clone();
     vit.arch = "lightvit".into();
     let path = save("vit.safetensors", &vit, &tensors);
-    assert_bad_input(&run(&["eval", &path, "--data", "fashion-mnist-subset"]), "arch `lightvit`");
+    assert_bad_input(
+        &run(&["eval", &path, "--data", "fashion-mnist-subset"]),
+        "arch `lightvit`",
+    );
     // Same family, but the config says wider layers than the weights hold.
     let mut wider = loaded.meta.clone();
     wider.config["channels"] = serde_json::json!([4, 16]);
     let path = save("wider.safetensors", &wider, &tensors);
-    assert_bad_input(&run(&["predict", &path, "x.png"]), "does not fit this model");
+    assert_bad_input(
+        &run(&["predict", &path, "x.png"]),
+        "does not fit this model",
+    );
 }
 
 #[test]
@@ -57,7 +80,10 @@ fn a_non_image_file_to_predict() {
     let fake = tmp.path().join("cat.png");
     std::fs::write(&fake, "plain text pretending to be a PNG").unwrap();
     let ckpt = shared_checkpoint();
-    assert_bad_input(&run(&["predict", ckpt.to_str().unwrap(), fake.to_str().unwrap()]), "not a readable image");
+    assert_bad_input(
+        &run(&["predict", ckpt.to_str().unwrap(), fake.to_str().unwrap()]),
+        "not a readable image",
+    );
 }
 
 #[test]
@@ -66,10 +92,22 @@ fn unknown_flag_values() {
         (vec!["train", "--device", "tpu"], "tpu"),
         (vec!["train", "--optimizer", "adam"], "adam"),
         (vec!["train", "--arch", "vgg"], "unknown arch `vgg`"),
-        (vec!["train", "--model-config", "{\"layers\": [1, 1], \"typo\": 3}", "--data", "fashion-mnist-subset"], "unknown field `typo`"),
+        (
+            vec![
+                "train",
+                "--model-config",
+                "{\"layers\": [1, 1], \"typo\": 3}",
+                "--data",
+                "fashion-mnist-subset",
+            ],
+            "unknown field `typo`",
+        ),
         (vec!["train", "--epochs", "many"], "many"),
         (vec!["train", "--nesterov", "--momentum", "0"], "--nesterov"),
-        (vec!["predict", "model.safetensors", "a.png", "--top-k", "-1"], "-1"),
+        (
+            vec!["predict", "model.safetensors", "a.png", "--top-k", "-1"],
+            "-1",
+        ),
         (vec!["pull", "owner/repo/file"], "not a Hub address"),
         (vec!["fly"], "fly"),
     ] {
@@ -86,6 +124,14 @@ fn unknown_flag_values() {
 #[test]
 fn a_used_run_directory_is_not_overwritten() {
     let dir = shared_checkpoint().parent().unwrap().to_path_buf();
-    let result = run(&["train", "--data", "fashion-mnist-subset", "--epochs", "1", "--out", dir.to_str().unwrap()]);
+    let result = run(&[
+        "train",
+        "--data",
+        "fashion-mnist-subset",
+        "--epochs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert_bad_input(&result, "--resume");
 }

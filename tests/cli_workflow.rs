@@ -12,28 +12,60 @@ use serde_json::Value;
 
 fn metrics(dir: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
 fn train_then_eval_predict_and_info() {
     let ckpt = shared_checkpoint();
     let dir = ckpt.parent().unwrap();
-    for file in ["config.json", "metrics.jsonl", "summary.json", "last.safetensors", "best.safetensors"] {
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "last.safetensors",
+        "best.safetensors",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
-    assert!(std::fs::read(dir.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read(dir.join("curves.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
     let records = metrics(dir);
     assert_eq!(records.len(), 2);
-    assert!(records[1]["train_loss"].as_f64() < records[0]["train_loss"].as_f64(), "loss falls: {records:?}");
+    assert!(
+        records[1]["train_loss"].as_f64() < records[0]["train_loss"].as_f64(),
+        "loss falls: {records:?}"
+    );
 
-    let eval = run(&["eval", ckpt.to_str().unwrap(), "--data", "fashion-mnist-subset"]);
-    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let eval = run(&[
+        "eval",
+        ckpt.to_str().unwrap(),
+        "--data",
+        "fashion-mnist-subset",
+    ]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     let eval = stdout_json(&eval);
-    let best = records.iter().map(|r| r["test_top1"].as_f64().unwrap()).fold(0.0, f64::max);
-    assert_eq!(eval["top1"].as_f64().unwrap(), best, "eval of best.safetensors reproduces the best epoch");
+    let best = records
+        .iter()
+        .map(|r| r["test_top1"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        eval["top1"].as_f64().unwrap(),
+        best,
+        "eval of best.safetensors reproduces the best epoch"
+    );
     assert_eq!(eval["images"], 1000);
-    assert!(eval["top1"].as_f64().unwrap() > 30.0, "the tiny model learnt something: {eval}");
+    assert!(
+        eval["top1"].as_f64().unwrap() > 30.0,
+        "the tiny model learnt something: {eval}"
+    );
 
     let info = stdout_json(&run(&["info", ckpt.to_str().unwrap()]));
     assert_eq!(info["arch"], "resnet");
@@ -44,7 +76,11 @@ fn train_then_eval_predict_and_info() {
 
     // Two test images written as PNG files, as a user would have them.
     let tmp = tempfile::tempdir().unwrap();
-    let ds = ember_data::FashionMnist::from_source(ember_data::fashion::Source::Bundled, ember_data::Split::Test).unwrap();
+    let ds = ember_data::FashionMnist::from_source(
+        ember_data::fashion::Source::Bundled,
+        ember_data::Split::Test,
+    )
+    .unwrap();
     let mut paths = Vec::new();
     for i in [0usize, 1] {
         let img = image::GrayImage::from_raw(28, 28, ds.image_bytes(i).to_vec()).unwrap();
@@ -55,8 +91,15 @@ fn train_then_eval_predict_and_info() {
     let mut args = vec!["predict", ckpt.to_str().unwrap(), "--top-k", "3"];
     args.extend(paths.iter().map(String::as_str));
     let out = run(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "one JSON line per image");
     let top = lines[0]["top"].as_array().unwrap();
     assert_eq!(top.len(), 3);
@@ -68,16 +111,38 @@ fn train_then_eval_predict_and_info() {
 #[test]
 fn checkpoints_from_an_offline_hub_cache() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = ember::ember_core::hub::HubFile::parse("hf://ember-ml/tiny-resnet@main/model.safetensors").unwrap().unwrap();
+    let file =
+        ember::ember_core::hub::HubFile::parse("hf://ember-ml/tiny-resnet@main/model.safetensors")
+            .unwrap()
+            .unwrap();
     let bytes = std::fs::read(shared_checkpoint()).unwrap();
-    let cached = ember::ember_core::hub::seed_cache(&tmp.path().join("hub"), &file, "a1b2c3", &bytes).unwrap();
-    let hub = |args: &[&str]| ember().args(args).env("HF_HOME", tmp.path()).env("HF_HUB_OFFLINE", "1").output().unwrap();
+    let cached =
+        ember::ember_core::hub::seed_cache(&tmp.path().join("hub"), &file, "a1b2c3", &bytes)
+            .unwrap();
+    let hub = |args: &[&str]| {
+        ember()
+            .args(args)
+            .env("HF_HOME", tmp.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
     let info = hub(&["info", "hf://ember-ml/tiny-resnet/model.safetensors"]);
-    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
     assert_eq!(stdout_json(&info)["arch"], "resnet");
-    let pulled = stdout_json(&hub(&["pull", "hf://ember-ml/tiny-resnet/model.safetensors"]));
+    let pulled = stdout_json(&hub(&[
+        "pull",
+        "hf://ember-ml/tiny-resnet/model.safetensors",
+    ]));
     assert_eq!(pulled["path"], cached.to_str().unwrap());
-    assert_bad_input(&hub(&["pull", "hf://ember-ml/tiny-resnet/other.safetensors"]), "HF_HUB_OFFLINE");
+    assert_bad_input(
+        &hub(&["pull", "hf://ember-ml/tiny-resnet/other.safetensors"]),
+        "HF_HUB_OFFLINE",
+    );
 }
 
 fn train_state(path: &std::path::Path) -> Option<Value> {
@@ -89,12 +154,37 @@ fn train_state(path: &std::path::Path) -> Option<Value> {
 fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
-    let extra = ["--epochs", "3", "--batch-size", "8", "--checkpoint-secs", "1", "--workers", "1"];
+    let extra = [
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--checkpoint-secs",
+        "1",
+        "--workers",
+        "1",
+    ];
     train_tiny(&reference, &extra);
 
-    let mut args = vec!["train", "--data", "fashion-mnist-subset", "--model-config", TINY_MODEL, "--lr", "0.05", "--quiet", "--out", killed.to_str().unwrap()];
+    let mut args = vec![
+        "train",
+        "--data",
+        "fashion-mnist-subset",
+        "--model-config",
+        TINY_MODEL,
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--out",
+        killed.to_str().unwrap(),
+    ];
     args.extend_from_slice(&extra);
-    let mut child = ember().args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = ember()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let last = killed.join("last.safetensors");
     let started = Instant::now();
     let state = loop {
@@ -103,21 +193,35 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
             child.wait().unwrap();
             break s;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before a mid-epoch checkpoint was seen");
-        assert!(started.elapsed() < Duration::from_secs(120), "no mid-epoch checkpoint after 2 minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before a mid-epoch checkpoint was seen"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no mid-epoch checkpoint after 2 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let done_before = metrics(&killed).len();
     assert!(done_before < 3, "killed before the end");
 
     let resumed = run(&["train", "--resume", killed.to_str().unwrap()]);
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let (a, b) = (metrics(&reference), metrics(&killed));
     assert_eq!(b.len(), 3, "epochs 1..3 each recorded once: {b:?}");
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x["epoch"], y["epoch"]);
         for key in ["train_loss", "test_loss", "test_top1", "lr"] {
-            assert_eq!(x[key], y[key], "{key} at epoch {} after resuming from {state}", x["epoch"]);
+            assert_eq!(
+                x[key], y[key],
+                "{key} at epoch {} after resuming from {state}",
+                x["epoch"]
+            );
         }
     }
 }

@@ -18,7 +18,9 @@ enum Outcome {
 }
 
 fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for p in paths {
@@ -31,17 +33,29 @@ fn manifests(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn load(dir: &Path, manifest: &Value, key: &str) -> Result<HashMap<String, Tensor>, String> {
-    let file = manifest[key].as_str().ok_or(format!("manifest has no `{key}` file"))?;
+    let file = manifest[key]
+        .as_str()
+        .ok_or(format!("manifest has no `{key}` file"))?;
     candle_core::safetensors::load(dir.join(file), &Device::Cpu).map_err(|e| format!("{file}: {e}"))
 }
 
 /// Largest |ours - theirs|, and whether every element is within `abs + rel * |theirs|`.
 fn compare(ours: &Tensor, theirs: &Tensor, abs: f64, rel: f64) -> Result<(f64, bool), String> {
     if ours.dims() != theirs.dims() {
-        return Err(format!("shape {:?}, official {:?}", ours.dims(), theirs.dims()));
+        return Err(format!(
+            "shape {:?}, official {:?}",
+            ours.dims(),
+            theirs.dims()
+        ));
     }
-    let a: Vec<f64> = ours.to_dtype(DType::F64).and_then(|t| t.flatten_all()?.to_vec1()).map_err(|e| e.to_string())?;
-    let b: Vec<f64> = theirs.to_dtype(DType::F64).and_then(|t| t.flatten_all()?.to_vec1()).map_err(|e| e.to_string())?;
+    let a: Vec<f64> = ours
+        .to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all()?.to_vec1())
+        .map_err(|e| e.to_string())?;
+    let b: Vec<f64> = theirs
+        .to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all()?.to_vec1())
+        .map_err(|e| e.to_string())?;
     let mut worst = 0f64;
     let mut within = true;
     for (x, y) in a.iter().zip(&b) {
@@ -64,23 +78,46 @@ fn model_parity(dir: &Path, manifest: &Value, family: &str) -> Result<Outcome, S
         println!("  note: manifest config {note}");
     }
     let map = SeededVarMap::new(0);
-    let model = registry::build(family, &config, map.var_builder(DType::F32, &Device::Cpu)).map_err(|e| e.to_string())?;
+    let model = registry::build(family, &config, map.var_builder(DType::F32, &Device::Cpu))
+        .map_err(|e| e.to_string())?;
     ember_models::load_into(map.vars(), &weights, "official weights").map_err(|e| e.to_string())?;
-    let inputs = manifest["inputs"].as_object().ok_or("manifest has no inputs")?;
+    let inputs = manifest["inputs"]
+        .as_object()
+        .ok_or("manifest has no inputs")?;
     let (input_name, _) = inputs.iter().next().ok_or("manifest lists no input")?;
-    let x = io.get(input_name).ok_or(format!("io file lacks input `{input_name}`"))?;
-    let train = !manifest["mode"].as_str().unwrap_or("eval").starts_with("eval");
-    let ours: HashMap<String, Tensor> = model.outputs(x, train).map_err(|e| e.to_string())?.into_iter().collect();
+    let x = io
+        .get(input_name)
+        .ok_or(format!("io file lacks input `{input_name}`"))?;
+    let train = !manifest["mode"]
+        .as_str()
+        .unwrap_or("eval")
+        .starts_with("eval");
+    let ours: HashMap<String, Tensor> = model
+        .outputs(x, train)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
     let tol = &manifest["tolerance"];
-    let (abs, rel) = (tol["abs"].as_f64().unwrap_or(1e-4), tol["rel"].as_f64().unwrap_or(0.0));
-    let outputs = manifest["outputs"].as_object().ok_or("manifest has no outputs")?;
+    let (abs, rel) = (
+        tol["abs"].as_f64().unwrap_or(1e-4),
+        tol["rel"].as_f64().unwrap_or(0.0),
+    );
+    let outputs = manifest["outputs"]
+        .as_object()
+        .ok_or("manifest has no outputs")?;
     let mut worst = 0f64;
     for name in outputs.keys() {
-        let theirs = io.get(name).ok_or(format!("io file lacks output `{name}`"))?;
-        let mine = ours.get(name).ok_or(format!("the model has no output named `{name}`"))?;
+        let theirs = io
+            .get(name)
+            .ok_or(format!("io file lacks output `{name}`"))?;
+        let mine = ours
+            .get(name)
+            .ok_or(format!("the model has no output named `{name}`"))?;
         let (diff, within) = compare(mine, theirs, abs, rel).map_err(|e| format!("{name}: {e}"))?;
         if !within {
-            return Err(format!("{name}: max abs diff {diff:.3e} exceeds abs {abs:e} + rel {rel:e}"));
+            return Err(format!(
+                "{name}: max abs diff {diff:.3e} exceeds abs {abs:e} + rel {rel:e}"
+            ));
         }
         worst = worst.max(diff);
     }
@@ -103,7 +140,10 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/parity"));
     if !root.is_dir() {
-        println!("parity: no fixtures at {} (set EMBER_PARITY_DIR); skipped", root.display());
+        println!(
+            "parity: no fixtures at {} (set EMBER_PARITY_DIR); skipped",
+            root.display()
+        );
         return;
     }
     let mut paths = Vec::new();
@@ -111,8 +151,14 @@ fn main() {
     let mut failures = 0;
     for path in &paths {
         let rel = path.strip_prefix(&root).unwrap_or(path);
-        let family = rel.parent().map(|p| p.display().to_string()).unwrap_or_default();
-        let name = format!("{family}/{}", path.file_stem().unwrap_or_default().to_string_lossy());
+        let family = rel
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let name = format!(
+            "{family}/{}",
+            path.file_stem().unwrap_or_default().to_string_lossy()
+        );
         match run(path) {
             Ok(Outcome::Ok(diff)) => println!("parity {name}: ok (max abs diff {diff:.2e})"),
             Ok(Outcome::Pending) => println!("parity {name}: pending (not implemented yet)"),

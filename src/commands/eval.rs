@@ -10,7 +10,11 @@ use crate::cli::EvalCommand;
 
 pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
     let (loaded, prep) = super::open_checkpoint(&cmd.checkpoint, device, dtype)?;
-    let data = ember_data::open(&DataSource::from_str(&cmd.data)?, prep.channels, prep.height)?;
+    let data = ember_data::open(
+        &DataSource::from_str(&cmd.data)?,
+        prep.channels,
+        prep.height,
+    )?;
     let labels = &loaded.checkpoint.meta.labels;
     if &data.classes != labels {
         return Err(EmberError::bad_input(format!(
@@ -28,7 +32,13 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
         )));
     }
     eprintln!("data: {}", data.test.source());
-    let cfg = LoaderConfig { batch_size: cmd.batch_size, shuffle: false, drop_last: false, workers: cmd.workers, seed: 0 };
+    let cfg = LoaderConfig {
+        batch_size: cmd.batch_size,
+        shuffle: false,
+        drop_last: false,
+        workers: cmd.workers,
+        seed: 0,
+    };
     let loader = Loader::new(data.test.clone(), prep.eval_pipeline(), cfg)?;
     let r = evaluate(loaded.model.as_ref(), &loader, device, dtype)?;
     Ok(json!({

@@ -9,7 +9,11 @@ pub fn run(cmd: &InfoCommand) -> Result<Value> {
     let path = HubEnv::from_env().resolve(&cmd.checkpoint)?;
     let ckpt = Checkpoint::load(&path, &Device::Cpu)?;
     let m = &ckpt.meta;
-    let extra = |key: &str| m.extra.get(key).and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let extra = |key: &str| {
+        m.extra
+            .get(key)
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    };
     Ok(json!({
         "checkpoint": path.display().to_string(),
         "arch": m.arch,

@@ -13,7 +13,11 @@ use ember_data::Preprocess;
 use ember_models::{load_checkpoint, LoadedModel};
 
 /// A checkpoint from a path or the Hub, with its model and preprocessing.
-pub(crate) fn open_checkpoint(spec: &str, device: &Device, dtype: DType) -> Result<(LoadedModel, Preprocess)> {
+pub(crate) fn open_checkpoint(
+    spec: &str,
+    device: &Device,
+    dtype: DType,
+) -> Result<(LoadedModel, Preprocess)> {
     let path = HubEnv::from_env().resolve(spec)?;
     let loaded = load_checkpoint(&path, device, dtype, None)?;
     let preprocess = loaded
@@ -22,6 +26,10 @@ pub(crate) fn open_checkpoint(spec: &str, device: &Device, dtype: DType) -> Resu
         .extra
         .get("preprocess")
         .and_then(|p| serde_json::from_str(p).ok())
-        .ok_or_else(|| EmberError::bad_input(format!("{spec}: no ember.preprocess metadata (input size and normalisation)")))?;
+        .ok_or_else(|| {
+            EmberError::bad_input(format!(
+                "{spec}: no ember.preprocess metadata (input size and normalisation)"
+            ))
+        })?;
     Ok((loaded, preprocess))
 }

@@ -16,8 +16,15 @@ pub fn run(cmd: &PredictCommand, device: &Device, dtype: candle_core::DType) -> 
     for path in &cmd.images {
         data.extend(prep.load_image(path)?.data);
     }
-    let x = Tensor::from_vec(data, (cmd.images.len(), prep.channels, prep.height, prep.width), device)?.to_dtype(dtype)?;
-    let probs: Vec<Vec<f32>> = softmax(&loaded.model.forward_t(&x, false)?, D::Minus1)?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+    let x = Tensor::from_vec(
+        data,
+        (cmd.images.len(), prep.channels, prep.height, prep.width),
+        device,
+    )?
+    .to_dtype(dtype)?;
+    let probs: Vec<Vec<f32>> = softmax(&loaded.model.forward_t(&x, false)?, D::Minus1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2()?;
     let out = cmd
         .images
         .iter()

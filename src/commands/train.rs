@@ -16,27 +16,47 @@ use crate::cli::{Cli, Command, TrainCommand};
 
 /// `--model-config`: inline JSON or a file holding it.
 fn model_overrides(arg: &Option<String>) -> Result<Value> {
-    let Some(text) = arg else { return Ok(Value::Null) };
+    let Some(text) = arg else {
+        return Ok(Value::Null);
+    };
     let trimmed = text.trim_start();
     let json_text = if trimmed.starts_with('{') {
         text.clone()
     } else {
         std::fs::read_to_string(text).map_err(|e| EmberError::io(text, e))?
     };
-    serde_json::from_str(&json_text).map_err(|e| EmberError::bad_input(format!("--model-config is not valid JSON ({e})")))
+    serde_json::from_str(&json_text)
+        .map_err(|e| EmberError::bad_input(format!("--model-config is not valid JSON ({e})")))
 }
 
 /// The command line of the run being resumed, from its config.json.
 fn saved_command(run: &RunDir) -> Result<(TrainCommand, u64, DType)> {
     let config = run.read_json("config.json")?;
-    let argv: Vec<String> = serde_json::from_value(config["argv"].clone())
-        .map_err(|_| EmberError::bad_input(format!("{}: config.json has no argv", run.root().display())))?;
-    let cli = Cli::try_parse_from(std::iter::once("ember".to_string()).chain(argv))
-        .map_err(|e| EmberError::bad_input(format!("{}: saved command no longer parses ({})", run.root().display(), e.kind())))?;
-    let (seed, dtype) = (cli.runtime.seed, if cli.runtime.dtype == "f64" { DType::F64 } else { DType::F32 });
+    let argv: Vec<String> = serde_json::from_value(config["argv"].clone()).map_err(|_| {
+        EmberError::bad_input(format!("{}: config.json has no argv", run.root().display()))
+    })?;
+    let cli =
+        Cli::try_parse_from(std::iter::once("ember".to_string()).chain(argv)).map_err(|e| {
+            EmberError::bad_input(format!(
+                "{}: saved command no longer parses ({})",
+                run.root().display(),
+                e.kind()
+            ))
+        })?;
+    let (seed, dtype) = (
+        cli.runtime.seed,
+        if cli.runtime.dtype == "f64" {
+            DType::F64
+        } else {
+            DType::F32
+        },
+    );
     match cli.command {
-        Command::Train(cmd) => Ok((cmd, seed, dtype)),
-        _ => Err(EmberError::bad_input(format!("{}: not a training run", run.root().display()))),
+        Command::Train(cmd) => Ok((*cmd, seed, dtype)),
+        _ => Err(EmberError::bad_input(format!(
+            "{}: not a training run",
+            run.root().display()
+        ))),
     }
 }
 
@@ -63,13 +83,28 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
         Some((_, _, _, run)) => {
             let last = run.file("last.safetensors");
             // A run killed before its first checkpoint starts over in the same folder.
-            let resume = if last.exists() { Some(Checkpoint::load(&last, device)?) } else { None };
-            eprintln!("resuming {} from {}", run.root().display(), if resume.is_some() { "its last checkpoint" } else { "the start" });
+            let resume = if last.exists() {
+                Some(Checkpoint::load(&last, device)?)
+            } else {
+                None
+            };
+            eprintln!(
+                "resuming {} from {}",
+                run.root().display(),
+                if resume.is_some() {
+                    "its last checkpoint"
+                } else {
+                    "the start"
+                }
+            );
             (run, resume)
         }
         None => {
             let out = cmd.out.clone().unwrap_or_else(|| {
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 PathBuf::from(format!("runs/{}-{now}", cmd.arch))
             });
             let run = RunDir::create(&out)?;
@@ -82,16 +117,38 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
     };
     let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.image_size)?;
     let [c, h, w] = data.train.image_dims();
-    let prep = Preprocess { channels: c, height: h, width: w, mean: data.mean.clone(), std: data.std.clone() };
+    let prep = Preprocess {
+        channels: c,
+        height: h,
+        width: w,
+        mean: data.mean.clone(),
+        std: data.std.clone(),
+    };
 
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
     let vars = SeededVarMap::new(seed);
-    let model = ember_models::build(&model_cfg.family, &model_cfg.config, vars.var_builder(dtype, device))?;
-    eprintln!("data: {}; test: {}", data.train.source(), data.test.source());
+    let model = ember_models::build(
+        &model_cfg.family,
+        &model_cfg.config,
+        vars.var_builder(dtype, device),
+    )?;
+    eprintln!(
+        "data: {}; test: {}",
+        data.train.source(),
+        data.test.source()
+    );
 
-    let mut meta = CheckpointMeta::new(&model_cfg.family, model_cfg.config.clone(), "classification", data.classes.clone());
-    meta.extra.insert("preprocess".into(), serde_json::to_string(&prep).expect("preprocess serialises"));
+    let mut meta = CheckpointMeta::new(
+        &model_cfg.family,
+        model_cfg.config.clone(),
+        "classification",
+        data.classes.clone(),
+    );
+    meta.extra.insert(
+        "preprocess".into(),
+        serde_json::to_string(&prep).expect("preprocess serialises"),
+    );
     if resume.is_none() {
         let mut config = run.read_json("config.json").unwrap_or(json!({}));
         config["model"] = json!({ "family": model_cfg.family, "config": model_cfg.config });
@@ -102,13 +159,23 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
     }
 
     let loader = |ds, pipeline, shuffle| {
-        let cfg = LoaderConfig { batch_size: cmd.data.batch_size, shuffle, drop_last: shuffle, workers: cmd.data.workers, seed };
+        let cfg = LoaderConfig {
+            batch_size: cmd.data.batch_size,
+            shuffle,
+            drop_last: shuffle,
+            workers: cmd.data.workers,
+            seed,
+        };
         Loader::new(ds, pipeline, cfg)
     };
     let trainer = Trainer {
         model: model.as_ref(),
         vars: &vars,
-        train: loader(data.train.clone(), prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip), true)?,
+        train: loader(
+            data.train.clone(),
+            prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
+            true,
+        )?,
         eval: loader(data.test.clone(), prep.eval_pipeline(), false)?,
         settings,
         run: run.clone(),

@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const TINY_MODEL: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
+pub const TINY_MODEL: &str =
+    r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 pub fn ember() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
     // No test may reach the network or a user's Hub cache.
-    cmd.env("HF_HUB_OFFLINE", "1").env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"));
+    cmd.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"));
     cmd
 }
 
@@ -20,7 +22,12 @@ pub fn run(args: &[&str]) -> Output {
 
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_else(|| panic!("no stdout; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let line = text.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no stdout; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
 }
 
@@ -33,19 +40,34 @@ pub fn assert_bad_input(out: &Output, needle: &str) {
     assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
 }
 
 /// Trains the tiny model on the bundled subset into `out` (with `extra` flags: at least
 /// `--epochs`) and returns the JSON result.
 pub fn train_tiny(out: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
-        "train", "--data", "fashion-mnist-subset", "--model-config", TINY_MODEL, "--lr", "0.05",
-        "--quiet", "--out", out.to_str().unwrap(),
+        "train",
+        "--data",
+        "fashion-mnist-subset",
+        "--model-config",
+        TINY_MODEL,
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let result = run(&args);
-    assert!(result.status.success(), "training failed: {}", String::from_utf8_lossy(&result.stderr));
+    assert!(
+        result.status.success(),
+        "training failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     stdout_json(&result)
 }
 

@@ -27,7 +27,9 @@ impl RuntimeArgs {
                 return Err(EmberError::bad_input("--threads must be at least 1"));
             }
             // Fails only if the pool already exists, in which case its size stays.
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
         }
         let dtype = match self.dtype.as_str() {
             "f64" => DType::F64,

@@ -68,7 +68,11 @@ impl TrainArgs {
     pub fn settings(&self, seed: u64) -> Result<TrainSettings> {
         let settings = TrainSettings {
             epochs: self.epochs,
-            optimizer: if self.optimizer == "adamw" { OptimizerKind::Adamw } else { OptimizerKind::Sgd },
+            optimizer: if self.optimizer == "adamw" {
+                OptimizerKind::Adamw
+            } else {
+                OptimizerKind::Sgd
+            },
             lr: self.lr,
             momentum: self.momentum,
             nesterov: self.nesterov,

@@ -62,7 +62,10 @@ impl CheckpointMeta {
         map.insert("ember.arch".into(), self.arch.clone());
         map.insert("ember.config".into(), self.config.to_string());
         map.insert("ember.task".into(), self.task.clone());
-        map.insert("ember.labels".into(), Value::from(self.labels.clone()).to_string());
+        map.insert(
+            "ember.labels".into(),
+            Value::from(self.labels.clone()).to_string(),
+        );
         map.insert("ember.version".into(), self.version.clone());
         map.insert("ember.metrics".into(), self.metrics.to_string());
         map
@@ -76,10 +79,14 @@ impl CheckpointMeta {
             ))
         };
         let json = |key: &str| -> Result<Value> {
-            let text = map.get(key).ok_or_else(|| bad(&format!("no {key} metadata")))?;
+            let text = map
+                .get(key)
+                .ok_or_else(|| bad(&format!("no {key} metadata")))?;
             serde_json::from_str(text).map_err(|e| bad(&format!("{key} is not JSON ({e})")))
         };
-        let arch = map.get("ember.arch").ok_or_else(|| bad("no ember.arch metadata"))?;
+        let arch = map
+            .get("ember.arch")
+            .ok_or_else(|| bad("no ember.arch metadata"))?;
         let labels = match map.get("ember.labels") {
             Some(_) => serde_json::from_value(json("ember.labels")?)
                 .map_err(|e| bad(&format!("ember.labels is not a list of strings ({e})")))?,
@@ -142,7 +149,9 @@ impl Checkpoint {
 
     /// The model's weights: every tensor that is not training state.
     pub fn model_tensors(&self) -> impl Iterator<Item = (&String, &Tensor)> {
-        self.tensors.iter().filter(|(k, _)| !k.starts_with(STATE_PREFIX))
+        self.tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with(STATE_PREFIX))
     }
 
     /// Number of model parameters (training state excluded).
@@ -154,8 +163,8 @@ impl Checkpoint {
 /// Reads a safetensors file and its metadata table, checking the header.
 pub fn read_safetensors(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(|e| EmberError::io(path, e))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| not_safetensors(path, e))?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| not_safetensors(path, e))?;
     // `read_metadata` checks the header only; a truncated body shows up here.
     safetensors::SafeTensors::deserialize(&bytes).map_err(|e| not_safetensors(path, e))?;
     let map = header.metadata().clone().unwrap_or_default();
@@ -163,7 +172,10 @@ pub fn read_safetensors(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>
 }
 
 fn not_safetensors(path: &Path, err: impl std::fmt::Display) -> EmberError {
-    EmberError::bad_input(format!("{}: not a valid safetensors file ({err})", path.display()))
+    EmberError::bad_input(format!(
+        "{}: not a valid safetensors file ({err})",
+        path.display()
+    ))
 }
 
 #[cfg(test)]
@@ -173,10 +185,19 @@ mod tests {
 
     fn sample(dir: &Path) -> std::path::PathBuf {
         let path = dir.join("m.safetensors");
-        let mut meta = CheckpointMeta::new("resnet", json!({"layers": [1, 1]}), "classification", vec!["a".into(), "b".into()]);
+        let mut meta = CheckpointMeta::new(
+            "resnet",
+            json!({"layers": [1, 1]}),
+            "classification",
+            vec!["a".into(), "b".into()],
+        );
         meta.metrics = json!({"top1": 0.5});
-        meta.extra.insert("train_state".into(), "{\"epoch\":3}".into());
-        let w = Tensor::arange(0f32, 6., &Device::Cpu).unwrap().reshape((2, 3)).unwrap();
+        meta.extra
+            .insert("train_state".into(), "{\"epoch\":3}".into());
+        let w = Tensor::arange(0f32, 6., &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
         let m = Tensor::ones(2, candle_core::DType::F32, &Device::Cpu).unwrap();
         let state_name = format!("{STATE_PREFIX}momentum/fc.weight");
         Checkpoint::save(&path, &meta, [("fc.weight", &w), (state_name.as_str(), &m)]).unwrap();
@@ -194,7 +215,11 @@ mod tests {
         assert_eq!(ckpt.meta.metrics["top1"], 0.5);
         assert_eq!(ckpt.meta.extra["train_state"], "{\"epoch\":3}");
         assert_eq!(ckpt.parameter_count(), 6);
-        let w = ckpt.tensors["fc.weight"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let w = ckpt.tensors["fc.weight"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(w, vec![0., 1., 2., 3., 4., 5.]);
     }
 
@@ -210,7 +235,10 @@ mod tests {
         for p in [&cut, &text] {
             let err = Checkpoint::load(p, &Device::Cpu).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{err}");
-            assert!(err.to_string().contains("not a valid safetensors file"), "{err}");
+            assert!(
+                err.to_string().contains("not a valid safetensors file"),
+                "{err}"
+            );
         }
     }
 

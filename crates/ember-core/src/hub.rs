@@ -97,7 +97,9 @@ impl HubEnv {
 
     /// The cached copy of `file`, downloaded into the cache first when it is missing.
     pub fn fetch(&self, file: &HubFile) -> Result<PathBuf> {
-        let cached = Cache::new(self.cache.clone()).repo(file.hub_repo()).get(&file.file);
+        let cached = Cache::new(self.cache.clone())
+            .repo(file.hub_repo())
+            .get(&file.file);
         if let Some(path) = cached {
             return Ok(path);
         }
@@ -129,7 +131,12 @@ impl HubEnv {
 
 /// Builds a Hub cache entry by hand, laid out as `huggingface_hub` does, so tests (and
 /// users preparing an offline machine) need no network.
-pub fn seed_cache(cache: &std::path::Path, file: &HubFile, commit: &str, bytes: &[u8]) -> Result<PathBuf> {
+pub fn seed_cache(
+    cache: &std::path::Path,
+    file: &HubFile,
+    commit: &str,
+    bytes: &[u8],
+) -> Result<PathBuf> {
     let repo_dir = cache.join(format!("models--{}", file.repo.replace('/', "--")));
     let snapshot = repo_dir.join("snapshots").join(commit).join(&file.file);
     let refs = repo_dir.join("refs").join(&file.revision);
@@ -147,7 +154,9 @@ mod tests {
 
     #[test]
     fn parses_hub_addresses() {
-        let f = HubFile::parse("hf://ember-ml/resnet18@v1/weights/model.safetensors").unwrap().unwrap();
+        let f = HubFile::parse("hf://ember-ml/resnet18@v1/weights/model.safetensors")
+            .unwrap()
+            .unwrap();
         assert_eq!(f.repo, "ember-ml/resnet18");
         assert_eq!(f.revision, "v1");
         assert_eq!(f.file, "weights/model.safetensors");
@@ -162,13 +171,21 @@ mod tests {
     #[test]
     fn offline_lookup_finds_cached_files_and_refuses_missing_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let env = HubEnv { cache: dir.path().to_path_buf(), endpoint: Some("http://127.0.0.1:9".into()), offline: true };
-        let file = HubFile::parse("hf://ember-ml/tiny@main/model.safetensors").unwrap().unwrap();
+        let env = HubEnv {
+            cache: dir.path().to_path_buf(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            offline: true,
+        };
+        let file = HubFile::parse("hf://ember-ml/tiny@main/model.safetensors")
+            .unwrap()
+            .unwrap();
         let seeded = seed_cache(dir.path(), &file, "0123abcd", b"weights").unwrap();
         let got = env.resolve("hf://ember-ml/tiny/model.safetensors").unwrap();
         assert_eq!(got, seeded);
         assert_eq!(std::fs::read(got).unwrap(), b"weights");
-        let err = env.resolve("hf://ember-ml/tiny/other.safetensors").unwrap_err();
+        let err = env
+            .resolve("hf://ember-ml/tiny/other.safetensors")
+            .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
     }
@@ -177,17 +194,36 @@ mod tests {
     fn cached_files_need_no_network_even_online() {
         let dir = tempfile::tempdir().unwrap();
         // An endpoint nothing listens on: any request would fail.
-        let env = HubEnv { cache: dir.path().to_path_buf(), endpoint: Some("http://127.0.0.1:9".into()), offline: false };
-        let file = HubFile::parse("hf://o/r@dev/w.safetensors").unwrap().unwrap();
+        let env = HubEnv {
+            cache: dir.path().to_path_buf(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            offline: false,
+        };
+        let file = HubFile::parse("hf://o/r@dev/w.safetensors")
+            .unwrap()
+            .unwrap();
         seed_cache(dir.path(), &file, "feed", b"x").unwrap();
         assert!(env.resolve("hf://o/r@dev/w.safetensors").is_ok());
         let err = env.resolve("hf://o/r@dev/missing.safetensors").unwrap_err();
-        assert_eq!(err.exit_code(), 1, "a failed download is a runtime error: {err}");
+        assert_eq!(
+            err.exit_code(),
+            1,
+            "a failed download is a runtime error: {err}"
+        );
     }
 
     #[test]
     fn plain_paths_must_exist() {
-        let env = HubEnv { cache: PathBuf::from("/nonexistent"), endpoint: None, offline: true };
-        assert_eq!(env.resolve("/nonexistent/w.safetensors").unwrap_err().exit_code(), 2);
+        let env = HubEnv {
+            cache: PathBuf::from("/nonexistent"),
+            endpoint: None,
+            offline: true,
+        };
+        assert_eq!(
+            env.resolve("/nonexistent/w.safetensors")
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }

@@ -25,7 +25,12 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
-const COLOURS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+];
 
 /// Draws `panels` side by side into a PNG at `path`. The image goes to a temporary sibling
 /// first and is renamed into place, so a reader never sees half a file.
@@ -35,11 +40,16 @@ pub fn draw_curves(path: &Path, panels: &[Panel]) -> Result<()> {
     });
     let tmp = path.with_extension("tmp.png");
     let size = (520 * panels.len().max(1) as u32, 400);
-    draw(&tmp, size, panels).map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
+    draw(&tmp, size, panels)
+        .map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
     std::fs::rename(&tmp, path).map_err(|e| EmberError::io(path, e))
 }
 
-fn draw(path: &Path, size: (u32, u32), panels: &[Panel]) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn draw(
+    path: &Path,
+    size: (u32, u32),
+    panels: &[Panel],
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
@@ -63,15 +73,30 @@ fn draw(path: &Path, size: (u32, u32), panels: &[Panel]) -> std::result::Result<
             .x_label_area_size(36)
             .y_label_area_size(56)
             .build_cartesian_2d(0f64..x1, (y0 - pad)..(y1 + pad))?;
-        chart.configure_mesh().x_desc("epoch").y_desc(&panel.y_label).label_style(("sans-serif", 13)).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(&panel.y_label)
+            .label_style(("sans-serif", 13))
+            .draw()?;
         for (i, s) in panel.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
                 .label(&s.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 13)).draw()?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()?;
     }
     root.present()?;
     Ok(())
@@ -85,10 +110,21 @@ mod tests {
     fn draws_a_png() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("curves.png");
-        let line = |name: &str, f: fn(f64) -> f64| Series { name: name.into(), points: (1..=5).map(|e| (e as f64, f(e as f64))).collect() };
+        let line = |name: &str, f: fn(f64) -> f64| Series {
+            name: name.into(),
+            points: (1..=5).map(|e| (e as f64, f(e as f64))).collect(),
+        };
         let panels = [
-            Panel { title: "loss".into(), y_label: "cross-entropy".into(), series: vec![line("train", |e| 1.0 / e), line("test", |e| 1.2 / e)] },
-            Panel { title: "accuracy".into(), y_label: "top-1 %".into(), series: vec![line("test", |e| 80.0 + e)] },
+            Panel {
+                title: "loss".into(),
+                y_label: "cross-entropy".into(),
+                series: vec![line("train", |e| 1.0 / e), line("test", |e| 1.2 / e)],
+            },
+            Panel {
+                title: "accuracy".into(),
+                y_label: "top-1 %".into(),
+                series: vec![line("test", |e| 80.0 + e)],
+            },
         ];
         draw_curves(&path, &panels).unwrap();
         let bytes = std::fs::read(&path).unwrap();

@@ -56,7 +56,9 @@ impl EmberRng {
 
     /// A draw from Beta(a, b) (a, b > 0), as mixup's `np.random.beta`.
     pub fn beta(&mut self, a: f64, b: f64) -> f64 {
-        rand_distr::Beta::new(a, b).expect("beta parameters are positive").sample(&mut self.0)
+        rand_distr::Beta::new(a, b)
+            .expect("beta parameters are positive")
+            .sample(&mut self.0)
     }
 
     pub fn bernoulli(&mut self, p: f64) -> bool {

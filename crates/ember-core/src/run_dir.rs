@@ -21,7 +21,9 @@ impl RunDir {
     /// A new run in `root`, created if needed; a folder that already holds a run is refused
     /// (resume it instead) so that no result is overwritten by accident.
     pub fn create(root: &Path) -> Result<Self> {
-        let dir = Self { root: root.to_path_buf() };
+        let dir = Self {
+            root: root.to_path_buf(),
+        };
         if dir.file("last.safetensors").exists() || dir.file(METRICS).exists() {
             return Err(EmberError::bad_input(format!(
                 "{} already holds a run: continue it with --resume {0}, or choose another --out",
@@ -34,7 +36,9 @@ impl RunDir {
 
     /// An existing run, to resume.
     pub fn open(root: &Path) -> Result<Self> {
-        let dir = Self { root: root.to_path_buf() };
+        let dir = Self {
+            root: root.to_path_buf(),
+        };
         if !dir.file("config.json").is_file() {
             return Err(EmberError::bad_input(format!(
                 "{}: not a run directory (no config.json)",
@@ -80,7 +84,10 @@ impl RunDir {
     pub fn read_metrics(&self) -> Result<Vec<Value>> {
         let path = self.file(METRICS);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+            Ok(text) => Ok(text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(EmberError::io(&path, e)),
         }
@@ -89,7 +96,11 @@ impl RunDir {
     /// Rewrites `metrics.jsonl` with only the records `keep` accepts (on resume, the epochs
     /// the checkpoint had not reached are dropped, since they are run again).
     pub fn retain_metrics(&self, keep: impl Fn(&Value) -> bool) -> Result<Vec<Value>> {
-        let kept: Vec<Value> = self.read_metrics()?.into_iter().filter(|r| keep(r)).collect();
+        let kept: Vec<Value> = self
+            .read_metrics()?
+            .into_iter()
+            .filter(|r| keep(r))
+            .collect();
         let text: String = kept.iter().map(|r| format!("{r}\n")).collect();
         write_atomic(&self.file(METRICS), text.as_bytes())?;
         Ok(kept)
@@ -110,14 +121,32 @@ mod tests {
             run.append_metrics(&json!({"epoch": e})).unwrap();
         }
         // a torn line from a killed process
-        std::fs::OpenOptions::new().append(true).open(run.file(METRICS)).unwrap().write_all(b"{\"epo").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.file(METRICS))
+            .unwrap()
+            .write_all(b"{\"epo")
+            .unwrap();
         assert_eq!(run.read_metrics().unwrap().len(), 3);
-        let kept = run.retain_metrics(|r| r["epoch"].as_u64() < Some(2)).unwrap();
+        let kept = run
+            .retain_metrics(|r| r["epoch"].as_u64() < Some(2))
+            .unwrap();
         assert_eq!(kept.len(), 2);
         assert_eq!(run.read_metrics().unwrap().len(), 2);
-        assert_eq!(RunDir::open(run.root()).unwrap().read_json("config.json").unwrap()["lr"], 0.1);
+        assert_eq!(
+            RunDir::open(run.root())
+                .unwrap()
+                .read_json("config.json")
+                .unwrap()["lr"],
+            0.1
+        );
         let again = RunDir::create(run.root()).unwrap_err();
         assert!(again.to_string().contains("--resume"), "{again}");
-        assert_eq!(RunDir::open(&tmp.path().join("nope")).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            RunDir::open(&tmp.path().join("nope"))
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 }

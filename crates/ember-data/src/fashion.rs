@@ -15,7 +15,15 @@ use crate::idx::IdxArray;
 use crate::sample::Chw;
 
 pub const CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
     "Ankle boot",
 ];
 
@@ -26,10 +34,22 @@ pub const STD: [f32; 1] = [0.3530];
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 const BUNDLED: [(&str, &[u8]); 4] = [
-    ("train-images", include_bytes!("../../../assets/fashion-mnist-subset/train-images-idx3-ubyte.gz")),
-    ("train-labels", include_bytes!("../../../assets/fashion-mnist-subset/train-labels-idx1-ubyte.gz")),
-    ("t10k-images", include_bytes!("../../../assets/fashion-mnist-subset/t10k-images-idx3-ubyte.gz")),
-    ("t10k-labels", include_bytes!("../../../assets/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz")),
+    (
+        "train-images",
+        include_bytes!("../../../assets/fashion-mnist-subset/train-images-idx3-ubyte.gz"),
+    ),
+    (
+        "train-labels",
+        include_bytes!("../../../assets/fashion-mnist-subset/train-labels-idx1-ubyte.gz"),
+    ),
+    (
+        "t10k-images",
+        include_bytes!("../../../assets/fashion-mnist-subset/t10k-images-idx3-ubyte.gz"),
+    ),
+    (
+        "t10k-labels",
+        include_bytes!("../../../assets/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz"),
+    ),
 ];
 
 /// Where a copy of the dataset was found.
@@ -59,7 +79,9 @@ fn has_files(dir: &Path) -> bool {
     ["train", "t10k"].iter().all(|p| {
         ["images-idx3-ubyte", "labels-idx1-ubyte"].iter().all(|f| {
             let stem = dir.join(format!("{p}-{f}"));
-            stem.is_file() || stem.with_extension("gz").is_file() || dir.join(format!("{p}-{f}.gz")).is_file()
+            stem.is_file()
+                || stem.with_extension("gz").is_file()
+                || dir.join(format!("{p}-{f}.gz")).is_file()
         })
     })
 }
@@ -73,7 +95,10 @@ pub fn locate() -> Source {
         dirs.push(root);
     }
     dirs.push(PathBuf::from(DEBIAN_DIR));
-    dirs.into_iter().find(|d| has_files(d)).map(Source::Dir).unwrap_or(Source::Bundled)
+    dirs.into_iter()
+        .find(|d| has_files(d))
+        .map(Source::Dir)
+        .unwrap_or(Source::Bundled)
 }
 
 impl FashionMnist {
@@ -155,7 +180,10 @@ impl Dataset for FashionMnist {
     }
 
     fn get(&self, index: usize) -> Result<(Chw, u32)> {
-        Ok((Chw::from_u8(1, 28, 28, self.image_bytes(index)), self.labels[index]))
+        Ok((
+            Chw::from_u8(1, 28, 28, self.image_bytes(index)),
+            self.labels[index],
+        ))
     }
 
     fn classes(&self) -> &[String] {
@@ -167,7 +195,12 @@ impl Dataset for FashionMnist {
     }
 
     fn source(&self) -> String {
-        format!("Fashion-MNIST {} ({} images) from {}", self.split.name(), self.len(), describe(&self.source))
+        format!(
+            "Fashion-MNIST {} ({} images) from {}",
+            self.split.name(),
+            self.len(),
+            describe(&self.source)
+        )
     }
 }
 
@@ -193,11 +226,18 @@ mod tests {
     #[test]
     fn a_folder_with_a_bad_file_is_bad_input() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+        for name in [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ] {
             std::fs::write(dir.path().join(name), b"garbage").unwrap();
         }
         assert!(has_files(dir.path()));
-        let err = FashionMnist::from_source(Source::Dir(dir.path().into()), Split::Test).err().unwrap();
+        let err = FashionMnist::from_source(Source::Dir(dir.path().into()), Split::Test)
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 2);
     }
 }

@@ -37,13 +37,21 @@ impl ImageFolder {
     /// Scans `root`; every image becomes `channels` x `height` x `width`.
     pub fn open(root: &Path, channels: usize, height: usize, width: usize) -> Result<Self> {
         if !root.is_dir() {
-            return Err(EmberError::bad_input(format!("data directory {} does not exist", root.display())));
+            return Err(EmberError::bad_input(format!(
+                "data directory {} does not exist",
+                root.display()
+            )));
         }
         let mut classes = Vec::new();
         let mut items = Vec::new();
         for dir in sorted_entries(root)?.into_iter().filter(|p| p.is_dir()) {
             let label = classes.len() as u32;
-            classes.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            classes.push(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
             for file in sorted_entries(&dir)?.into_iter().filter(|p| is_image(p)) {
                 items.push((file, label));
             }
@@ -54,7 +62,12 @@ impl ImageFolder {
                 root.display()
             )));
         }
-        Ok(Self { root: root.to_path_buf(), items, classes, dims: [channels, height, width] })
+        Ok(Self {
+            root: root.to_path_buf(),
+            items,
+            classes,
+            dims: [channels, height, width],
+        })
     }
 }
 
@@ -66,9 +79,15 @@ pub fn decode_image(path: &Path, channels: usize, height: usize, width: usize) -
         .with_guessed_format()
         .map_err(|e| EmberError::io(path, e))?
         .decode()
-        .map_err(|e| EmberError::bad_input(format!("{}: not a readable image ({e})", path.display())))?;
+        .map_err(|e| {
+            EmberError::bad_input(format!("{}: not a readable image ({e})", path.display()))
+        })?;
     let img = if (img.height() as usize, img.width() as usize) != (height, width) {
-        img.resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle)
+        img.resize_exact(
+            width as u32,
+            height as u32,
+            image::imageops::FilterType::Triangle,
+        )
     } else {
         img
     };
@@ -77,9 +96,15 @@ pub fn decode_image(path: &Path, channels: usize, height: usize, width: usize) -
         3 => {
             // interleaved HWC -> planar CHW
             let rgb = img.to_rgb8().into_raw();
-            (0..3).flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>()).collect()
+            (0..3)
+                .flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>())
+                .collect()
         }
-        c => return Err(EmberError::bad_input(format!("images can have 1 or 3 channels, not {c}"))),
+        c => {
+            return Err(EmberError::bad_input(format!(
+                "images can have 1 or 3 channels, not {c}"
+            )))
+        }
     };
     Ok(Chw::from_u8(channels, height, width, &bytes))
 }
@@ -108,7 +133,12 @@ impl Dataset for ImageFolder {
     }
 
     fn source(&self) -> String {
-        format!("image folder {} ({} images, {} classes)", self.root.display(), self.items.len(), self.classes.len())
+        format!(
+            "image folder {} ({} images, {} classes)",
+            self.root.display(),
+            self.items.len(),
+            self.classes.len()
+        )
     }
 }
 
@@ -132,13 +162,18 @@ mod tests {
         assert_eq!(label, 0);
         assert_eq!(img.plane(2), &[1.0; 8]);
         assert_eq!(img.plane(0), &[0.0; 8]);
-        let (grey, _) = ImageFolder::open(dir.path(), 1, 4, 4).unwrap().get(1).unwrap();
+        let (grey, _) = ImageFolder::open(dir.path(), 1, 4, 4)
+            .unwrap()
+            .get(1)
+            .unwrap();
         assert_eq!(grey.dims(), [1, 4, 4]);
     }
 
     #[test]
     fn missing_folders_and_non_images_are_bad_input() {
-        let err = ImageFolder::open(Path::new("/nonexistent/data"), 1, 8, 8).err().unwrap();
+        let err = ImageFolder::open(Path::new("/nonexistent/data"), 1, 8, 8)
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("does not exist"));
         let dir = tempfile::tempdir().unwrap();

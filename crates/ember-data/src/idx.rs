@@ -40,7 +40,10 @@ impl IdxArray {
             return Err("not an IDX file (bad magic number)".into());
         }
         if bytes[2] != 0x08 {
-            return Err(format!("IDX element type 0x{:02x} is not unsigned byte", bytes[2]));
+            return Err(format!(
+                "IDX element type 0x{:02x} is not unsigned byte",
+                bytes[2]
+            ));
         }
         let rank = bytes[3] as usize;
         let header = 4 + 4 * rank;
@@ -59,7 +62,10 @@ impl IdxArray {
                 body.len()
             ));
         }
-        Ok(Self { dims, data: body.to_vec() })
+        Ok(Self {
+            dims,
+            data: body.to_vec(),
+        })
     }
 
     /// The gzip-compressed IDX encoding of this array.
@@ -86,12 +92,19 @@ mod tests {
     #[test]
     fn round_trips_through_gzip_and_reads_plain_files() {
         let dir = tempfile::tempdir().unwrap();
-        let a = IdxArray { dims: vec![2, 3], data: vec![1, 2, 3, 4, 5, 6] };
+        let a = IdxArray {
+            dims: vec![2, 3],
+            data: vec![1, 2, 3, 4, 5, 6],
+        };
         let gz = dir.path().join("a.gz");
         std::fs::write(&gz, a.to_gz_bytes()).unwrap();
         assert_eq!(IdxArray::read(&gz).unwrap(), a);
         let plain = dir.path().join("a-idx2-ubyte");
-        std::fs::write(&plain, [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]).unwrap();
+        std::fs::write(
+            &plain,
+            [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6],
+        )
+        .unwrap();
         assert_eq!(IdxArray::read(&plain).unwrap(), a);
     }
 
@@ -101,7 +114,10 @@ mod tests {
         let cases: [(&[u8], &str); 3] = [
             (&[0, 0, 8, 1, 0, 0, 0, 5, 1, 2], "header promises 5"),
             (b"PNG....", "bad magic"),
-            (&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0], "not unsigned byte"),
+            (
+                &[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0],
+                "not unsigned byte",
+            ),
         ];
         for (bytes, msg) in cases {
             let p = dir.path().join("x");

@@ -64,10 +64,18 @@ impl Loader {
             return Err(EmberError::bad_input("batch size must be at least 1"));
         }
         if dataset.is_empty() {
-            return Err(EmberError::bad_input(format!("{} is empty", dataset.source())));
+            return Err(EmberError::bad_input(format!(
+                "{} is empty",
+                dataset.source()
+            )));
         }
         let item_dims = pipeline.output_dims(dataset.image_dims())?;
-        Ok(Self { dataset, pipeline: Arc::new(pipeline), cfg, item_dims })
+        Ok(Self {
+            dataset,
+            pipeline: Arc::new(pipeline),
+            cfg,
+            item_dims,
+        })
     }
 
     pub fn dataset(&self) -> &Arc<dyn Dataset> {
@@ -95,7 +103,8 @@ impl Loader {
     /// Dataset indices in the order `epoch` visits them.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         if self.cfg.shuffle {
-            EmberRng::for_name(self.cfg.seed, &format!("shuffle/{epoch}")).permutation(self.dataset.len())
+            EmberRng::for_name(self.cfg.seed, &format!("shuffle/{epoch}"))
+                .permutation(self.dataset.len())
         } else {
             (0..self.dataset.len()).collect()
         }
@@ -103,14 +112,19 @@ impl Loader {
 
     /// The batches of `epoch` from batch `start` on.
     pub fn epoch(&self, epoch: usize, start: usize) -> EpochBatches {
-        let job = Arc::new(EpochJob { loader: self.clone(), epoch, order: self.order(epoch) });
+        let job = Arc::new(EpochJob {
+            loader: self.clone(),
+            epoch,
+            order: self.order(epoch),
+        });
         let end = self.batches_per_epoch();
         let next_task = Arc::new(AtomicUsize::new(start));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(self.cfg.workers.max(1) * 2);
         let workers = (0..self.cfg.workers)
             .map(|_| {
-                let (job, next_task, stop, tx) = (job.clone(), next_task.clone(), stop.clone(), tx.clone());
+                let (job, next_task, stop, tx) =
+                    (job.clone(), next_task.clone(), stop.clone(), tx.clone());
                 std::thread::spawn(move || loop {
                     let k = next_task.fetch_add(1, Ordering::Relaxed);
                     if k >= end || stop.load(Ordering::Relaxed) {
@@ -122,7 +136,15 @@ impl Loader {
                 })
             })
             .collect();
-        EpochBatches { job, rx, pending: BTreeMap::new(), next: start, end, workers, stop }
+        EpochBatches {
+            job,
+            rx,
+            pending: BTreeMap::new(),
+            next: start,
+            end,
+            workers,
+            stop,
+        }
     }
 }
 
@@ -147,7 +169,11 @@ impl EpochJob {
             images.extend_from_slice(&img.data);
             labels.push(label);
         }
-        Ok(Batch { images, dims: [labels.len(), c, h, w], labels })
+        Ok(Batch {
+            images,
+            dims: [labels.len(), c, h, w],
+            labels,
+        })
     }
 }
 
@@ -182,7 +208,11 @@ impl Iterator for EpochBatches {
                 Ok((i, batch)) => {
                     self.pending.insert(i, batch);
                 }
-                Err(_) => return Some(Err(EmberError::Runtime("data loader threads stopped".into()))),
+                Err(_) => {
+                    return Some(Err(EmberError::Runtime(
+                        "data loader threads stopped".into(),
+                    )))
+                }
             }
         }
     }
@@ -216,7 +246,15 @@ mod tests {
             self.0
         }
         fn get(&self, index: usize) -> Result<(Chw, u32)> {
-            Ok((Chw { channels: 1, height: 2, width: 2, data: vec![index as f32; 4] }, index as u32))
+            Ok((
+                Chw {
+                    channels: 1,
+                    height: 2,
+                    width: 2,
+                    data: vec![index as f32; 4],
+                },
+                index as u32,
+            ))
         }
         fn classes(&self) -> &[String] {
             &self.1
@@ -230,8 +268,18 @@ mod tests {
     }
 
     fn loader(workers: usize, shuffle: bool, drop_last: bool) -> Loader {
-        let pipeline = Pipeline(vec![Transform::RandomCrop { height: 2, width: 2, padding: 1 }]);
-        let cfg = LoaderConfig { batch_size: 4, shuffle, drop_last, workers, seed: 7 };
+        let pipeline = Pipeline(vec![Transform::RandomCrop {
+            height: 2,
+            width: 2,
+            padding: 1,
+        }]);
+        let cfg = LoaderConfig {
+            batch_size: 4,
+            shuffle,
+            drop_last,
+            workers,
+            seed: 7,
+        };
         Loader::new(Arc::new(Numbers(10, vec![])), pipeline, cfg).unwrap()
     }
 
@@ -243,13 +291,25 @@ mod tests {
     fn every_item_once_per_epoch_in_a_seeded_order() {
         let l = loader(2, true, false);
         let batches = collect(&l, 0, 0);
-        assert_eq!(batches.iter().map(Batch::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert_eq!(
+            batches.iter().map(Batch::len).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
         let mut seen: Vec<u32> = batches.iter().flat_map(|b| b.labels.clone()).collect();
         assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
-        let other_epoch: Vec<u32> = collect(&l, 1, 0).iter().flat_map(|b| b.labels.clone()).collect();
-        assert_ne!(other_epoch, batches.iter().flat_map(|b| b.labels.clone()).collect::<Vec<_>>());
+        let other_epoch: Vec<u32> = collect(&l, 1, 0)
+            .iter()
+            .flat_map(|b| b.labels.clone())
+            .collect();
+        assert_ne!(
+            other_epoch,
+            batches
+                .iter()
+                .flat_map(|b| b.labels.clone())
+                .collect::<Vec<_>>()
+        );
         assert_eq!(loader(0, true, true).batches_per_epoch(), 2);
     }
 

@@ -22,7 +22,10 @@ pub struct Preprocess {
 impl Preprocess {
     /// Normalisation only.
     pub fn eval_pipeline(&self) -> Pipeline {
-        Pipeline(vec![Transform::Normalize { mean: self.mean.clone(), std: self.std.clone() }])
+        Pipeline(vec![Transform::Normalize {
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }])
     }
 
     /// Random crop with zero padding (none if `crop_padding` is 0), optional horizontal
@@ -30,7 +33,11 @@ impl Preprocess {
     pub fn train_pipeline(&self, crop_padding: usize, flip: bool) -> Pipeline {
         let mut steps = Vec::new();
         if crop_padding > 0 {
-            steps.push(Transform::RandomCrop { height: self.height, width: self.width, padding: crop_padding });
+            steps.push(Transform::RandomCrop {
+                height: self.height,
+                width: self.width,
+                padding: crop_padding,
+            });
         }
         if flip {
             steps.push(Transform::HorizontalFlip { p: 0.5 });

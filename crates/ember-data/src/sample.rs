@@ -11,14 +11,24 @@ pub struct Chw {
 
 impl Chw {
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        Self { channels, height, width, data: vec![0.0; channels * height * width] }
+        Self {
+            channels,
+            height,
+            width,
+            data: vec![0.0; channels * height * width],
+        }
     }
 
     /// From bytes in `[c, h, w]` order, scaled to [0, 1] as torchvision's `ToTensor`.
     pub fn from_u8(channels: usize, height: usize, width: usize, bytes: &[u8]) -> Self {
         debug_assert_eq!(bytes.len(), channels * height * width);
         let data = bytes.iter().map(|&b| b as f32 / 255.0).collect();
-        Self { channels, height, width, data }
+        Self {
+            channels,
+            height,
+            width,
+            data,
+        }
     }
 
     pub fn dims(&self) -> [usize; 3] {

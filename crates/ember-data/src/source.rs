@@ -67,7 +67,9 @@ pub fn open(source: &DataSource, channels: usize, size: usize) -> Result<OpenedD
         DataSource::Folder(dir) => open_folder(dir, channels, size)?,
     };
     let (mean, std) = match source {
-        DataSource::Folder(_) if channels == 3 => (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]),
+        DataSource::Folder(_) if channels == 3 => {
+            (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])
+        }
         DataSource::Folder(_) => (vec![0.5; channels], vec![0.5; channels]),
         _ => (fashion::MEAN.to_vec(), fashion::STD.to_vec()),
     };
@@ -78,14 +80,27 @@ pub fn open(source: &DataSource, channels: usize, size: usize) -> Result<OpenedD
             test.classes()
         )));
     }
-    Ok(OpenedData { classes: train.classes().to_vec(), train, test, mean, std })
+    Ok(OpenedData {
+        classes: train.classes().to_vec(),
+        train,
+        test,
+        mean,
+        std,
+    })
 }
 
-fn open_folder(dir: &Path, channels: usize, size: usize) -> Result<(Arc<dyn Dataset>, Arc<dyn Dataset>)> {
+fn open_folder(
+    dir: &Path,
+    channels: usize,
+    size: usize,
+) -> Result<(Arc<dyn Dataset>, Arc<dyn Dataset>)> {
     let split_dir = |names: &[&str]| names.iter().map(|n| dir.join(n)).find(|p| p.is_dir());
     if let Some(train) = split_dir(&["train"]) {
         let test = split_dir(&["test", "val"]).ok_or_else(|| {
-            EmberError::bad_input(format!("{} has train/ but no test/ or val/ folder", dir.display()))
+            EmberError::bad_input(format!(
+                "{} has train/ but no test/ or val/ folder",
+                dir.display()
+            ))
         })?;
         return Ok((
             Arc::new(ImageFolder::open(&train, channels, size, size)?),
@@ -98,7 +113,11 @@ fn open_folder(dir: &Path, channels: usize, size: usize) -> Result<(Arc<dyn Data
     for i in 0..all.len() {
         let label = all.label(i)? as usize;
         seen[label] += 1;
-        if seen[label] % 10 == 0 { test.push(i) } else { train.push(i) }
+        if seen[label].is_multiple_of(10) {
+            test.push(i)
+        } else {
+            train.push(i)
+        }
     }
     if test.is_empty() {
         return Err(EmberError::bad_input(format!(
@@ -106,7 +125,10 @@ fn open_folder(dir: &Path, channels: usize, size: usize) -> Result<(Arc<dyn Data
             dir.display()
         )));
     }
-    Ok((Arc::new(Subset::new(all.clone(), train, "train")), Arc::new(Subset::new(all, test, "held-out test"))))
+    Ok((
+        Arc::new(Subset::new(all.clone(), train, "train")),
+        Arc::new(Subset::new(all, test, "held-out test")),
+    ))
 }
 
 /// Some items of another dataset.
@@ -118,7 +140,11 @@ pub struct Subset {
 
 impl Subset {
     pub fn new(inner: Arc<dyn Dataset>, indices: Vec<usize>, name: &'static str) -> Self {
-        Self { inner, indices, name }
+        Self {
+            inner,
+            indices,
+            name,
+        }
     }
 }
 
@@ -139,7 +165,12 @@ impl Dataset for Subset {
         self.inner.image_dims()
     }
     fn source(&self) -> String {
-        format!("{} split ({} images) of {}", self.name, self.len(), self.inner.source())
+        format!(
+            "{} split ({} images) of {}",
+            self.name,
+            self.len(),
+            self.inner.source()
+        )
     }
 }
 
@@ -149,7 +180,10 @@ mod tests {
 
     #[test]
     fn parses_names_and_refuses_missing_folders() {
-        assert_eq!("fashion-mnist".parse::<DataSource>().unwrap(), DataSource::FashionMnist);
+        assert_eq!(
+            "fashion-mnist".parse::<DataSource>().unwrap(),
+            DataSource::FashionMnist
+        );
         let err = "/no/such/dir".parse::<DataSource>().unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("does not exist"));
@@ -161,7 +195,9 @@ mod tests {
         for class in ["a", "b"] {
             std::fs::create_dir(dir.path().join(class)).unwrap();
             for i in 0..20 {
-                image::GrayImage::from_pixel(3, 3, image::Luma([i * 10])).save(dir.path().join(class).join(format!("{i:02}.png"))).unwrap();
+                image::GrayImage::from_pixel(3, 3, image::Luma([i * 10]))
+                    .save(dir.path().join(class).join(format!("{i:02}.png")))
+                    .unwrap();
             }
         }
         let data = open(&DataSource::Folder(dir.path().into()), 1, 8).unwrap();

@@ -9,10 +9,22 @@ use crate::sample::Chw;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
-    Resize { height: usize, width: usize },
-    RandomCrop { height: usize, width: usize, padding: usize },
-    HorizontalFlip { p: f64 },
-    Normalize { mean: Vec<f32>, std: Vec<f32> },
+    Resize {
+        height: usize,
+        width: usize,
+    },
+    RandomCrop {
+        height: usize,
+        width: usize,
+        padding: usize,
+    },
+    HorizontalFlip {
+        p: f64,
+    },
+    Normalize {
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    },
 }
 
 /// Transforms applied in order.
@@ -31,7 +43,11 @@ impl Pipeline {
     pub fn output_dims(&self, dims: [usize; 3]) -> Result<[usize; 3]> {
         self.0.iter().try_fold(dims, |[c, h, w], t| match t {
             Transform::Resize { height, width } => Ok([c, *height, *width]),
-            Transform::RandomCrop { height, width, padding } => {
+            Transform::RandomCrop {
+                height,
+                width,
+                padding,
+            } => {
                 if *height > h + 2 * padding || *width > w + 2 * padding {
                     return Err(EmberError::bad_input(format!(
                         "random crop {height}x{width} is larger than the padded {}x{} image",
@@ -60,10 +76,20 @@ impl Transform {
     pub fn apply(&self, img: Chw, rng: &mut EmberRng) -> Chw {
         match self {
             Transform::Resize { height, width } => resize_bilinear(&img, *height, *width),
-            Transform::RandomCrop { height, width, padding } => {
+            Transform::RandomCrop {
+                height,
+                width,
+                padding,
+            } => {
                 let top = rng.below(img.height + 2 * padding - height + 1);
                 let left = rng.below(img.width + 2 * padding - width + 1);
-                crop_padded(&img, top as isize - *padding as isize, left as isize - *padding as isize, *height, *width)
+                crop_padded(
+                    &img,
+                    top as isize - *padding as isize,
+                    left as isize - *padding as isize,
+                    *height,
+                    *width,
+                )
             }
             Transform::HorizontalFlip { p } => {
                 if rng.bernoulli(*p) {
@@ -157,7 +183,12 @@ mod tests {
     use super::*;
 
     fn ramp(h: usize, w: usize) -> Chw {
-        Chw { channels: 1, height: h, width: w, data: (0..h * w).map(|v| v as f32).collect() }
+        Chw {
+            channels: 1,
+            height: h,
+            width: w,
+            data: (0..h * w).map(|v| v as f32).collect(),
+        }
     }
 
     #[test]
@@ -172,7 +203,11 @@ mod tests {
     #[test]
     fn random_crop_stays_within_the_padding() {
         let img = ramp(4, 4);
-        let t = Transform::RandomCrop { height: 4, width: 4, padding: 2 };
+        let t = Transform::RandomCrop {
+            height: 4,
+            width: 4,
+            padding: 2,
+        };
         let mut rng = EmberRng::new(1);
         for _ in 0..50 {
             let out = t.apply(img.clone(), &mut rng);
@@ -194,7 +229,12 @@ mod tests {
     fn bilinear_resize_matches_torch_half_pixel_rule() {
         // torch.nn.functional.interpolate([[0, 1]], size=4, mode="bilinear",
         // align_corners=False) along one axis gives [0, 0.25, 0.75, 1].
-        let img = Chw { channels: 1, height: 1, width: 2, data: vec![0., 1.] };
+        let img = Chw {
+            channels: 1,
+            height: 1,
+            width: 2,
+            data: vec![0., 1.],
+        };
         let out = resize_bilinear(&img, 1, 4);
         assert_eq!(out.data, vec![0., 0.25, 0.75, 1.]);
         let down = resize_bilinear(&ramp(4, 4), 2, 2);
@@ -204,8 +244,15 @@ mod tests {
     #[test]
     fn output_dims_checks_crops_and_channels() {
         let p = Pipeline(vec![
-            Transform::RandomCrop { height: 28, width: 28, padding: 4 },
-            Transform::Normalize { mean: vec![0.5], std: vec![0.5] },
+            Transform::RandomCrop {
+                height: 28,
+                width: 28,
+                padding: 4,
+            },
+            Transform::Normalize {
+                mean: vec![0.5],
+                std: vec![0.5],
+            },
         ]);
         assert_eq!(p.output_dims([1, 28, 28]).unwrap(), [1, 28, 28]);
         assert_eq!(p.output_dims([3, 28, 28]).unwrap_err().exit_code(), 2);

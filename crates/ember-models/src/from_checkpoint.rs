@@ -17,7 +17,12 @@ pub struct LoadedModel {
 
 /// Loads the checkpoint at `path` and the model it describes. `expect_arch`, when given,
 /// must match the checkpoint's family.
-pub fn load_checkpoint(path: &Path, device: &Device, dtype: DType, expect_arch: Option<&str>) -> Result<LoadedModel> {
+pub fn load_checkpoint(
+    path: &Path,
+    device: &Device,
+    dtype: DType,
+    expect_arch: Option<&str>,
+) -> Result<LoadedModel> {
     let checkpoint = Checkpoint::load(path, device)?;
     let family = checkpoint.meta.arch.as_str();
     if !FAMILIES.contains(&family) {
@@ -36,7 +41,19 @@ pub fn load_checkpoint(path: &Path, device: &Device, dtype: DType, expect_arch: 
         }
     }
     let vars = SeededVarMap::new(0);
-    let model = build(family, &checkpoint.meta.config, vars.var_builder(dtype, device))?;
-    load_into(vars.vars(), &checkpoint.tensors, &path.display().to_string())?;
-    Ok(LoadedModel { model, vars, checkpoint })
+    let model = build(
+        family,
+        &checkpoint.meta.config,
+        vars.var_builder(dtype, device),
+    )?;
+    load_into(
+        vars.vars(),
+        &checkpoint.tensors,
+        &path.display().to_string(),
+    )?;
+    Ok(LoadedModel {
+        model,
+        vars,
+        checkpoint,
+    })
 }

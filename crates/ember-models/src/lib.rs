@@ -7,6 +7,6 @@ pub mod registry;
 pub mod resnet;
 pub mod weights;
 
-pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
 pub use from_checkpoint::{load_checkpoint, LoadedModel};
+pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
 pub use weights::load_into;

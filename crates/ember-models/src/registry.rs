@@ -50,10 +50,30 @@ fn json<T: serde::Serialize>(v: T) -> Value {
 
 /// Every name `--arch` accepts.
 pub const ARCHS: &[Arch] = &[
-    Arch { name: "resnet", family: "resnet", about: "ResNet, any depth and width (default: ResNet-18)", preset: || json(resnet::Config::resnet18()) },
-    Arch { name: "resnet18", family: "resnet", about: "ResNet-18 (basic blocks 2-2-2-2)", preset: || json(resnet::Config::resnet18()) },
-    Arch { name: "resnet34", family: "resnet", about: "ResNet-34 (basic blocks 3-4-6-3)", preset: || json(resnet::Config::resnet34()) },
-    Arch { name: "resnet50", family: "resnet", about: "ResNet-50 (bottleneck blocks 3-4-6-3)", preset: || json(resnet::Config::resnet50()) },
+    Arch {
+        name: "resnet",
+        family: "resnet",
+        about: "ResNet, any depth and width (default: ResNet-18)",
+        preset: || json(resnet::Config::resnet18()),
+    },
+    Arch {
+        name: "resnet18",
+        family: "resnet",
+        about: "ResNet-18 (basic blocks 2-2-2-2)",
+        preset: || json(resnet::Config::resnet18()),
+    },
+    Arch {
+        name: "resnet34",
+        family: "resnet",
+        about: "ResNet-34 (basic blocks 3-4-6-3)",
+        preset: || json(resnet::Config::resnet34()),
+    },
+    Arch {
+        name: "resnet50",
+        family: "resnet",
+        about: "ResNet-50 (bottleneck blocks 3-4-6-3)",
+        preset: || json(resnet::Config::resnet50()),
+    },
 ];
 
 /// The model families `build` knows.
@@ -62,7 +82,10 @@ pub const FAMILIES: &[&str] = &["resnet"];
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
         let names: Vec<&str> = ARCHS.iter().map(|a| a.name).collect();
-        EmberError::bad_input(format!("unknown arch `{name}` (known: {})", names.join(", ")))
+        EmberError::bad_input(format!(
+            "unknown arch `{name}` (known: {})",
+            names.join(", ")
+        ))
     })
 }
 
@@ -101,9 +124,16 @@ pub fn resolve(arch_name: &str, overrides: &Value) -> Result<ModelConfig> {
                 target.insert(k.clone(), v.clone());
             }
         }
-        other => return Err(EmberError::bad_input(format!("model config must be a JSON object, got {other}"))),
+        other => {
+            return Err(EmberError::bad_input(format!(
+                "model config must be a JSON object, got {other}"
+            )))
+        }
     }
-    Ok(ModelConfig { family: arch.family.to_string(), config })
+    Ok(ModelConfig {
+        family: arch.family.to_string(),
+        config,
+    })
 }
 
 /// Builds `family` from `config`; unknown or ill-typed fields are bad input.
@@ -111,7 +141,8 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
     let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
     match family {
         "resnet" => {
-            let cfg: resnet::Config = serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            let cfg: resnet::Config =
+                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(ResNet::new(&cfg, vb)?))
         }
@@ -152,7 +183,11 @@ pub fn fit_to_weights(
     let mut fitted = config.clone();
     let mut notes = Vec::new();
     let sizes: &[(&str, &str, usize)] = match family {
-        "resnet" => &[("stem_width", "conv1.weight", 0), ("in_chans", "conv1.weight", 1), ("num_classes", "fc.weight", 0)],
+        "resnet" => &[
+            ("stem_width", "conv1.weight", 0),
+            ("in_chans", "conv1.weight", 1),
+            ("num_classes", "fc.weight", 0),
+        ],
         _ => &[],
     };
     for &(key, tensor, dim) in sizes {
@@ -160,7 +195,10 @@ pub fn fit_to_weights(
             continue;
         };
         if fitted.get(key).and_then(Value::as_u64) != Some(size as u64) {
-            notes.push(format!("{key} {} -> {size} (from {tensor})", fitted.get(key).unwrap_or(&Value::Null)));
+            notes.push(format!(
+                "{key} {} -> {size} (from {tensor})",
+                fitted.get(key).unwrap_or(&Value::Null)
+            ));
             fitted[key] = Value::from(size);
         }
     }
@@ -174,7 +212,11 @@ mod tests {
 
     #[test]
     fn presets_merge_with_overrides() {
-        let m = resolve("resnet50", &json!({"num_classes": 10, "stem_type": "small"})).unwrap();
+        let m = resolve(
+            "resnet50",
+            &json!({"num_classes": 10, "stem_type": "small"}),
+        )
+        .unwrap();
         assert_eq!(m.family, "resnet");
         assert_eq!(m.config["block"], "bottleneck");
         assert_eq!(m.config["num_classes"], 10);
@@ -188,14 +230,21 @@ mod tests {
         let mut m = resolve("resnet", &Value::Null).unwrap();
         m.fit("num_classes", 10, &Value::Null).unwrap();
         assert_eq!(m.config["num_classes"], 10);
-        assert!(m.fit("num_classes", 10, &json!({"num_classes": 7})).is_err());
+        assert!(m
+            .fit("num_classes", 10, &json!({"num_classes": 7}))
+            .is_err());
     }
 
     #[test]
     fn unknown_fields_are_bad_input_unless_filtered() {
         let map = ember_core::SeededVarMap::new(0);
         let vb = map.var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
-        let mut cfg = resolve("resnet", &json!({"layers": [1, 1], "channels": [4, 8], "stem_width": 4})).unwrap().config;
+        let mut cfg = resolve(
+            "resnet",
+            &json!({"layers": [1, 1], "channels": [4, 8], "stem_width": 4}),
+        )
+        .unwrap()
+        .config;
         cfg["stem"] = json!("7x7 conv stride 2 + BN + ReLU + 3x3 maxpool stride 2");
         let err = build("resnet", &cfg, vb.clone()).err().unwrap();
         assert_eq!(err.exit_code(), 2);

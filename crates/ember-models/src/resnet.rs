@@ -109,7 +109,12 @@ impl Config {
                 self.channels.len()
             ));
         }
-        let sizes = [self.stem_width, self.in_chans, self.num_classes, self.base_width];
+        let sizes = [
+            self.stem_width,
+            self.in_chans,
+            self.num_classes,
+            self.base_width,
+        ];
         if sizes.contains(&0) || self.channels.contains(&0) || self.layers.contains(&0) {
             return Err("resnet: widths, depths, in_chans and num_classes must be positive".into());
         }
@@ -160,7 +165,11 @@ impl ResidualBlock {
             Block::Basic => vec![(cin, planes, 3, stride), (planes, planes, 3, 1)],
             Block::Bottleneck => {
                 let width = planes * cfg.base_width / 64;
-                vec![(cin, width, 1, 1), (width, width, 3, stride), (width, cout, 1, 1)]
+                vec![
+                    (cin, width, 1, 1),
+                    (width, width, 3, stride),
+                    (width, cout, 1, 1),
+                ]
             }
         };
         let last = shapes.len();
@@ -168,7 +177,11 @@ impl ResidualBlock {
             .into_iter()
             .enumerate()
             .map(|(i, (ci, co, k, s))| {
-                let gamma = if i + 1 == last && cfg.zero_init_residual { 0.0 } else { 1.0 };
+                let gamma = if i + 1 == last && cfg.zero_init_residual {
+                    0.0
+                } else {
+                    1.0
+                };
                 Ok(ConvBn {
                     conv: conv(vb.pp(format!("conv{}", i + 1)), ci, co, k, s)?,
                     bn: BatchNorm2d::with_weight_init(vb.pp(format!("bn{}", i + 1)), co, gamma)?,
@@ -177,7 +190,10 @@ impl ResidualBlock {
             .collect::<Result<Vec<_>>>()?;
         let downsample = if stride != 1 || cin != cout {
             let vb = vb.pp("downsample");
-            Some(ConvBn { conv: conv(vb.pp("0"), cin, cout, 1, stride)?, bn: BatchNorm2d::new(vb.pp("1"), cout)? })
+            Some(ConvBn {
+                conv: conv(vb.pp("0"), cin, cout, 1, stride)?,
+                bn: BatchNorm2d::new(vb.pp("1"), cout)?,
+            })
         } else {
             None
         };
@@ -235,13 +251,24 @@ impl ResNet {
             let mut blocks = Vec::new();
             for j in 0..depth {
                 let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                blocks.push(ResidualBlock::new(vb.pp(j.to_string()), cfg, cin, planes, stride)?);
+                blocks.push(ResidualBlock::new(
+                    vb.pp(j.to_string()),
+                    cfg,
+                    cin,
+                    planes,
+                    stride,
+                )?);
                 cin = planes * cfg.block.expansion();
             }
             stages.push(blocks);
         }
         let fc = linear(vb.pp("fc"), cin, cfg.num_classes)?;
-        Ok(Self { cfg: cfg.clone(), stem, stages, fc })
+        Ok(Self {
+            cfg: cfg.clone(),
+            stem,
+            stages,
+            fc,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -279,7 +306,11 @@ impl ResNet {
             stages.push(h.clone());
         }
         let logits = self.fc.forward(&h.mean((2, 3))?)?;
-        Ok(ResNetOutputs { stem, stages, logits })
+        Ok(ResNetOutputs {
+            stem,
+            stages,
+            logits,
+        })
     }
 }
 
@@ -314,8 +345,17 @@ mod tests {
         let map = SeededVarMap::new(0);
         let cfg = tiny(Block::Bottleneck, StemType::Imagenet);
         let net = ResNet::new(&cfg, map.var_builder(DType::F32, &Device::Cpu)).unwrap();
-        let names: std::collections::BTreeSet<String> = map.vars().data().lock().unwrap().keys().cloned().collect();
-        for name in ["conv1.weight", "bn1.running_var", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight", "layer2.1.bn2.bias", "fc.weight", "fc.bias"] {
+        let names: std::collections::BTreeSet<String> =
+            map.vars().data().lock().unwrap().keys().cloned().collect();
+        for name in [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer1.0.conv3.weight",
+            "layer1.0.downsample.0.weight",
+            "layer2.1.bn2.bias",
+            "fc.weight",
+            "fc.bias",
+        ] {
             assert!(names.contains(name), "{name} missing from {names:?}");
         }
         assert!(!names.contains("layer2.1.downsample.0.weight"));
@@ -332,11 +372,25 @@ mod tests {
         let cfg = tiny(Block::Basic, StemType::Small);
         let net = ResNet::new(&cfg, map.var_builder(DType::F32, &Device::Cpu)).unwrap();
         let x = Tensor::ones((2, 1, 12, 12), DType::F32, &Device::Cpu).unwrap();
-        assert_eq!(net.forward_outputs(&x, false).unwrap().stem.dims(), [2, 4, 12, 12]);
-        let before = map.vars().get((4,), "bn1.running_mean", Init::Const(0.), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(
+            net.forward_outputs(&x, false).unwrap().stem.dims(),
+            [2, 4, 12, 12]
+        );
+        let before = map
+            .vars()
+            .get(
+                (4,),
+                "bn1.running_mean",
+                Init::Const(0.),
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
         let before: Vec<f32> = before.to_vec1().unwrap();
         net.forward_t(&x, true).unwrap();
-        let after: Vec<f32> = map.vars().data().lock().unwrap()["bn1.running_mean"].to_vec1().unwrap();
+        let after: Vec<f32> = map.vars().data().lock().unwrap()["bn1.running_mean"]
+            .to_vec1()
+            .unwrap();
         assert_ne!(before, after);
     }
 

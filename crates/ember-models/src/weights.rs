@@ -17,7 +17,11 @@ fn ignorable(name: &str) -> bool {
 /// names it: the weights belong to another model. `what` names the source in the error.
 pub fn load_into(vars: &VarMap, tensors: &HashMap<String, Tensor>, what: &str) -> Result<()> {
     let data = vars.data().lock().unwrap();
-    let mut missing: Vec<&str> = data.keys().filter(|k| !tensors.contains_key(*k)).map(String::as_str).collect();
+    let mut missing: Vec<&str> = data
+        .keys()
+        .filter(|k| !tensors.contains_key(*k))
+        .map(String::as_str)
+        .collect();
     let mut extra: Vec<&str> = tensors
         .keys()
         .filter(|k| !data.contains_key(*k) && !ignorable(k))
@@ -28,7 +32,11 @@ pub fn load_into(vars: &VarMap, tensors: &HashMap<String, Tensor>, what: &str) -
     if !missing.is_empty() || !extra.is_empty() {
         let list = |v: &[&str]| {
             let shown: Vec<&str> = v.iter().take(3).copied().collect();
-            let more = if v.len() > 3 { format!(" and {} more", v.len() - 3) } else { String::new() };
+            let more = if v.len() > 3 {
+                format!(" and {} more", v.len() - 3)
+            } else {
+                String::new()
+            };
             format!("{}{more}", shown.join(", "))
         };
         let mut parts = Vec::new();
@@ -66,18 +74,30 @@ mod tests {
     fn loads_matching_tensors_and_names_mismatches() {
         let map = ember_core::SeededVarMap::new(0);
         let vb = map.var_builder(DType::F32, &Device::Cpu);
-        vb.get_with_hints((2, 2), "a.weight", candle_nn::Init::Const(0.)).unwrap();
+        vb.get_with_hints((2, 2), "a.weight", candle_nn::Init::Const(0.))
+            .unwrap();
         let t = Tensor::ones((2, 2), DType::F64, &Device::Cpu).unwrap();
         let mut tensors = HashMap::from([("a.weight".to_string(), t.clone())]);
-        tensors.insert("a.num_batches_tracked".into(), Tensor::new(0i64, &Device::Cpu).unwrap());
+        tensors.insert(
+            "a.num_batches_tracked".into(),
+            Tensor::new(0i64, &Device::Cpu).unwrap(),
+        );
         load_into(map.vars(), &tensors, "w.safetensors").unwrap();
-        let v = map.vars().data().lock().unwrap()["a.weight"].as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let v = map.vars().data().lock().unwrap()["a.weight"]
+            .as_tensor()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(v, 4.0);
 
         tensors.insert("b.weight".into(), t.clone());
         let err = load_into(map.vars(), &tensors, "w.safetensors").unwrap_err();
         assert!(err.to_string().contains("unexpected b.weight"), "{err}");
-        let wrong = HashMap::from([("a.weight".to_string(), Tensor::ones(3, DType::F32, &Device::Cpu).unwrap())]);
+        let wrong = HashMap::from([(
+            "a.weight".to_string(),
+            Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
+        )]);
         let err = load_into(map.vars(), &wrong, "w.safetensors").unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("shape [3]"), "{err}");

@@ -44,7 +44,9 @@ pub fn batch_stats(x: &Tensor) -> Result<(Tensor, Tensor)> {
     let v = view(x)?;
     let x = x.detach();
     let stats = if x.device().is_cpu() {
-        in_kernel_precision(&[&x], |t| t[0].contiguous()?.apply_op1_no_bwd(&Stats { view: v }))?
+        in_kernel_precision(&[&x], |t| {
+            t[0].contiguous()?.apply_op1_no_bwd(&Stats { view: v })
+        })?
     } else {
         composed::stats(&x, v)?
     };
@@ -63,10 +65,18 @@ pub fn batch_norm(
 ) -> Result<Tensor> {
     let v = view(x)?;
     let c = v[1];
-    for (name, p) in [("mean", Some(mean)), ("var", Some(var)), ("weight", weight), ("bias", bias)] {
+    for (name, p) in [
+        ("mean", Some(mean)),
+        ("var", Some(var)),
+        ("weight", weight),
+        ("bias", bias),
+    ] {
         if let Some(p) = p {
             if p.dims() != [c] {
-                candle_core::bail!("batch norm: {name} has shape {:?}, expected [{c}]", p.dims())
+                candle_core::bail!(
+                    "batch norm: {name} has shape {:?}, expected [{c}]",
+                    p.dims()
+                )
             }
         }
     }
@@ -88,7 +98,8 @@ pub fn batch_norm(
     let affine = Tensor::stack(&[&weight, &bias], 0)?;
     let stats = Tensor::stack(&[&mean.to_dtype(dtype)?, &var.to_dtype(dtype)?], 0)?.detach();
     in_kernel_precision(&[x], |t| {
-        t[0].contiguous()?.apply_op3(&affine, &stats, BatchNorm { view: v, eps, mode })
+        t[0].contiguous()?
+            .apply_op3(&affine, &stats, BatchNorm { view: v, eps, mode })
     })
 }
 
@@ -149,10 +160,18 @@ impl CustomOp3 for BatchNorm {
         let n = x.elem_count();
         let c = self.view[1];
         let params = Tensor::cat(&[affine, stats], 0)?;
-        let grad_op = BatchNormGrad { view: self.view, eps: self.eps, mode: self.mode };
+        let grad_op = BatchNormGrad {
+            view: self.view,
+            eps: self.eps,
+            mode: self.mode,
+        };
         let packed = x.apply_op3_no_bwd(&grad.contiguous()?, &params, &grad_op)?;
-        let dx = x.track_op().then(|| packed.narrow(0, 0, n)?.reshape(x.shape()));
-        let daffine = affine.track_op().then(|| packed.narrow(0, n, 2 * c)?.reshape((2, c)));
+        let dx = x
+            .track_op()
+            .then(|| packed.narrow(0, 0, n)?.reshape(x.shape()));
+        let daffine = affine
+            .track_op()
+            .then(|| packed.narrow(0, n, 2 * c)?.reshape((2, c)));
         Ok((dx.transpose()?, daffine.transpose()?, None))
     }
 }
@@ -193,7 +212,11 @@ fn stats<T: Float>(x: &[T], v: [usize; 3]) -> Vec<T> {
             (mean, var)
         })
         .collect();
-    per_channel.iter().map(|p| p.0).chain(per_channel.iter().map(|p| p.1)).collect()
+    per_channel
+        .iter()
+        .map(|p| p.0)
+        .chain(per_channel.iter().map(|p| p.1))
+        .collect()
 }
 
 fn forward<T: Float>(x: &[T], affine: &[T], stats: &[T], v: [usize; 3], eps: f64) -> Vec<T> {
@@ -216,7 +239,14 @@ fn forward<T: Float>(x: &[T], affine: &[T], stats: &[T], v: [usize; 3], eps: f64
 
 /// Train: `dx = g rstd (dy - mean(dy) - xhat mean(dy xhat))`; eval: `dx = g rstd dy`;
 /// both: `dweight = sum(dy xhat)`, `dbias = sum(dy)` over batch and positions.
-fn backward<T: Float>(x: &[T], dy: &[T], params: &[T], v: [usize; 3], eps: f64, mode: Mode) -> Vec<T> {
+fn backward<T: Float>(
+    x: &[T],
+    dy: &[T],
+    params: &[T],
+    v: [usize; 3],
+    eps: f64,
+    mode: Mode,
+) -> Vec<T> {
     let [_, c, inner] = v;
     let n = x.len();
     let count = T::from_f64((v[0] * v[2]).max(1) as f64);
@@ -270,12 +300,19 @@ pub mod composed {
     fn moments(x: &Tensor) -> Result<(Tensor, Tensor)> {
         let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
         let mean = x.mean_keepdim(dims.as_slice())?;
-        let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(dims.as_slice())?;
+        let var = x
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .mean_keepdim(dims.as_slice())?;
         Ok((mean, var))
     }
 
     pub(super) fn stats(x: &Tensor, [_, c, _]: [usize; 3]) -> Result<Tensor> {
-        let work = if matches!(x.dtype(), DType::F16 | DType::BF16) { DType::F32 } else { x.dtype() };
+        let work = if matches!(x.dtype(), DType::F16 | DType::BF16) {
+            DType::F32
+        } else {
+            x.dtype()
+        };
         let (mean, var) = moments(&x.to_dtype(work)?)?;
         Tensor::stack(&[mean.reshape(c)?, var.reshape(c)?], 0)
     }
@@ -290,7 +327,11 @@ pub mod composed {
         mode: Mode,
     ) -> Result<Tensor> {
         let dtype = x.dtype();
-        let work = if matches!(dtype, DType::F16 | DType::BF16) { DType::F32 } else { dtype };
+        let work = if matches!(dtype, DType::F16 | DType::BF16) {
+            DType::F32
+        } else {
+            dtype
+        };
         let xw = x.to_dtype(work)?;
         let r = x.rank();
         let (mean, var) = match mode {
@@ -300,7 +341,9 @@ pub mod composed {
                 per_channel(&var.to_dtype(work)?.detach(), r)?,
             ),
         };
-        let mut y = xw.broadcast_sub(&mean)?.broadcast_div(&(var + eps)?.sqrt()?)?;
+        let mut y = xw
+            .broadcast_sub(&mean)?
+            .broadcast_div(&(var + eps)?.sqrt()?)?;
         if let Some(w) = weight {
             y = y.broadcast_mul(&per_channel(&w.to_dtype(work)?, r)?)?;
         }

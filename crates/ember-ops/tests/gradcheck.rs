@@ -314,23 +314,60 @@ fn ops_compose_in_one_graph() {
 #[test]
 fn batch_norm_in_both_modes() {
     use ember_ops::batch_norm::composed as bn_ref;
-    for (i, shape) in [[3, 4, 5, 6], [2, 3, 1, 7], [5, 2, 1, 1]].iter().enumerate() {
+    for (i, shape) in [[3, 4, 5, 6], [2, 3, 1, 7], [5, 2, 1, 1]]
+        .iter()
+        .enumerate()
+    {
         let case = format!("x {shape:?}");
         let c = shape[1];
         let s = 100 + 10 * i as u64;
         let inputs = [f64s(shape, s), f64s(&[c], s + 1), f64s(&[c], s + 2)];
         let train = |t: &[Tensor]| {
             let (m, v) = batch_stats(&t[0])?;
-            batch_norm(&t[0], &m, &v, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
+            batch_norm(
+                &t[0],
+                &m,
+                &v,
+                Some(&t[1]),
+                Some(&t[2]),
+                1e-5,
+                BatchNormMode::Train,
+            )
         };
-        check("ember.batch_stats", &format!("train {case}"), &inputs, train);
+        check(
+            "ember.batch_stats",
+            &format!("train {case}"),
+            &inputs,
+            train,
+        );
         let (rm, rv) = (f64s(&[c], s + 3), f64s(&[c], s + 4).abs().unwrap());
         let eval = |t: &[Tensor]| {
-            batch_norm(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Eval)
+            batch_norm(
+                &t[0],
+                &rm,
+                &rv,
+                Some(&t[1]),
+                Some(&t[2]),
+                1e-5,
+                BatchNormMode::Eval,
+            )
         };
         check("ember.batch_norm", &format!("eval {case}"), &inputs, eval);
-        check("composed batch_norm", &format!("train {case}"), &inputs, |t| {
-            bn_ref::normalise(&t[0], &rm, &rv, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
-        });
+        check(
+            "composed batch_norm",
+            &format!("train {case}"),
+            &inputs,
+            |t| {
+                bn_ref::normalise(
+                    &t[0],
+                    &rm,
+                    &rv,
+                    Some(&t[1]),
+                    Some(&t[2]),
+                    1e-5,
+                    BatchNormMode::Train,
+                )
+            },
+        );
     }
 }

@@ -539,7 +539,16 @@ fn batch_norm_matches_candle_and_the_composition() {
     let (m, v) = batch_stats(&x).unwrap();
     let ones = Tensor::ones(6, DType::F32, x.device()).unwrap();
     let zeros = ones.zeros_like().unwrap();
-    let ours = batch_norm(&x, &m, &v, Some(&ones), Some(&zeros), 1e-5, BatchNormMode::Train).unwrap();
+    let ours = batch_norm(
+        &x,
+        &m,
+        &v,
+        Some(&ones),
+        Some(&zeros),
+        1e-5,
+        BatchNormMode::Train,
+    )
+    .unwrap();
     assert_close(&ours, &theirs, 1e-5, "train forward vs candle");
     let inputs = [x, randn(&[6], 2, DType::F32), randn(&[6], 3, DType::F32)];
     assert_same_op(
@@ -548,11 +557,27 @@ fn batch_norm_matches_candle_and_the_composition() {
         "batch_norm train vs composed",
         |t| {
             let (m, v) = batch_stats(&t[0])?;
-            batch_norm(&t[0], &m, &v, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
+            batch_norm(
+                &t[0],
+                &m,
+                &v,
+                Some(&t[1]),
+                Some(&t[2]),
+                1e-5,
+                BatchNormMode::Train,
+            )
         },
         |t| {
             let (m, v) = batch_stats(&t[0])?;
-            batch_norm::composed::normalise(&t[0], &m, &v, Some(&t[1]), Some(&t[2]), 1e-5, BatchNormMode::Train)
+            batch_norm::composed::normalise(
+                &t[0],
+                &m,
+                &v,
+                Some(&t[1]),
+                Some(&t[2]),
+                1e-5,
+                BatchNormMode::Train,
+            )
         },
     );
 }

@@ -5,11 +5,19 @@ use candle_core::{Result, Var};
 
 /// Scales the gradients of `vars` so their joint L2 norm is at most `max_norm`; returns the
 /// norm before clipping.
-pub fn clip_grad_norm<'a>(grads: &mut GradStore, vars: impl Iterator<Item = &'a Var> + Clone, max_norm: f64) -> Result<f64> {
+pub fn clip_grad_norm<'a>(
+    grads: &mut GradStore,
+    vars: impl Iterator<Item = &'a Var> + Clone,
+    max_norm: f64,
+) -> Result<f64> {
     let mut total = 0f64;
     for v in vars.clone() {
         if let Some(g) = grads.get(v) {
-            total += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            total += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(candle_core::DType::F64)?
+                .to_scalar::<f64>()?;
         }
     }
     let norm = total.sqrt();
@@ -34,7 +42,10 @@ mod tests {
         let a = Var::new(&[3f32], &Device::Cpu).unwrap();
         let b = Var::new(&[4f32], &Device::Cpu).unwrap();
         // loss = 3a + 4b, gradients (3, 4), norm 5
-        let loss = ((a.as_tensor() * 3.0).unwrap() + (b.as_tensor() * 4.0).unwrap()).unwrap().sum_all().unwrap();
+        let loss = ((a.as_tensor() * 3.0).unwrap() + (b.as_tensor() * 4.0).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let mut grads = loss.backward().unwrap();
         let norm = clip_grad_norm(&mut grads, [&a, &b].into_iter(), 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);

@@ -49,7 +49,9 @@ impl Ema {
     pub fn load(&mut self, get: impl Fn(&str) -> Option<Tensor>) -> Result<()> {
         for (name, var, avg) in &mut self.slots {
             match get(name) {
-                Some(t) if t.dims() == var.dims() => *avg = t.to_dtype(var.dtype())?.to_device(var.device())?,
+                Some(t) if t.dims() == var.dims() => {
+                    *avg = t.to_dtype(var.dtype())?.to_device(var.device())?
+                }
                 _ => candle_core::bail!("the checkpoint holds no EMA weights for {name}"),
             }
         }
@@ -66,7 +68,8 @@ mod tests {
     fn averages_and_swaps() {
         let w = Var::new(&[0f32, 10.], &Device::Cpu).unwrap();
         let mut ema = Ema::new(vec![("w".into(), w.clone())], 0.9).unwrap();
-        w.set(&Tensor::new(&[10f32, 0.], &Device::Cpu).unwrap()).unwrap();
+        w.set(&Tensor::new(&[10f32, 0.], &Device::Cpu).unwrap())
+            .unwrap();
         ema.update().unwrap();
         ema.swap().unwrap();
         assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), vec![1.0, 9.0]);

@@ -20,7 +20,12 @@ pub struct EvalResult {
 }
 
 /// Runs `model` in eval mode over every batch of `loader` (epoch 0, in order).
-pub fn evaluate(model: &dyn Classifier, loader: &Loader, device: &Device, dtype: DType) -> Result<EvalResult> {
+pub fn evaluate(
+    model: &dyn Classifier,
+    loader: &Loader,
+    device: &Device,
+    dtype: DType,
+) -> Result<EvalResult> {
     let (mut loss_sum, mut correct, mut n) = (0f64, [0usize; 2], 0usize);
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
@@ -34,5 +39,10 @@ pub fn evaluate(model: &dyn Classifier, loader: &Loader, device: &Device, dtype:
         n += batch.len();
     }
     let pct = |c: usize| 100.0 * c as f64 / n.max(1) as f64;
-    Ok(EvalResult { loss: loss_sum / n.max(1) as f64, top1: pct(correct[0]), top5: pct(correct[1]), images: n })
+    Ok(EvalResult {
+        loss: loss_sum / n.max(1) as f64,
+        top1: pct(correct[0]),
+        top5: pct(correct[1]),
+        images: n,
+    })
 }

@@ -27,7 +27,11 @@ mod tests {
 
     #[test]
     fn counts_top1_and_top2() {
-        let logits = Tensor::new(&[[0.1f32, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]], &Device::Cpu).unwrap();
+        let logits = Tensor::new(
+            &[[0.1f32, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]],
+            &Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(topk_correct(&logits, &[1, 1, 0], [1, 2]).unwrap(), [1, 2]);
     }
 }

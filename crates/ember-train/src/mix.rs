@@ -33,10 +33,20 @@ pub fn smooth_one_hot(labels: &[u32], classes: usize, smoothing: f64) -> Vec<f32
 }
 
 /// Mixes `batch` in place and returns its soft targets `[n, classes]`.
-pub fn mix_batch(batch: &mut Batch, classes: usize, cfg: &MixConfig, rng: &mut EmberRng) -> Vec<f32> {
+pub fn mix_batch(
+    batch: &mut Batch,
+    classes: usize,
+    cfg: &MixConfig,
+    rng: &mut EmberRng,
+) -> Vec<f32> {
     let [n, c, h, w] = batch.dims;
-    let use_cutmix = cfg.cutmix_alpha > 0.0 && (cfg.mixup_alpha <= 0.0 || rng.bernoulli(cfg.switch_prob));
-    let alpha = if use_cutmix { cfg.cutmix_alpha } else { cfg.mixup_alpha };
+    let use_cutmix =
+        cfg.cutmix_alpha > 0.0 && (cfg.mixup_alpha <= 0.0 || rng.bernoulli(cfg.switch_prob));
+    let alpha = if use_cutmix {
+        cfg.cutmix_alpha
+    } else {
+        cfg.mixup_alpha
+    };
     let mut lam = rng.beta(alpha, alpha);
     let original = batch.images.clone();
     let item = c * h * w;
@@ -63,14 +73,18 @@ pub fn mix_batch(batch: &mut Batch, classes: usize, cfg: &MixConfig, rng: &mut E
         for i in 0..n {
             let j = n - 1 - i;
             for k in 0..item {
-                batch.images[i * item + k] = a * original[i * item + k] + b * original[j * item + k];
+                batch.images[i * item + k] =
+                    a * original[i * item + k] + b * original[j * item + k];
             }
         }
     }
     let own = smooth_one_hot(&batch.labels, classes, cfg.label_smoothing);
     let flipped: Vec<u32> = batch.labels.iter().rev().copied().collect();
     let other = smooth_one_hot(&flipped, classes, cfg.label_smoothing);
-    own.iter().zip(&other).map(|(&a, &b)| lam as f32 * a + (1.0 - lam) as f32 * b).collect()
+    own.iter()
+        .zip(&other)
+        .map(|(&a, &b)| lam as f32 * a + (1.0 - lam) as f32 * b)
+        .collect()
 }
 
 #[cfg(test)]
@@ -78,12 +92,21 @@ mod tests {
     use super::*;
 
     fn batch() -> Batch {
-        Batch { images: vec![0.0; 16].into_iter().chain(vec![1.0; 16]).collect(), dims: [2, 1, 4, 4], labels: vec![0, 1] }
+        Batch {
+            images: vec![0.0; 16].into_iter().chain(vec![1.0; 16]).collect(),
+            dims: [2, 1, 4, 4],
+            labels: vec![0, 1],
+        }
     }
 
     #[test]
     fn mixup_targets_match_the_pixel_mix() {
-        let cfg = MixConfig { mixup_alpha: 0.8, cutmix_alpha: 0.0, switch_prob: 0.5, label_smoothing: 0.0 };
+        let cfg = MixConfig {
+            mixup_alpha: 0.8,
+            cutmix_alpha: 0.0,
+            switch_prob: 0.5,
+            label_smoothing: 0.0,
+        };
         let mut b = batch();
         let t = mix_batch(&mut b, 2, &cfg, &mut EmberRng::new(3));
         // image 0 = lam * 0 + (1 - lam) * 1, its target = [lam, 1 - lam]
@@ -93,12 +116,21 @@ mod tests {
 
     #[test]
     fn cutmix_lam_is_the_unpasted_area() {
-        let cfg = MixConfig { mixup_alpha: 0.0, cutmix_alpha: 1.0, switch_prob: 0.5, label_smoothing: 0.0 };
+        let cfg = MixConfig {
+            mixup_alpha: 0.0,
+            cutmix_alpha: 1.0,
+            switch_prob: 0.5,
+            label_smoothing: 0.0,
+        };
         for seed in 0..20 {
             let mut b = batch();
             let t = mix_batch(&mut b, 2, &cfg, &mut EmberRng::new(seed));
             let pasted = b.images[..16].iter().filter(|&&v| v == 1.0).count() as f32 / 16.0;
-            assert!((t[1] - pasted).abs() < 1e-6, "seed {seed}: {} vs {pasted}", t[1]);
+            assert!(
+                (t[1] - pasted).abs() < 1e-6,
+                "seed {seed}: {} vs {pasted}",
+                t[1]
+            );
         }
     }
 

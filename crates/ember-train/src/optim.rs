@@ -24,7 +24,16 @@ pub struct ParamGroup {
 /// scalar) parameter.
 pub fn default_groups(params: Vec<(String, Var)>, weight_decay: f64) -> Vec<ParamGroup> {
     let (no_decay, decay): (Vec<_>, Vec<_>) = params.into_iter().partition(|(_, v)| v.rank() <= 1);
-    vec![ParamGroup { params: decay, weight_decay }, ParamGroup { params: no_decay, weight_decay: 0.0 }]
+    vec![
+        ParamGroup {
+            params: decay,
+            weight_decay,
+        },
+        ParamGroup {
+            params: no_decay,
+            weight_decay: 0.0,
+        },
+    ]
 }
 
 pub struct Optimizer {
@@ -39,7 +48,13 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(method: Method, groups: Vec<ParamGroup>, lr: f64) -> Self {
-        Self { method, groups, lr, steps: 0, state: HashMap::new() }
+        Self {
+            method,
+            groups,
+            lr,
+            steps: 0,
+            state: HashMap::new(),
+        }
     }
 
     pub fn lr(&self) -> f64 {
@@ -70,14 +85,22 @@ impl Optimizer {
                 let w = var.as_tensor().to_dtype(DType::F32)?;
                 let updated = match self.method {
                     Method::Sgd { momentum, nesterov } => {
-                        let d = if group.weight_decay != 0.0 { (&g + (&w * group.weight_decay)?)? } else { g };
+                        let d = if group.weight_decay != 0.0 {
+                            (&g + (&w * group.weight_decay)?)?
+                        } else {
+                            g
+                        };
                         let d = if momentum != 0.0 {
                             let buf = match self.state.get(name) {
                                 Some(s) => ((&s[0] * momentum)? + &d)?,
                                 None => d.clone(),
                             };
                             self.state.insert(name.clone(), vec![buf.clone()]);
-                            if nesterov { (d + (buf * momentum)?)? } else { buf }
+                            if nesterov {
+                                (d + (buf * momentum)?)?
+                            } else {
+                                buf
+                            }
                         } else {
                             d
                         };
@@ -110,18 +133,28 @@ impl Optimizer {
         let mut out: Vec<(String, Tensor)> = self
             .state
             .iter()
-            .flat_map(|(name, slots)| slots.iter().enumerate().map(move |(i, t)| (format!("{prefix}{i}/{name}"), t.clone())))
+            .flat_map(|(name, slots)| {
+                slots
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, t)| (format!("{prefix}{i}/{name}"), t.clone()))
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Restores what `state_tensors` saved, after `steps` steps.
-    pub fn load_state(&mut self, prefix: &str, tensors: &HashMap<String, Tensor>, steps: u64) -> Result<()> {
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        tensors: &HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<()> {
         self.steps = steps;
         self.state.clear();
         let slots = match self.method {
-            Method::Sgd { momentum, .. } if momentum == 0.0 => 0,
+            Method::Sgd { momentum: 0.0, .. } => 0,
             Method::Sgd { .. } => 1,
             Method::AdamW { .. } => 2,
         };
@@ -129,10 +162,15 @@ impl Optimizer {
             return Ok(());
         }
         for (name, var) in self.groups.iter().flat_map(|g| g.params.iter()) {
-            let saved: Option<Vec<Tensor>> = (0..slots).map(|i| tensors.get(&format!("{prefix}{i}/{name}")).cloned()).collect();
+            let saved: Option<Vec<Tensor>> = (0..slots)
+                .map(|i| tensors.get(&format!("{prefix}{i}/{name}")).cloned())
+                .collect();
             match saved {
                 Some(s) if s.iter().all(|t| t.dims() == var.dims()) => {
-                    let s = s.into_iter().map(|t| t.to_dtype(DType::F32)?.to_device(var.device())).collect::<Result<Vec<_>>>()?;
+                    let s = s
+                        .into_iter()
+                        .map(|t| t.to_dtype(DType::F32)?.to_device(var.device()))
+                        .collect::<Result<Vec<_>>>()?;
                     if !s.is_empty() {
                         self.state.insert(name.clone(), s);
                     }
@@ -165,19 +203,36 @@ mod tests {
         // torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
         // w0 = [1, -2], grad = w: step 1 d = 1.01 w0, buf = d, w1 = w0 - 0.1 (d + 0.9 d).
         let w = Var::new(&[1f32, -2.], &Device::Cpu).unwrap();
-        let groups = vec![ParamGroup { params: vec![("w".into(), w.clone())], weight_decay: 0.01 }];
-        let mut opt = Optimizer::new(Method::Sgd { momentum: 0.9, nesterov: true }, groups, 0.1);
+        let groups = vec![ParamGroup {
+            params: vec![("w".into(), w.clone())],
+            weight_decay: 0.01,
+        }];
+        let mut opt = Optimizer::new(
+            Method::Sgd {
+                momentum: 0.9,
+                nesterov: true,
+            },
+            groups,
+            0.1,
+        );
         quadratic_step(&mut opt, &w);
-        let w1: Vec<f32> = [1f32, -2.].iter().map(|&x| x - 0.1 * (1.01 * x * 1.9)).collect();
+        let w1: Vec<f32> = [1f32, -2.]
+            .iter()
+            .map(|&x| x - 0.1 * (1.01 * x * 1.9))
+            .collect();
         for (a, b) in values(&w).iter().zip(&w1) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
         // step 2: d = 1.01 w1, buf = 0.9 buf + d, w2 = w1 - 0.1 (d + 0.9 buf)
         quadratic_step(&mut opt, &w);
-        let w2: Vec<f32> = [1f32, -2.].iter().zip(&w1).map(|(&x0, &x1)| {
-            let buf = 0.9 * 1.01 * x0 + 1.01 * x1;
-            x1 - 0.1 * (1.01 * x1 + 0.9 * buf)
-        }).collect();
+        let w2: Vec<f32> = [1f32, -2.]
+            .iter()
+            .zip(&w1)
+            .map(|(&x0, &x1)| {
+                let buf = 0.9 * 1.01 * x0 + 1.01 * x1;
+                x1 - 0.1 * (1.01 * x1 + 0.9 * buf)
+            })
+            .collect();
         for (a, b) in values(&w).iter().zip(&w2) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
@@ -187,8 +242,19 @@ mod tests {
     fn adamw_first_step_moves_by_lr_and_decays_decoupled() {
         // First AdamW step: m/bc1 = g, sqrt(v/bc2) = |g|, so w1 = w0 (1 - lr wd) - lr sign(g).
         let w = Var::new(&[0.5f32, -3.], &Device::Cpu).unwrap();
-        let groups = vec![ParamGroup { params: vec![("w".into(), w.clone())], weight_decay: 0.1 }];
-        let mut opt = Optimizer::new(Method::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, groups, 0.01);
+        let groups = vec![ParamGroup {
+            params: vec![("w".into(), w.clone())],
+            weight_decay: 0.1,
+        }];
+        let mut opt = Optimizer::new(
+            Method::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            groups,
+            0.01,
+        );
         quadratic_step(&mut opt, &w);
         let expected = [0.5 * (1.0 - 0.001) - 0.01, -3.0 * (1.0 - 0.001) + 0.01];
         for (a, b) in values(&w).iter().zip(expected) {
@@ -198,16 +264,26 @@ mod tests {
 
     #[test]
     fn state_round_trips_so_a_resumed_run_takes_the_same_steps() {
-        let method = Method::AdamW { beta1: 0.9, beta2: 0.99, eps: 1e-8 };
+        let method = Method::AdamW {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+        };
         let run = |split: bool| {
             let w = Var::new(&[1f32, 2., -1.], &Device::Cpu).unwrap();
-            let group = || vec![ParamGroup { params: vec![("w".into(), w.clone())], weight_decay: 0.05 }];
+            let group = || {
+                vec![ParamGroup {
+                    params: vec![("w".into(), w.clone())],
+                    weight_decay: 0.05,
+                }]
+            };
             let mut opt = Optimizer::new(method, group(), 0.1);
             for _ in 0..3 {
                 quadratic_step(&mut opt, &w);
             }
             if split {
-                let saved: HashMap<String, Tensor> = opt.state_tensors("@train/adam/").into_iter().collect();
+                let saved: HashMap<String, Tensor> =
+                    opt.state_tensors("@train/adam/").into_iter().collect();
                 opt = Optimizer::new(method, group(), 0.1);
                 opt.load_state("@train/adam/", &saved, 3).unwrap();
             }

@@ -17,18 +17,31 @@ pub struct Progress {
 impl Progress {
     pub fn new(label: String, total: usize, start: usize, quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:28.cyan/blue}] {pos}/{len} {msg} eta {eta}")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {msg} eta {eta}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
             );
             bar.set_prefix(label.clone());
             bar.set_position(start as u64);
             bar
         });
-        let every = if quiet { usize::MAX } else { (total / 10).max(1) };
-        Self { bar, label, total, every, started: Instant::now() }
+        let every = if quiet {
+            usize::MAX
+        } else {
+            (total / 10).max(1)
+        };
+        Self {
+            bar,
+            label,
+            total,
+            every,
+            started: Instant::now(),
+        }
     }
 
     /// After step `done` (1-based) of the epoch.
@@ -38,9 +51,12 @@ impl Progress {
                 bar.set_position(done as u64);
                 bar.set_message(message.to_string());
             }
-            None if done % self.every == 0 || done == self.total => {
+            None if done.is_multiple_of(self.every) || done == self.total => {
                 let secs = self.started.elapsed().as_secs_f64();
-                eprintln!("{} {done}/{} {message} ({secs:.0}s)", self.label, self.total);
+                eprintln!(
+                    "{} {done}/{} {message} ({secs:.0}s)",
+                    self.label, self.total
+                );
             }
             None => {}
         }

@@ -4,9 +4,14 @@
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decay {
     /// From the base rate to `min_lr` along half a cosine.
-    Cosine { min_lr: f64 },
+    Cosine {
+        min_lr: f64,
+    },
     /// Multiply by `gamma` at each milestone step.
-    Step { milestones: Vec<usize>, gamma: f64 },
+    Step {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
     Constant,
 }
 
@@ -47,7 +52,13 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = Schedule { base_lr: 0.1, warmup_steps: 10, warmup_start: 0.0, total_steps: 110, decay: Decay::Cosine { min_lr: 0.0 } };
+        let s = Schedule {
+            base_lr: 0.1,
+            warmup_steps: 10,
+            warmup_start: 0.0,
+            total_steps: 110,
+            decay: Decay::Cosine { min_lr: 0.0 },
+        };
         assert_eq!(s.lr(0), 0.0);
         assert!((s.lr(5) - 0.05).abs() < 1e-12);
         assert!((s.lr(10) - 0.1).abs() < 1e-12);
@@ -58,7 +69,16 @@ mod tests {
 
     #[test]
     fn step_decay_at_milestones() {
-        let s = Schedule { base_lr: 1.0, warmup_steps: 0, warmup_start: 0.0, total_steps: 100, decay: Decay::Step { milestones: vec![30, 60], gamma: 0.1 } };
+        let s = Schedule {
+            base_lr: 1.0,
+            warmup_steps: 0,
+            warmup_start: 0.0,
+            total_steps: 100,
+            decay: Decay::Step {
+                milestones: vec![30, 60],
+                gamma: 0.1,
+            },
+        };
         assert_eq!(s.lr(29), 1.0);
         assert!((s.lr(30) - 0.1).abs() < 1e-12);
         assert!((s.lr(99) - 0.01).abs() < 1e-12);

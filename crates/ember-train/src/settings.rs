@@ -49,16 +49,29 @@ pub struct TrainSettings {
 impl TrainSettings {
     pub fn method(&self) -> Method {
         match self.optimizer {
-            OptimizerKind::Sgd => Method::Sgd { momentum: self.momentum, nesterov: self.nesterov },
-            OptimizerKind::Adamw => Method::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+            OptimizerKind::Sgd => Method::Sgd {
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+            },
+            OptimizerKind::Adamw => Method::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
         }
     }
 
     pub fn schedule(&self, steps_per_epoch: usize) -> Schedule {
         let decay = match self.schedule {
-            ScheduleKind::Cosine => Decay::Cosine { min_lr: self.min_lr },
+            ScheduleKind::Cosine => Decay::Cosine {
+                min_lr: self.min_lr,
+            },
             ScheduleKind::Step => Decay::Step {
-                milestones: self.milestones.iter().map(|e| e * steps_per_epoch).collect(),
+                milestones: self
+                    .milestones
+                    .iter()
+                    .map(|e| e * steps_per_epoch)
+                    .collect(),
                 gamma: self.gamma,
             },
             ScheduleKind::Constant => Decay::Constant,
@@ -73,7 +86,12 @@ impl TrainSettings {
     }
 
     pub fn mix(&self) -> MixConfig {
-        MixConfig { mixup_alpha: self.mixup, cutmix_alpha: self.cutmix, switch_prob: 0.5, label_smoothing: self.label_smoothing }
+        MixConfig {
+            mixup_alpha: self.mixup,
+            cutmix_alpha: self.cutmix,
+            switch_prob: 0.5,
+            label_smoothing: self.label_smoothing,
+        }
     }
 
     /// Checks combinations no single flag can: the user gets one line naming the problem.
@@ -85,10 +103,16 @@ impl TrainSettings {
             return Err(format!("--lr must be positive, got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!("--label-smoothing must be in [0, 1), got {}", self.label_smoothing));
+            return Err(format!(
+                "--label-smoothing must be in [0, 1), got {}",
+                self.label_smoothing
+            ));
         }
         if self.mixup < 0.0 || self.cutmix < 0.0 {
-            return Err("--mixup and --cutmix are Beta(alpha, alpha) parameters and cannot be negative".into());
+            return Err(
+                "--mixup and --cutmix are Beta(alpha, alpha) parameters and cannot be negative"
+                    .into(),
+            );
         }
         if let Some(d) = self.ema_decay {
             if !(0.0..1.0).contains(&d) {

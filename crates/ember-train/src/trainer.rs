@@ -82,13 +82,29 @@ pub struct Trainer<'a> {
 
 /// Trainable parameters: every variable but BN running statistics (buffers).
 fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    let mut all: Vec<(String, Var)> = vars.vars().data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut all: Vec<(String, Var)> = vars
+        .vars()
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
-    all.into_iter().filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var")).collect()
+    all.into_iter()
+        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
+        .collect()
 }
 
 fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    let mut all: Vec<(String, Var)> = vars.vars().data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut all: Vec<(String, Var)> = vars
+        .vars()
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
 }
@@ -101,7 +117,11 @@ impl Trainer<'_> {
         let schedule = s.schedule(steps_per_epoch);
         let mix = s.mix();
         let classes = self.meta.labels.len();
-        let mut opt = Optimizer::new(s.method(), default_groups(parameters(self.vars), s.weight_decay), s.lr);
+        let mut opt = Optimizer::new(
+            s.method(),
+            default_groups(parameters(self.vars), s.weight_decay),
+            s.lr,
+        );
         let mut ema = match s.ema_decay {
             Some(d) => Some(Ema::new(all_vars(self.vars), d)?),
             None => None,
@@ -110,7 +130,11 @@ impl Trainer<'_> {
         let mut history = Vec::new();
         if let Some(ckpt) = resume {
             state = self.restore(ckpt, &mut opt, ema.as_mut())?;
-            history = self.run.retain_metrics(|r| r["epoch"].as_u64().is_some_and(|e| (e as usize) <= state.epoch))?;
+            history = self.run.retain_metrics(|r| {
+                r["epoch"]
+                    .as_u64()
+                    .is_some_and(|e| (e as usize) <= state.epoch)
+            })?;
         }
         let mut last_eval = None;
         for epoch in state.epoch..s.epochs {
@@ -140,7 +164,10 @@ impl Trainer<'_> {
                 opt.set_lr(lr);
                 let logits = self.model.forward_t(&x.to_dtype(self.dtype)?, true)?;
                 let loss = match &soft {
-                    Some(t) => soft_target_cross_entropy(&logits, &Tensor::from_slice(t, (n, classes), &self.device)?)?,
+                    Some(t) => soft_target_cross_entropy(
+                        &logits,
+                        &Tensor::from_slice(t, (n, classes), &self.device)?,
+                    )?,
                     None => cross_entropy(&logits, &y, s.label_smoothing)?,
                 };
                 let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
@@ -174,8 +201,14 @@ impl Trainer<'_> {
                 tick = now;
                 let rate = state.totals.seen as f64 / state.totals.seconds.max(1e-9);
                 let avg = state.totals.loss_sum / state.totals.seen as f64;
-                progress.update(state.batch, &format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s"));
-                if s.checkpoint_secs > 0 && last_save.elapsed().as_secs() >= s.checkpoint_secs && state.batch < steps_per_epoch {
+                progress.update(
+                    state.batch,
+                    &format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s"),
+                );
+                if s.checkpoint_secs > 0
+                    && last_save.elapsed().as_secs() >= s.checkpoint_secs
+                    && state.batch < steps_per_epoch
+                {
                     self.save_last(&state, &opt, ema.as_ref(), &Value::Null)?;
                     last_save = Instant::now();
                 }
@@ -248,61 +281,115 @@ impl Trainer<'_> {
             final_eval,
             best_top1: state.best_top1.unwrap_or(final_eval.top1),
             best_epoch: state.best_epoch.unwrap_or(s.epochs),
-            train_seconds: history.iter().filter_map(|r| r["epoch_seconds"].as_f64()).sum::<f64>(),
+            train_seconds: history
+                .iter()
+                .filter_map(|r| r["epoch_seconds"].as_f64())
+                .sum::<f64>(),
             run_dir: self.run.root().display().to_string(),
             best_checkpoint: self.run.file("best.safetensors").display().to_string(),
         };
-        self.run.write_json("summary.json", &serde_json::to_value(&summary).expect("summaries serialise"))?;
+        self.run.write_json(
+            "summary.json",
+            &serde_json::to_value(&summary).expect("summaries serialise"),
+        )?;
         Ok(summary)
     }
 
-    fn restore(&self, ckpt: &Checkpoint, opt: &mut Optimizer, ema: Option<&mut Ema>) -> Result<TrainState> {
-        let bad = |e: String| EmberError::bad_input(format!("{}: {e}", self.run.file("last.safetensors").display()));
+    fn restore(
+        &self,
+        ckpt: &Checkpoint,
+        opt: &mut Optimizer,
+        ema: Option<&mut Ema>,
+    ) -> Result<TrainState> {
+        let bad = |e: String| {
+            EmberError::bad_input(format!(
+                "{}: {e}",
+                self.run.file("last.safetensors").display()
+            ))
+        };
         let state: TrainState = ckpt
             .meta
             .extra
             .get("train_state")
             .ok_or_else(|| bad("no ember.train_state: not a resumable checkpoint".into()))
-            .and_then(|s| serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})"))))?;
+            .and_then(|s| {
+                serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})")))
+            })?;
         ember_models::load_into(self.vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
-        opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64).map_err(|e| bad(e.to_string()))?;
+        opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64)
+            .map_err(|e| bad(e.to_string()))?;
         if let Some(ema) = ema {
-            ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned()).map_err(|e| bad(e.to_string()))?;
+            ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned())
+                .map_err(|e| bad(e.to_string()))?;
         }
         Ok(state)
     }
 
     fn model_tensors(&self) -> Vec<(String, Tensor)> {
-        all_vars(self.vars).into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect()
+        all_vars(self.vars)
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect()
     }
 
     fn save_model(&self, file: &str, metrics: &Value) -> Result<()> {
         let mut meta = self.meta.clone();
         meta.metrics = metrics.clone();
         let tensors = self.model_tensors();
-        Checkpoint::save(&self.run.file(file), &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
+        Checkpoint::save(
+            &self.run.file(file),
+            &meta,
+            tensors.iter().map(|(k, t)| (k.as_str(), t)),
+        )
     }
 
-    fn save_last(&self, state: &TrainState, opt: &Optimizer, ema: Option<&Ema>, metrics: &Value) -> Result<()> {
+    fn save_last(
+        &self,
+        state: &TrainState,
+        opt: &Optimizer,
+        ema: Option<&Ema>,
+        metrics: &Value,
+    ) -> Result<()> {
         let mut meta = self.meta.clone();
         meta.metrics = metrics.clone();
-        meta.extra.insert("train_state".into(), serde_json::to_string(state).expect("state serialises"));
+        meta.extra.insert(
+            "train_state".into(),
+            serde_json::to_string(state).expect("state serialises"),
+        );
         let mut tensors = self.model_tensors();
         tensors.extend(opt.state_tensors(OPTIM_PREFIX));
         if let Some(e) = ema {
-            tensors.extend(e.named().map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t.clone())));
+            tensors.extend(
+                e.named()
+                    .map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t.clone())),
+            );
         }
-        Checkpoint::save(&self.run.file("last.safetensors"), &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
+        Checkpoint::save(
+            &self.run.file("last.safetensors"),
+            &meta,
+            tensors.iter().map(|(k, t)| (k.as_str(), t)),
+        )
     }
 
     fn draw(&self, history: &[Value]) -> Result<()> {
         let series = |name: &str, key: &str| Series {
             name: name.into(),
-            points: history.iter().filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?))).collect(),
+            points: history
+                .iter()
+                .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
+                .collect(),
         };
         let panels = [
-            Panel { title: "loss".into(), y_label: "cross-entropy".into(), series: vec![series("train", "train_loss"), series("test", "test_loss")] },
-            Panel { title: "accuracy".into(), y_label: "top-1 %".into(), series: vec![series("train", "train_top1"), series("test", "test_top1")] },
+            Panel {
+                title: "loss".into(),
+                y_label: "cross-entropy".into(),
+                series: vec![series("train", "train_loss"), series("test", "test_loss")],
+            },
+            Panel {
+                title: "accuracy".into(),
+                y_label: "top-1 %".into(),
+                series: vec![series("train", "train_top1"), series("test", "test_top1")],
+            },
         ];
         draw_curves(&self.run.file("curves.png"), &panels)
     }
@@ -311,5 +398,7 @@ impl Trainer<'_> {
 /// The checkpoint tensors of a run that are model weights, by name (for tools that only
 /// need the model).
 pub fn model_weights(ckpt: &Checkpoint) -> HashMap<String, Tensor> {
-    ckpt.model_tensors().map(|(k, t)| (k.clone(), t.clone())).collect()
+    ckpt.model_tensors()
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect()
 }

@@ -50,7 +50,15 @@ impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (w, b) = (Some(&self.weight), Some(&self.bias));
         if !train {
-            return batch_norm(x, &self.running_mean, &self.running_var, w, b, self.eps, BatchNormMode::Eval);
+            return batch_norm(
+                x,
+                &self.running_mean,
+                &self.running_var,
+                w,
+                b,
+                self.eps,
+                BatchNormMode::Eval,
+            );
         }
         let (mean, var) = batch_stats(x)?;
         let count = (x.elem_count() / x.dim(1)?) as f64;

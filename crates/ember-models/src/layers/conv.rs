@@ -24,17 +24,28 @@ impl Conv2d {
         init: Init,
     ) -> Result<Self> {
         let groups = params.groups.max(1);
-        if cin % groups != 0 || cout % groups != 0 {
+        if !cin.is_multiple_of(groups) || !cout.is_multiple_of(groups) {
             candle_core::bail!("conv: {cin} -> {cout} channels do not split into {groups} groups")
         }
         let weight = vb.get_with_hints((cout, cin / groups, k, k), "weight", init)?;
         let bias = if bias {
             let bound = 1.0 / ((cin / groups * k * k) as f64).sqrt();
-            Some(vb.get_with_hints(cout, "bias", Init::Uniform { lo: -bound, up: bound })?)
+            Some(vb.get_with_hints(
+                cout,
+                "bias",
+                Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?)
         } else {
             None
         };
-        Ok(Self { weight, bias, params })
+        Ok(Self {
+            weight,
+            bias,
+            params,
+        })
     }
 }
 
