@@ -334,12 +334,8 @@ fn batch_norm_in_both_modes() {
                 BatchNormMode::Train,
             )
         };
-        check(
-            "ember.batch_stats",
-            &format!("train {case}"),
-            &inputs,
-            train,
-        );
+        let train_case = format!("train {case}");
+        check("ember.batch_stats", &train_case, &inputs, train);
         let (rm, rv) = (f64s(&[c], s + 3), f64s(&[c], s + 4).abs().unwrap());
         let eval = |t: &[Tensor]| {
             batch_norm(
