@@ -15,6 +15,7 @@ use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
 use ember_losses::cross_entropy;
 use ember_models::Classifier;
 use ember_train::optim::{default_groups, Method, Optimizer};
+use ember_train::trainer::parameters;
 use serde_json::json;
 
 const BATCH: usize = 128;
@@ -106,7 +107,7 @@ fn main() {
             momentum: 0.9,
             nesterov: true,
         },
-        default_groups(ember_params(&vars), 5e-4),
+        default_groups(parameters(&vars), 5e-4),
         0.01,
     );
 
@@ -209,15 +210,4 @@ fn main() {
         2,
         data.train.source()
     );
-}
-
-fn ember_params(vars: &SeededVarMap) -> Vec<(String, candle_core::Var)> {
-    let data = vars.vars().data().lock().unwrap();
-    let mut v: Vec<_> = data
-        .iter()
-        .filter(|(k, _)| !k.contains("running_"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
 }

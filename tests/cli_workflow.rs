@@ -166,21 +166,8 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
     ];
     train_tiny(&reference, &extra);
 
-    let mut args = vec![
-        "train",
-        "--data",
-        "fashion-mnist-subset",
-        "--model-config",
-        TINY_MODEL,
-        "--lr",
-        "0.05",
-        "--quiet",
-        "--out",
-        killed.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&extra);
     let mut child = ember()
-        .args(&args)
+        .args(tiny_train_args(&killed, &extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

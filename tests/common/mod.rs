@@ -46,10 +46,10 @@ pub fn assert_bad_input(out: &Output, needle: &str) {
     );
 }
 
-/// Trains the tiny model on the bundled subset into `out` (with `extra` flags: at least
-/// `--epochs`) and returns the JSON result.
-pub fn train_tiny(out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
+/// `ember train` of the tiny model on the bundled subset into `out`, plus `extra` flags
+/// (at least `--epochs`).
+pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "train",
         "--data",
         "fashion-mnist-subset",
@@ -59,10 +59,21 @@ pub fn train_tiny(out: &Path, extra: &[&str]) -> serde_json::Value {
         "0.05",
         "--quiet",
         "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let result = run(&args);
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(out.to_str().unwrap().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs [`tiny_train_args`] to the end and returns the JSON result.
+pub fn train_tiny(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let result = ember()
+        .args(tiny_train_args(out, extra))
+        .output()
+        .expect("the ember binary runs");
     assert!(
         result.status.success(),
         "training failed: {}",

@@ -14,10 +14,10 @@
 //! - evaluation: `batch_norm(x, &running_mean, &running_var, w, b, eps, Mode::Eval)`: the
 //!   statistics are constants.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float, SharedMut};
+use crate::cpu::{float_kernel, in_kernel_precision, kernel_dtype, zeros, Float, SharedMut};
 use crate::simd;
 
 /// Where the statistics come from, which decides the gradient.
@@ -83,10 +83,7 @@ pub fn batch_norm(
     if !x.device().is_cpu() {
         return composed::normalise(x, mean, var, weight, bias, eps, mode);
     }
-    let dtype = match x.dtype() {
-        DType::F16 | DType::BF16 => DType::F32,
-        d => d,
-    };
+    let dtype = kernel_dtype(x.dtype());
     let weight = match weight {
         Some(w) => w.to_dtype(dtype)?,
         None => Tensor::ones(c, dtype, x.device())?,
@@ -101,6 +98,19 @@ pub fn batch_norm(
         t[0].contiguous()?
             .apply_op3(&affine, &stats, BatchNorm { view: v, eps, mode })
     })
+}
+
+/// Training-mode batch norm in one call: `(y, batch mean, biased batch variance)`, the
+/// statistics detached (for the running averages).
+pub fn batch_norm_train(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (mean, var) = batch_stats(x)?;
+    let y = batch_norm(x, &mean, &var, weight, bias, eps, Mode::Train)?;
+    Ok((y, mean, var))
 }
 
 struct Stats {
@@ -308,12 +318,7 @@ pub mod composed {
     }
 
     pub(super) fn stats(x: &Tensor, [_, c, _]: [usize; 3]) -> Result<Tensor> {
-        let work = if matches!(x.dtype(), DType::F16 | DType::BF16) {
-            DType::F32
-        } else {
-            x.dtype()
-        };
-        let (mean, var) = moments(&x.to_dtype(work)?)?;
+        let (mean, var) = moments(&x.to_dtype(kernel_dtype(x.dtype()))?)?;
         Tensor::stack(&[mean.reshape(c)?, var.reshape(c)?], 0)
     }
 
@@ -327,11 +332,7 @@ pub mod composed {
         mode: Mode,
     ) -> Result<Tensor> {
         let dtype = x.dtype();
-        let work = if matches!(dtype, DType::F16 | DType::BF16) {
-            DType::F32
-        } else {
-            dtype
-        };
+        let work = kernel_dtype(dtype);
         let xw = x.to_dtype(work)?;
         let r = x.rank();
         let (mean, var) = match mode {

@@ -89,6 +89,15 @@ pub(crate) fn storage<T: WithDType>(data: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(data)
 }
 
+/// The precision the kernels (and the composed paths' reductions) compute in: f16 and bf16
+/// widen to f32, f32 and f64 stay.
+pub(crate) fn kernel_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::F16 | DType::BF16 => DType::F32,
+        d => d,
+    }
+}
+
 /// Runs `f` on `xs` in the kernels' precision: f16/bf16 inputs go through f32 (the kernels
 /// are f32/f64 only) and the result is cast back. The casts are differentiable.
 pub(crate) fn in_kernel_precision(

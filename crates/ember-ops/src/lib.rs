@@ -26,7 +26,7 @@ pub mod pool;
 pub mod softmax;
 pub mod upsample;
 
-pub use batch_norm::{batch_norm, batch_stats, Mode as BatchNormMode};
+pub use batch_norm::{batch_norm, batch_norm_train, batch_stats, Mode as BatchNormMode};
 pub use conv::{
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair,
 };

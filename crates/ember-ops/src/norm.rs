@@ -10,7 +10,7 @@
 //! Both layouts are a `[outer, c, inner]` view normalised over `c`: `inner == 1` for the last
 //! dim, `inner == h * w` for channels-first.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float, SharedMut};
@@ -358,11 +358,7 @@ pub mod composed {
         [outer, c, inner]: [usize; 3],
     ) -> Result<Tensor> {
         let dtype = x.dtype();
-        let work = if matches!(dtype, DType::F16 | DType::BF16) {
-            DType::F32
-        } else {
-            dtype
-        };
+        let work = crate::cpu::kernel_dtype(dtype);
         let v = x.to_dtype(work)?.reshape((outer, c, inner))?;
         let mean = v.mean_keepdim(1)?;
         let centred = v.broadcast_sub(&mean)?;

@@ -28,22 +28,8 @@ pub(crate) fn add_assign<T: Float>(y: &mut [T], x: &[T]) {
 }
 
 /// `sum(a * b)`
-#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 pub(crate) fn dot<T: Float>(a: &[T], b: &[T]) -> T {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [T::zero(); LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: T = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(T::zero(), |s, (&x, &y)| s + x * y);
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().fold(tail, |s, &v| s + v)
+    dot_centred(a, T::zero(), b)
 }
 
 /// `max(a)` (NaN-propagation aside: for finite inputs), `-inf` for an empty slice.

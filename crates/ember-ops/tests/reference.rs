@@ -555,29 +555,11 @@ fn batch_norm_matches_candle_and_the_composition() {
         &inputs,
         1e-4,
         "batch_norm train vs composed",
+        |t| Ok(batch_norm_train(&t[0], Some(&t[1]), Some(&t[2]), 1e-5)?.0),
         |t| {
             let (m, v) = batch_stats(&t[0])?;
-            batch_norm(
-                &t[0],
-                &m,
-                &v,
-                Some(&t[1]),
-                Some(&t[2]),
-                1e-5,
-                BatchNormMode::Train,
-            )
-        },
-        |t| {
-            let (m, v) = batch_stats(&t[0])?;
-            batch_norm::composed::normalise(
-                &t[0],
-                &m,
-                &v,
-                Some(&t[1]),
-                Some(&t[2]),
-                1e-5,
-                BatchNormMode::Train,
-            )
+            let (w, b) = (Some(&t[1]), Some(&t[2]));
+            batch_norm::composed::normalise(&t[0], &m, &v, w, b, 1e-5, BatchNormMode::Train)
         },
     );
 }

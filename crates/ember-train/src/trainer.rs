@@ -80,22 +80,7 @@ pub struct Trainer<'a> {
     pub quiet: bool,
 }
 
-/// Trainable parameters: every variable but BN running statistics (buffers).
-fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    let mut all: Vec<(String, Var)> = vars
-        .vars()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all.into_iter()
-        .filter(|(k, _)| !k.ends_with("running_mean") && !k.ends_with("running_var"))
-        .collect()
-}
-
+/// Every variable of the model (weights and buffers), by name.
 fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
     let mut all: Vec<(String, Var)> = vars
         .vars()
@@ -107,6 +92,15 @@ fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
         .collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all
+}
+
+/// Trainable parameters: every variable but BN running statistics (buffers).
+pub fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
+    let is_buffer = |k: &str| k.ends_with("running_mean") || k.ends_with("running_var");
+    all_vars(vars)
+        .into_iter()
+        .filter(|(k, _)| !is_buffer(k))
+        .collect()
 }
 
 impl Trainer<'_> {

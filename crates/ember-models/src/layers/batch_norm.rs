@@ -1,6 +1,6 @@
 use candle_core::{ModuleT, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
-use ember_ops::{batch_norm, batch_stats, BatchNormMode};
+use ember_ops::{batch_norm, batch_norm_train, BatchNormMode};
 
 /// `torch.nn.BatchNorm2d(c)` (eps 1e-5, momentum 0.1) through Ember's fused batch-norm op.
 ///
@@ -60,11 +60,11 @@ impl ModuleT for BatchNorm2d {
                 BatchNormMode::Eval,
             );
         }
-        let (mean, var) = batch_stats(x)?;
+        let (y, mean, var) = batch_norm_train(x, w, b, self.eps)?;
         let count = (x.elem_count() / x.dim(1)?) as f64;
         let unbiased = (&var * (count / (count - 1.0).max(1.0)))?;
         self.update_running(&self.running_mean, &mean)?;
         self.update_running(&self.running_var, &unbiased)?;
-        batch_norm(x, &mean, &var, w, b, self.eps, BatchNormMode::Train)
+        Ok(y)
     }
 }
