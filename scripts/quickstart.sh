@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
+mkdir -p runs
 out="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 target/release/ember train --arch resnet \
   --model-config '{"stem_type": "small", "layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}' \

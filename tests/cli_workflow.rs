@@ -212,3 +212,20 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
         }
     }
 }
+
+#[test]
+fn a_diverging_run_stops_and_writes_no_bad_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("diverged");
+    let args = tiny_train_args(
+        &out,
+        &["--epochs", "1", "--lr", "1e30", "--warmup-epochs", "0"],
+    );
+    let result = ember().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "a runtime failure: {err}");
+    assert!(err.contains("training diverged at epoch 1"), "{err}");
+    assert!(err.contains("no checkpoint had been written yet"), "{err}");
+    assert!(!out.join("last.safetensors").exists());
+    assert!(result.stdout.is_empty(), "no result line for a failed run");
+}

@@ -167,11 +167,16 @@ impl Trainer<'_> {
                 let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !loss_value.is_finite() {
                     progress.finish();
+                    let last = self.run.file("last.safetensors");
+                    let kept = if last.exists() {
+                        format!("the last good checkpoint is {}", last.display())
+                    } else {
+                        "no checkpoint had been written yet".to_string()
+                    };
                     return Err(EmberError::Runtime(format!(
-                        "training diverged at epoch {} step {} (loss {loss_value}); stopped, the last good checkpoint is {}",
+                        "training diverged at epoch {} step {} (loss {loss_value}); stopped, {kept}",
                         epoch + 1,
                         state.batch + 1,
-                        self.run.file("last.safetensors").display()
                     )));
                 }
                 let mut grads = loss.backward()?;
