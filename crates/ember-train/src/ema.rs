@@ -16,7 +16,8 @@ impl Ema {
         let slots = vars
             .into_iter()
             .map(|(n, v)| {
-                let copy = v.as_tensor().copy()?;
+                // Detached, or each average would chain a graph back to the first step.
+                let copy = v.as_tensor().detach().copy()?;
                 Ok((n, v, copy))
             })
             .collect::<Result<_>>()?;
@@ -33,7 +34,7 @@ impl Ema {
     /// Exchanges the live values with the averages (call again to swap back).
     pub fn swap(&mut self) -> Result<()> {
         for (_, var, avg) in &mut self.slots {
-            let live = var.as_tensor().copy()?;
+            let live = var.as_tensor().detach().copy()?;
             var.set(avg)?;
             *avg = live;
         }
@@ -75,5 +76,9 @@ mod tests {
         assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), vec![1.0, 9.0]);
         ema.swap().unwrap();
         assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), vec![10.0, 0.0]);
+        assert!(
+            ema.named().all(|(_, t)| !t.track_op()),
+            "averages carry no graph"
+        );
     }
 }

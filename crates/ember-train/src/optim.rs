@@ -81,8 +81,11 @@ impl Optimizer {
         for group in &self.groups {
             for (name, var) in &group.params {
                 let Some(g) = grads.get(var) else { continue };
-                let g = g.to_dtype(DType::F32)?;
-                let w = var.as_tensor().to_dtype(DType::F32)?;
+                // Detached: arithmetic on a variable records a graph, and a moment buffer
+                // computed from it would keep every earlier step's graph alive (a leak of
+                // several parameter copies per step).
+                let g = g.detach().to_dtype(DType::F32)?;
+                let w = var.as_tensor().detach().to_dtype(DType::F32)?;
                 let updated = match self.method {
                     Method::Sgd { momentum, nesterov } => {
                         let d = if group.weight_decay != 0.0 {
@@ -293,6 +296,34 @@ mod tests {
             values(&w)
         };
         assert_eq!(run(false), run(true));
+    }
+
+    #[test]
+    fn saved_state_records_no_graph() {
+        // A moment buffer that records ops would keep every earlier step's graph alive.
+        for method in [
+            Method::Sgd {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            Method::AdamW {
+                beta1: 0.9,
+                beta2: 0.99,
+                eps: 1e-8,
+            },
+        ] {
+            let w = Var::new(&[1f32, 2.], &Device::Cpu).unwrap();
+            let groups = vec![ParamGroup {
+                params: vec![("w".into(), w.clone())],
+                weight_decay: 0.1,
+            }];
+            let mut opt = Optimizer::new(method, groups, 0.1);
+            quadratic_step(&mut opt, &w);
+            quadratic_step(&mut opt, &w);
+            for (name, t) in opt.state_tensors("") {
+                assert!(!t.track_op(), "{method:?}: {name} carries a graph");
+            }
+        }
     }
 
     #[test]
