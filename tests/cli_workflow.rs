@@ -163,6 +163,8 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
         "1",
         "--workers",
         "1",
+        "--lr",
+        "0.05",
     ];
     train_tiny(&reference, &extra);
 

@@ -55,8 +55,6 @@ pub fn tiny_train_args(out: &Path, extra: &[&str]) -> Vec<String> {
         "fashion-mnist-subset",
         "--model-config",
         TINY_MODEL,
-        "--lr",
-        "0.05",
         "--quiet",
         "--out",
     ]
@@ -88,7 +86,10 @@ pub fn shared_checkpoint() -> PathBuf {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("ember-test-shared-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        train_tiny(&dir, &["--epochs", "2", "--batch-size", "64"]);
+        train_tiny(
+            &dir,
+            &["--epochs", "2", "--batch-size", "64", "--lr", "0.05"],
+        );
         dir
     })
     .join("best.safetensors")

@@ -32,25 +32,31 @@ const COLOURS: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
 ];
 
-/// Draws `panels` side by side into a PNG at `path`. The image goes to a temporary sibling
-/// first and is renamed into place, so a reader never sees half a file.
+/// Draws `panels` side by side into a PNG at `path` (written atomically). plotters renders
+/// into memory and our `image` encodes the PNG: plotters' own encoder would pull in a second
+/// version of the `image` crate.
 pub fn draw_curves(path: &Path, panels: &[Panel]) -> Result<()> {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let tmp = path.with_extension("tmp.png");
-    let size = (520 * panels.len().max(1) as u32, 400);
-    draw(&tmp, size, panels)
+    let (w, h) = (520 * panels.len().max(1) as u32, 400);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw(&mut rgb, (w, h), panels)
         .map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| EmberError::io(path, e))
+    let mut png = Vec::new();
+    image::RgbImage::from_raw(w, h, rgb)
+        .expect("the buffer holds w x h RGB pixels")
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| EmberError::Runtime(format!("encoding {}: {e}", path.display())))?;
+    crate::atomic::write_atomic(path, &png)
 }
 
 fn draw(
-    path: &Path,
+    rgb: &mut [u8],
     size: (u32, u32),
     panels: &[Panel],
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, size).into_drawing_area();
+    let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (panel, area) in panels.iter().zip(areas) {
