@@ -43,14 +43,7 @@ fn saved_command(run: &RunDir) -> Result<(TrainCommand, u64, DType)> {
                 e.kind()
             ))
         })?;
-    let (seed, dtype) = (
-        cli.runtime.seed,
-        if cli.runtime.dtype == "f64" {
-            DType::F64
-        } else {
-            DType::F32
-        },
-    );
+    let (seed, dtype) = (cli.runtime.seed, cli.runtime.dtype());
     match cli.command {
         Command::Train(cmd) => Ok((*cmd, seed, dtype)),
         _ => Err(EmberError::bad_input(format!(

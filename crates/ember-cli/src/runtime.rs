@@ -20,6 +20,14 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// The `--dtype` as a candle dtype.
+    pub fn dtype(&self) -> DType {
+        match self.dtype.as_str() {
+            "f64" => DType::F64,
+            _ => DType::F32,
+        }
+    }
+
     /// Opens the device and sets the thread count.
     pub fn setup(&self) -> Result<(Device, DType)> {
         if let Some(n) = self.threads {
@@ -31,10 +39,6 @@ impl RuntimeArgs {
                 .num_threads(n)
                 .build_global();
         }
-        let dtype = match self.dtype.as_str() {
-            "f64" => DType::F64,
-            _ => DType::F32,
-        };
-        Ok((self.device.open()?, dtype))
+        Ok((self.device.open()?, self.dtype()))
     }
 }

@@ -78,10 +78,7 @@ fn prefix(split: Split) -> &'static str {
 fn has_files(dir: &Path) -> bool {
     ["train", "t10k"].iter().all(|p| {
         ["images-idx3-ubyte", "labels-idx1-ubyte"].iter().all(|f| {
-            let stem = dir.join(format!("{p}-{f}"));
-            stem.is_file()
-                || stem.with_extension("gz").is_file()
-                || dir.join(format!("{p}-{f}.gz")).is_file()
+            dir.join(format!("{p}-{f}")).is_file() || dir.join(format!("{p}-{f}.gz")).is_file()
         })
     })
 }

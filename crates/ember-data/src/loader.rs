@@ -221,13 +221,9 @@ impl Iterator for EpochBatches {
 impl Drop for EpochBatches {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Unblock workers waiting to send, then wait for them.
-        while self.rx.try_recv().is_ok() {}
+        // Dropping the receiver fails any send a worker is blocked in, so every worker ends.
+        drop(std::mem::replace(&mut self.rx, sync_channel(0).1));
         for w in self.workers.drain(..) {
-            while !w.is_finished() {
-                while self.rx.try_recv().is_ok() {}
-                std::thread::yield_now();
-            }
             let _ = w.join();
         }
     }

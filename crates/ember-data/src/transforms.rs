@@ -211,8 +211,13 @@ mod tests {
         let mut rng = EmberRng::new(1);
         for _ in 0..50 {
             let out = t.apply(img.clone(), &mut rng);
-            // Some original pixel always survives a crop of the full size with padding 2.
-            assert!(out.data.iter().any(|&v| v > 0.0) || out.data.iter().all(|&v| v == 0.0));
+            // A full-size crop shifted by at most the padding keeps a 2x2 corner of the
+            // image, which holds non-zero values of the ramp whatever the offset.
+            assert!(
+                out.data.iter().filter(|&&v| v > 0.0).count() >= 3,
+                "{:?}",
+                out.data
+            );
             assert_eq!(out.dims(), [1, 4, 4]);
         }
     }

@@ -327,32 +327,14 @@ fn batch_norm_in_both_modes() {
         check("ember.batch_stats", &train_case, &inputs, train);
         let (rm, rv) = (f64s(&[c], s + 3), f64s(&[c], s + 4).abs().unwrap());
         let eval = |t: &[Tensor]| {
-            batch_norm(
-                &t[0],
-                &rm,
-                &rv,
-                Some(&t[1]),
-                Some(&t[2]),
-                1e-5,
-                BatchNormMode::Eval,
-            )
+            let (w, b) = (Some(&t[1]), Some(&t[2]));
+            batch_norm(&t[0], &rm, &rv, w, b, 1e-5, BatchNormMode::Eval)
         };
         check("ember.batch_norm", &format!("eval {case}"), &inputs, eval);
-        check(
-            "composed batch_norm",
-            &format!("train {case}"),
-            &inputs,
-            |t| {
-                bn_ref::normalise(
-                    &t[0],
-                    &rm,
-                    &rv,
-                    Some(&t[1]),
-                    Some(&t[2]),
-                    1e-5,
-                    BatchNormMode::Train,
-                )
-            },
-        );
+        let composed = |t: &[Tensor]| {
+            let (w, b) = (Some(&t[1]), Some(&t[2]));
+            bn_ref::normalise(&t[0], &rm, &rv, w, b, 1e-5, BatchNormMode::Train)
+        };
+        check("composed batch_norm", &train_case, &inputs, composed);
     }
 }

@@ -253,7 +253,6 @@ impl Trainer<'_> {
             // Metrics first, then the checkpoint that moves past this epoch: a kill between
             // the two reruns the epoch's end and replaces the record, never leaves a gap.
             self.run.append_metrics(&record)?;
-            history.retain(|r: &Value| r["epoch"] != record["epoch"]);
             history.push(record.clone());
             state.epoch = epoch + 1;
             state.batch = 0;
