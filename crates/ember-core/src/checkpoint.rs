@@ -27,6 +27,13 @@ use crate::error::{EmberError, Result};
 /// PyTorch state_dict key, so no model parameter collides with it.
 pub const STATE_PREFIX: &str = "@train/";
 
+/// Whether a model tensor is a buffer (BatchNorm running statistics) rather than a
+/// learnt parameter: buffers are saved and loaded, but neither optimised nor counted as
+/// parameters (PyTorch's `parameters()` leaves them out too).
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointMeta {
@@ -154,9 +161,13 @@ impl Checkpoint {
             .filter(|(k, _)| !k.starts_with(STATE_PREFIX))
     }
 
-    /// Number of model parameters (training state excluded).
+    /// Number of learnt model parameters (buffers and training state excluded), as
+    /// PyTorch's `sum(p.numel() for p in model.parameters())`.
     pub fn parameter_count(&self) -> usize {
-        self.model_tensors().map(|(_, t)| t.elem_count()).sum()
+        self.model_tensors()
+            .filter(|(k, _)| !is_buffer(k))
+            .map(|(_, t)| t.elem_count())
+            .sum()
     }
 }
 

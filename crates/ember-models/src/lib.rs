@@ -3,8 +3,10 @@
 
 pub mod from_checkpoint;
 pub mod layers;
+pub mod lightvit;
 pub mod registry;
 pub mod resnet;
+pub mod taps;
 pub mod weights;
 
 pub use from_checkpoint::{load_checkpoint, LoadedModel};

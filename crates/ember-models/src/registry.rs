@@ -8,7 +8,9 @@ use candle_nn::VarBuilder;
 use ember_core::{EmberError, Result};
 use serde_json::{Map, Value};
 
+use crate::lightvit::{self, LightViT};
 use crate::resnet::{self, ResNet};
+use crate::taps::Taps;
 
 /// A model that maps images to class logits.
 pub trait Classifier: Send + Sync {
@@ -18,6 +20,10 @@ pub trait Classifier: Send + Sync {
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
         Ok(vec![("logits".into(), self.forward_t(x, train)?)])
     }
+
+    /// Seeds the stochastic layers (drop path, dropout) for the next training step; the
+    /// trainer calls it with a seed drawn from (run seed, step).
+    fn reseed(&self, _seed: u64) {}
 }
 
 impl Classifier for ResNet {
@@ -33,6 +39,24 @@ impl Classifier for ResNet {
         }
         named.push(("logits".into(), out.logits));
         Ok(named)
+    }
+}
+
+impl Classifier for LightViT {
+    fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        self.forward_taps(x, train, &mut Taps::off())
+    }
+
+    fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
+        let mut taps = Taps::on();
+        let logits = self.forward_taps(x, train, &mut taps)?;
+        let mut named = taps.into_vec();
+        named.push(("logits".into(), logits));
+        Ok(named)
+    }
+
+    fn reseed(&self, seed: u64) {
+        self.noise().reseed(seed)
     }
 }
 
@@ -74,10 +98,46 @@ pub const ARCHS: &[Arch] = &[
         about: "ResNet-50 (bottleneck blocks 3-4-6-3)",
         preset: || json(resnet::Config::resnet50()),
     },
+    Arch {
+        name: "lightvit",
+        family: "lightvit",
+        about: "LightViT, any widths, depths, heads and window (default: LightViT-T)",
+        preset: || json(lightvit::Config::tiny()),
+    },
+    Arch {
+        name: "lightvit_tiny",
+        family: "lightvit",
+        about: "LightViT-T, ImageNet 224 px (9.4M parameters, 0.7 GFLOPs)",
+        preset: || json(lightvit::Config::tiny()),
+    },
+    Arch {
+        name: "lightvit_small",
+        family: "lightvit",
+        about: "LightViT-S, ImageNet 224 px (19.2M parameters, 1.7 GFLOPs)",
+        preset: || json(lightvit::Config::small()),
+    },
+    Arch {
+        name: "lightvit_base",
+        family: "lightvit",
+        about: "LightViT-B, ImageNet 224 px (35.2M parameters, 3.9 GFLOPs)",
+        preset: || json(lightvit::Config::base()),
+    },
+    Arch {
+        name: "lightvit_tiny_32",
+        family: "lightvit",
+        about: "LightViT-T widths for 32 px images (stem stride 4, 2x2 windows)",
+        preset: || json(lightvit::Config::tiny_32()),
+    },
+    Arch {
+        name: "lightvit_tiny_64",
+        family: "lightvit",
+        about: "LightViT-T widths for 64 px images (official stem, 2x2 windows)",
+        preset: || json(lightvit::Config::tiny_64()),
+    },
 ];
 
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet"];
+pub const FAMILIES: &[&str] = &["resnet", "lightvit"];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -136,6 +196,18 @@ pub fn resolve(arch_name: &str, overrides: &Value) -> Result<ModelConfig> {
     })
 }
 
+/// Learnt parameters of the model whose variables are `vars` (buffers excluded), as
+/// PyTorch's `sum(p.numel() for p in model.parameters())`.
+pub fn parameter_count(vars: &candle_nn::VarMap) -> usize {
+    vars.data()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !ember_core::checkpoint::is_buffer(k))
+        .map(|(_, v)| v.elem_count())
+        .sum()
+}
+
 /// Builds `family` from `config`; unknown or ill-typed fields are bad input.
 pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Classifier>> {
     let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
@@ -145,6 +217,12 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
                 serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(ResNet::new(&cfg, vb)?))
+        }
+        "lightvit" => {
+            let cfg: lightvit::Config =
+                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(LightViT::new(&cfg, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",
@@ -187,6 +265,10 @@ pub fn fit_to_weights(
             ("stem_width", "conv1.weight", 0),
             ("in_chans", "conv1.weight", 1),
             ("num_classes", "fc.weight", 0),
+        ],
+        "lightvit" => &[
+            ("in_chans", "patch_embed.stem.0.weight", 1),
+            ("num_classes", "head.weight", 0),
         ],
         _ => &[],
     };

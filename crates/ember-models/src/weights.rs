@@ -7,9 +7,12 @@ use candle_nn::VarMap;
 use ember_core::checkpoint::STATE_PREFIX;
 use ember_core::{EmberError, Result};
 
-/// PyTorch buffers a model here does not keep.
+/// PyTorch buffers a model here does not keep: BN's step counter (unused with a fixed
+/// momentum) and Swin-style relative position indices (recomputed from the window size).
 fn ignorable(name: &str) -> bool {
-    name.ends_with("num_batches_tracked") || name.starts_with(STATE_PREFIX)
+    name.ends_with("num_batches_tracked")
+        || name.ends_with("relative_position_index")
+        || name.starts_with(STATE_PREFIX)
 }
 
 /// Sets every variable of `vars` from `tensors` (same names and shapes, cast to the

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
+use ember_core::checkpoint::is_buffer;
 use ember_core::plot::{draw_curves, Panel, Series};
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, EmberRng, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
@@ -96,7 +97,6 @@ fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
 
 /// Trainable parameters: every variable but BN running statistics (buffers).
 pub fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    let is_buffer = |k: &str| k.ends_with("running_mean") || k.ends_with("running_var");
     all_vars(vars)
         .into_iter()
         .filter(|(k, _)| !is_buffer(k))

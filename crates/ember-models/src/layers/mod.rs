@@ -5,8 +5,12 @@
 
 mod batch_norm;
 mod conv;
+mod layer_norm;
 mod linear;
+mod noise;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::Conv2d;
-pub use linear::linear;
+pub use layer_norm::LayerNorm;
+pub use linear::{linear, linear_normal};
+pub use noise::{DropPath, Dropout, Noise};

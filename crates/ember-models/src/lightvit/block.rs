@@ -1,0 +1,128 @@
+//! The pre-norm transformer `Block` (LayerNorms with eps 1e-6) and its FFN, `BiAttnMlp`:
+//! fc1, GELU, fc2, then `BiAttn`, which gates the fc2 output by a channel attention (from the
+//! token mean) and a spatial attention (per token, from [local, global] features).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::attention::{Attention, AttentionConfig};
+use crate::layers::{linear_normal, DropPath, Dropout, LayerNorm, Noise};
+use crate::taps::Taps;
+
+/// The bi-dimensional attention. `r = floor(c / 4)`; its LayerNorm has PyTorch's eps 1e-5.
+struct BiAttn {
+    norm: LayerNorm,
+    global_reduce: Linear,
+    local_reduce: Linear,
+    channel_select: Linear,
+    spatial_select: Linear,
+}
+
+impl BiAttn {
+    fn new(c: usize, vb: VarBuilder) -> Result<Self> {
+        let r = c / 4;
+        let lin = |name: &str, cin, cout| linear_normal(vb.pp(name), cin, cout, true, 0.02);
+        Ok(Self {
+            norm: LayerNorm::new(vb.pp("norm"), c, 1e-5)?,
+            global_reduce: lin("global_reduce", c, r)?,
+            local_reduce: lin("local_reduce", c, r)?,
+            channel_select: lin("channel_select", r, c)?,
+            spatial_select: lin("spatial_select", 2 * r, 1)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, taps: &mut Taps, name: &str) -> Result<Tensor> {
+        let z = self.norm.forward(x)?;
+        // The mean runs over every token, the global ones included.
+        let global = self
+            .global_reduce
+            .forward(&z.mean_keepdim(1)?)?
+            .gelu_erf()?;
+        let local = self.local_reduce.forward(&z)?.gelu_erf()?;
+        let c_attn = candle_nn::ops::sigmoid(&self.channel_select.forward(&global)?)?;
+        let both = Tensor::cat(&[&local, &global.broadcast_as(local.shape())?], 2)?;
+        let s_attn = candle_nn::ops::sigmoid(&self.spatial_select.forward(&both)?)?;
+        taps.put(|| format!("{name}.c_attn"), &c_attn);
+        taps.put(|| format!("{name}.s_attn"), &s_attn);
+        x.broadcast_mul(&c_attn)?.broadcast_mul(&s_attn)
+    }
+}
+
+struct BiAttnMlp {
+    fc1: Linear,
+    fc2: Linear,
+    attn: BiAttn,
+    drop: Dropout,
+}
+
+impl BiAttnMlp {
+    fn forward_t(&self, x: &Tensor, train: bool, taps: &mut Taps, name: &str) -> Result<Tensor> {
+        let h = self
+            .drop
+            .forward_t(&self.fc1.forward(x)?.gelu_erf()?, train)?;
+        let h = self.attn.forward(&self.fc2.forward(&h)?, taps, name)?;
+        self.drop.forward_t(&h, train)
+    }
+}
+
+pub struct BlockConfig {
+    pub attention: AttentionConfig,
+    pub mlp_ratio: f64,
+    pub drop: f64,
+    pub drop_path: f64,
+}
+
+pub struct Block {
+    norm1: LayerNorm,
+    attn: Attention,
+    norm2: LayerNorm,
+    mlp: BiAttnMlp,
+    drop_path: DropPath,
+}
+
+impl Block {
+    pub fn new(cfg: &BlockConfig, noise: &Noise, vb: VarBuilder) -> Result<Self> {
+        let c = cfg.attention.dim;
+        let hidden = (c as f64 * cfg.mlp_ratio) as usize;
+        let vm = vb.pp("mlp");
+        Ok(Self {
+            norm1: LayerNorm::new(vb.pp("norm1"), c, 1e-6)?,
+            attn: Attention::new(&cfg.attention, noise, vb.pp("attn"))?,
+            norm2: LayerNorm::new(vb.pp("norm2"), c, 1e-6)?,
+            mlp: BiAttnMlp {
+                fc1: linear_normal(vm.pp("fc1"), c, hidden, true, 0.02)?,
+                fc2: linear_normal(vm.pp("fc2"), hidden, c, true, 0.02)?,
+                attn: BiAttn::new(c, vm.pp("attn"))?,
+                drop: Dropout::new(cfg.drop, noise),
+            },
+            drop_path: DropPath::new(cfg.drop_path, noise),
+        })
+    }
+
+    pub fn forward_t(
+        &self,
+        x: &Tensor,
+        grid: (usize, usize),
+        train: bool,
+        taps: &mut Taps,
+        name: &str,
+    ) -> Result<Tensor> {
+        let normed = self.norm1.forward(x)?;
+        taps.put(|| format!("{name}.attn_in"), &normed);
+        let a = self
+            .attn
+            .forward_t(&normed, grid, train, taps, &format!("{name}.attn"))?;
+        taps.put(|| format!("{name}.attn"), &a);
+        let x = (x + self.drop_path.forward_t(&a, train)?)?;
+        let m = self.mlp.forward_t(
+            &self.norm2.forward(&x)?,
+            train,
+            taps,
+            &format!("{name}.mlp"),
+        )?;
+        taps.put(|| format!("{name}.mlp"), &m);
+        let x = (x + self.drop_path.forward_t(&m, train)?)?;
+        taps.put(|| format!("{name}.out"), &x);
+        Ok(x)
+    }
+}
