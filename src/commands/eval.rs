@@ -24,11 +24,11 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
             data.classes.len()
         )));
     }
-    let dims = data.test.image_dims();
-    if dims != [prep.channels, prep.height, prep.width] {
+    let channels = data.test.image_dims()[0];
+    if channels != prep.channels {
         return Err(EmberError::bad_input(format!(
-            "the checkpoint expects {}x{}x{} images, {} has {}x{}x{}",
-            prep.channels, prep.height, prep.width, cmd.data, dims[0], dims[1], dims[2]
+            "the checkpoint expects {}-channel images, {} has {channels}",
+            prep.channels, cmd.data
         )));
     }
     eprintln!("data: {}", data.test.source());

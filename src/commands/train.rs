@@ -108,8 +108,9 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
             (run, None)
         }
     };
-    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.image_size)?;
+    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.folder_size())?;
     let [c, h, w] = data.train.image_dims();
+    let (h, w) = cmd.data.image_size.map_or((h, w), |s| (s, s));
     let prep = Preprocess {
         channels: c,
         height: h,

@@ -14,10 +14,19 @@ pub struct DataArgs {
     /// Threads decoding and augmenting batches ahead of the model (0: on the main thread).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Side of the square images a folder dataset is resized to.
-    #[arg(long, default_value_t = 32)]
-    pub image_size: usize,
+    /// Side of the square images the model sees: folder images are resized to it (default
+    /// 32), Fashion-MNIST's 28 px images are resized to it when given (LightViT needs sides
+    /// that split into its windows, e.g. 32).
+    #[arg(long)]
+    pub image_size: Option<usize>,
     /// Channels a folder dataset is decoded to: 1 (grey) or 3 (RGB).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub channels: u8,
+}
+
+impl DataArgs {
+    /// The side folder images are decoded at.
+    pub fn folder_size(&self) -> usize {
+        self.image_size.unwrap_or(32)
+    }
 }

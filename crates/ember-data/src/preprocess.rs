@@ -20,18 +20,29 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
-    /// Normalisation only.
+    /// Resizing to the model's input (a no-op for images already that size), then
+    /// normalisation.
     pub fn eval_pipeline(&self) -> Pipeline {
-        Pipeline(vec![Transform::Normalize {
-            mean: self.mean.clone(),
-            std: self.std.clone(),
-        }])
+        Pipeline(vec![
+            Transform::Resize {
+                height: self.height,
+                width: self.width,
+            },
+            Transform::Normalize {
+                mean: self.mean.clone(),
+                std: self.std.clone(),
+            },
+        ])
     }
 
-    /// Random crop with zero padding (none if `crop_padding` is 0), optional horizontal
-    /// flip, then normalisation: the standard small-image augmentation.
+    /// Resizing to the model's input, random crop with zero padding (none if
+    /// `crop_padding` is 0), optional horizontal flip, then normalisation: the standard
+    /// small-image augmentation.
     pub fn train_pipeline(&self, crop_padding: usize, flip: bool) -> Pipeline {
-        let mut steps = Vec::new();
+        let mut steps = vec![Transform::Resize {
+            height: self.height,
+            width: self.width,
+        }];
         if crop_padding > 0 {
             steps.push(Transform::RandomCrop {
                 height: self.height,
@@ -42,7 +53,7 @@ impl Preprocess {
         if flip {
             steps.push(Transform::HorizontalFlip { p: 0.5 });
         }
-        steps.extend(self.eval_pipeline().0);
+        steps.extend(self.eval_pipeline().0.into_iter().skip(1));
         Pipeline(steps)
     }
 

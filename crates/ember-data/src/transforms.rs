@@ -75,6 +75,9 @@ impl Pipeline {
 impl Transform {
     pub fn apply(&self, img: Chw, rng: &mut EmberRng) -> Chw {
         match self {
+            Transform::Resize { height, width } if (img.height, img.width) == (*height, *width) => {
+                img
+            }
             Transform::Resize { height, width } => resize_bilinear(&img, *height, *width),
             Transform::RandomCrop {
                 height,

@@ -14,11 +14,11 @@
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 use ember_ops::{max_pool2d, Conv2dParams, MaxPool2dParams};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{linear, BatchNorm2d, Conv2d};
+use crate::layers::{linear, BatchNorm2d, Conv2d, Linear};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

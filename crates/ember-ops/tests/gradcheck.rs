@@ -183,6 +183,42 @@ fn softmax_over_any_dim() {
     }
 }
 
+#[test]
+fn gelu_everywhere_on_the_curve() {
+    // Values from -4 to 4: the tails and the bend near 0.
+    let x = (f64s(&[3, 11], 40) * 2.0).unwrap();
+    check("ember.gelu", "[3, 11]", &[x.clone()], |t| gelu(&t[0]));
+    check("composed gelu", "[3, 11]", &[x], |t| {
+        gelu::composed::gelu(&t[0])
+    });
+}
+
+#[test]
+fn broadcast_add_and_mul_for_every_pattern() {
+    // b broadcast over: leading rows (bias), a middle dim (channel gate), the last dim
+    // (spatial gate), nothing, a run through size-1 dims, and two runs (candle's path).
+    for (i, (a, b)) in [
+        (vec![5, 4], vec![4]),
+        (vec![2, 3, 4], vec![2, 1, 4]),
+        (vec![2, 3, 4], vec![2, 3, 1]),
+        (vec![2, 3], vec![2, 3]),
+        (vec![3, 1, 2, 4], vec![1, 1, 1, 4]),
+        (vec![2, 3, 2, 2], vec![1, 3, 1, 1]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let case = format!("#{i} a {a:?} b {b:?}");
+        let inputs = [f64s(&a, 50 + i as u64), f64s(&b, 60 + i as u64)];
+        check("ember.broadcast_add", &case, &inputs, |t| {
+            broadcast_add(&t[0], &t[1])
+        });
+        check("ember.broadcast_mul", &case, &inputs, |t| {
+            broadcast_mul(&t[0], &t[1])
+        });
+    }
+}
+
 fn random_max_pool(c: &mut Cases) -> MaxPool2dParams {
     let k = (c.int(1, 4), c.int(1, 4));
     let d = (c.int(1, 2), c.int(1, 2));

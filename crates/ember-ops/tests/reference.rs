@@ -563,3 +563,48 @@ fn batch_norm_matches_candle_and_the_composition() {
         },
     );
 }
+
+#[test]
+fn gelu_matches_candle_in_f32_and_f64() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = (randn(&[7, 300], 3, dtype) * 3.0).unwrap();
+        // f32 approximates erf to 1.5e-7; f64 is exact, but candle's backward rounds
+        // 1/sqrt(2 pi) to 0.398942 (an error of 4e-7 at |x| ~ 1).
+        let tol = if dtype == DType::F32 { 2e-6 } else { 1e-6 };
+        assert_same_op(
+            std::slice::from_ref(&x),
+            tol,
+            &format!("gelu {dtype:?}"),
+            |t| gelu(&t[0]),
+            |t| t[0].gelu_erf(),
+        );
+    }
+}
+
+#[test]
+fn broadcast_ops_match_candle_on_large_shapes() {
+    for (a, b) in [
+        (vec![700, 96], vec![96]),
+        (vec![4, 70, 64], vec![4, 1, 64]),
+        (vec![4, 70, 64], vec![4, 70, 1]),
+        (vec![1, 3000, 8], vec![8]),
+    ] {
+        let inputs = [randn(&a, 7, DType::F32), randn(&b, 8, DType::F32)];
+        let what = format!("{a:?} by {b:?}");
+        // b's gradient sums up to 3000 f32 terms in another order than candle: 1e-4 abs.
+        assert_same_op(
+            &inputs,
+            5e-4,
+            &format!("add {what}"),
+            |t| broadcast_add(&t[0], &t[1]),
+            |t| t[0].broadcast_add(&t[1]),
+        );
+        assert_same_op(
+            &inputs,
+            5e-4,
+            &format!("mul {what}"),
+            |t| broadcast_mul(&t[0], &t[1]),
+            |t| t[0].broadcast_mul(&t[1]),
+        );
+    }
+}

@@ -156,6 +156,10 @@ impl Trainer<'_> {
                 let (x, y) = batch.to_tensors(&self.device)?;
                 let lr = schedule.lr(state.step);
                 opt.set_lr(lr);
+                // Drop path and dropout draw from (seed, step), so resuming redraws the
+                // same masks.
+                let mut noise = EmberRng::for_name(s.seed, &format!("noise/{}", state.step));
+                self.model.reseed(noise.next_u64());
                 let logits = self.model.forward_t(&x.to_dtype(self.dtype)?, true)?;
                 let loss = match &soft {
                     Some(t) => soft_target_cross_entropy(

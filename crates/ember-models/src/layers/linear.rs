@@ -1,5 +1,43 @@
-use candle_core::Result;
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+/// `torch.nn.Linear`: `x W^T + b` over the last dim of `x`, as one GEMM over all leading
+/// dims, with the bias added through `ember_ops::broadcast_add` (candle's broadcast add
+/// sums the bias gradient over rows with a strided reduction, 30x slower).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims();
+        let (k, out) = (dims[dims.len() - 1], self.weight.dim(0)?);
+        let rows = x.elem_count() / k.max(1);
+        let y = x
+            .contiguous()?
+            .reshape((rows, k))?
+            .matmul(&self.weight.t()?)?;
+        let y = match &self.bias {
+            Some(b) => ember_ops::broadcast_add(&y, b)?,
+            None => y,
+        };
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("a Linear input has a last dim") = out;
+        y.reshape(shape)
+    }
+}
 
 /// `torch.nn.Linear(cin, cout)` with PyTorch's default initialisation: weight and bias from
 /// `U(-1/sqrt(cin), 1/sqrt(cin))` (kaiming_uniform with a = sqrt(5) reduces to this).

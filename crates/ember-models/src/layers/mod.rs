@@ -12,5 +12,5 @@ mod noise;
 pub use batch_norm::BatchNorm2d;
 pub use conv::Conv2d;
 pub use layer_norm::LayerNorm;
-pub use linear::{linear, linear_normal};
+pub use linear::{linear, linear_normal, Linear};
 pub use noise::{DropPath, Dropout, Noise};

@@ -55,7 +55,7 @@ impl DropPath {
         }
         let mut shape = vec![1; x.rank()];
         shape[0] = x.dim(0)?;
-        x.broadcast_mul(&self.noise.keep_mask(&shape, 1.0 - self.rate, x)?)
+        ember_ops::broadcast_mul(x, &self.noise.keep_mask(&shape, 1.0 - self.rate, x)?)
     }
 }
 

@@ -7,10 +7,10 @@
 //! code), and `kv_global` reads the aggregation output before `proj`.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 use ember_ops::softmax;
 
-use crate::layers::{linear_normal, Dropout, Noise};
+use crate::layers::{linear_normal, Dropout, Linear, Noise};
 use crate::taps::Taps;
 
 pub struct Attention {
@@ -92,7 +92,7 @@ impl Attention {
     ) -> Result<Tensor> {
         let mut logits = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
         if let Some(b) = bias {
-            logits = logits.broadcast_add(b)?;
+            logits = ember_ops::broadcast_add(&logits, b)?;
         }
         let p = self
             .attn_drop

@@ -3,10 +3,11 @@
 //! token mean) and a spatial attention (per token, from [local, global] features).
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+use ember_ops::broadcast_mul;
 
 use super::attention::{Attention, AttentionConfig};
-use crate::layers::{linear_normal, DropPath, Dropout, LayerNorm, Noise};
+use crate::layers::{linear_normal, DropPath, Dropout, LayerNorm, Linear, Noise};
 use crate::taps::Taps;
 
 /// The bi-dimensional attention. `r = floor(c / 4)`; its LayerNorm has PyTorch's eps 1e-5.
@@ -37,14 +38,14 @@ impl BiAttn {
         let global = self
             .global_reduce
             .forward(&z.mean_keepdim(1)?)?
-            .gelu_erf()?;
-        let local = self.local_reduce.forward(&z)?.gelu_erf()?;
+            .apply(&ember_ops::gelu)?;
+        let local = self.local_reduce.forward(&z)?.apply(&ember_ops::gelu)?;
         let c_attn = candle_nn::ops::sigmoid(&self.channel_select.forward(&global)?)?;
         let both = Tensor::cat(&[&local, &global.broadcast_as(local.shape())?], 2)?;
         let s_attn = candle_nn::ops::sigmoid(&self.spatial_select.forward(&both)?)?;
         taps.put(|| format!("{name}.c_attn"), &c_attn);
         taps.put(|| format!("{name}.s_attn"), &s_attn);
-        x.broadcast_mul(&c_attn)?.broadcast_mul(&s_attn)
+        broadcast_mul(&broadcast_mul(x, &c_attn)?, &s_attn)
     }
 }
 
@@ -59,7 +60,7 @@ impl BiAttnMlp {
     fn forward_t(&self, x: &Tensor, train: bool, taps: &mut Taps, name: &str) -> Result<Tensor> {
         let h = self
             .drop
-            .forward_t(&self.fc1.forward(x)?.gelu_erf()?, train)?;
+            .forward_t(&self.fc1.forward(x)?.apply(&ember_ops::gelu)?, train)?;
         let h = self.attn.forward(&self.fc2.forward(&h)?, taps, name)?;
         self.drop.forward_t(&h, train)
     }

@@ -5,9 +5,9 @@
 //! use PyTorch's eps 1e-5.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
-use crate::layers::{linear_normal, LayerNorm};
+use crate::layers::{linear_normal, LayerNorm, Linear};
 
 pub struct MergePatch {
     norm: LayerNorm,

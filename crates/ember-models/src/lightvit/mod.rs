@@ -23,13 +23,13 @@ mod merge;
 mod stem;
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 
 use self::attention::AttentionConfig;
 use self::block::{Block, BlockConfig};
 use self::merge::MergePatch;
 use self::stem::ConvStem;
-use crate::layers::{linear_normal, LayerNorm, Noise};
+use crate::layers::{linear_normal, LayerNorm, Linear, Noise};
 use crate::taps::Taps;
 pub use config::Config;
 
@@ -156,7 +156,7 @@ impl LightViT {
         let x = self
             .neck_norm
             .forward(&self.neck_fc.forward(&x)?)?
-            .gelu_erf()?;
+            .apply(&ember_ops::gelu)?;
         taps.put(|| "neck".into(), &x);
         let features = x.mean(1)?;
         taps.put(|| "features".into(), &features);

@@ -75,7 +75,9 @@ impl ConvStem {
     ) -> Result<(Tensor, (usize, usize))> {
         let mut x = x.clone();
         for (conv, bn) in &self.convs {
-            x = bn.forward_t(&conv.forward(&x)?, train)?.gelu_erf()?;
+            x = bn
+                .forward_t(&conv.forward(&x)?, train)?
+                .apply(&ember_ops::gelu)?;
         }
         taps.put(|| "stem_convs".into(), &x);
         let x = self.proj.forward(&x)?;
