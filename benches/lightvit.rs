@@ -36,7 +36,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
             beta2: 0.999,
             eps: 1e-8,
         },
-        default_groups(parameters(&vars), 0.04),
+        default_groups(parameters(&vars), 0.04, model.no_weight_decay()),
         1e-3,
     );
     let mut rng = EmberRng::new(1);

@@ -109,7 +109,7 @@ fn main() {
             momentum: 0.9,
             nesterov: true,
         },
-        default_groups(parameters(&vars), 5e-4),
+        default_groups(parameters(&vars), 5e-4, &[]),
         0.01,
     );
 

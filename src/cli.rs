@@ -85,8 +85,21 @@ pub struct PredictCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct InfoCommand {
-    /// Checkpoint: a path or hf://owner/repo[@revision]/file.safetensors.
-    pub checkpoint: String,
+    /// Checkpoint: a path or hf://owner/repo[@revision]/file.safetensors. Leave it out and
+    /// give --arch to describe a model without weights.
+    #[arg(required_unless_present = "arch")]
+    pub checkpoint: Option<String>,
+    /// An arch (e.g. lightvit_tiny) to describe instead of a checkpoint: its parameters and
+    /// multiply-accumulates.
+    #[arg(long, conflicts_with = "checkpoint")]
+    pub arch: Option<String>,
+    /// JSON object (or a path to a JSON file) overriding fields of --arch's config.
+    #[arg(long, value_name = "JSON|FILE", requires = "arch")]
+    pub model_config: Option<String>,
+    /// Side of the square input the MACs are counted for (default: the size the model is
+    /// meant for: LightViT's img_size, a checkpoint's training size, 224 for ResNets).
+    #[arg(long)]
+    pub input_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]

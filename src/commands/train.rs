@@ -14,21 +14,6 @@ use serde_json::{json, Value};
 
 use crate::cli::{Cli, Command, TrainCommand};
 
-/// `--model-config`: inline JSON or a file holding it.
-fn model_overrides(arg: &Option<String>) -> Result<Value> {
-    let Some(text) = arg else {
-        return Ok(Value::Null);
-    };
-    let trimmed = text.trim_start();
-    let json_text = if trimmed.starts_with('{') {
-        text.clone()
-    } else {
-        std::fs::read_to_string(text).map_err(|e| EmberError::io(text, e))?
-    };
-    serde_json::from_str(&json_text)
-        .map_err(|e| EmberError::bad_input(format!("--model-config is not valid JSON ({e})")))
-}
-
 /// The command line of the run being resumed, from its config.json.
 fn saved_command(run: &RunDir) -> Result<(TrainCommand, u64, DType)> {
     let config = run.read_json("config.json")?;
@@ -69,7 +54,7 @@ pub fn run(cmd: &TrainCommand, device: &Device, dtype: DType, seed: u64) -> Resu
     // Everything the flags decide is checked before the run directory is touched.
     let settings = cmd.train.settings(seed)?;
     let source = DataSource::from_str(&cmd.data.data)?;
-    let overrides = model_overrides(&cmd.model_config)?;
+    let overrides = super::model_overrides(&cmd.model_config)?;
     let mut model_cfg = ember_models::resolve(&cmd.arch, &overrides)?;
 
     let (run, resume) = match resumed {

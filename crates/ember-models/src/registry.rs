@@ -24,6 +24,12 @@ pub trait Classifier: Send + Sync {
     /// Seeds the stochastic layers (drop path, dropout) for the next training step; the
     /// trainer calls it with a seed drawn from (run seed, step).
     fn reseed(&self, _seed: u64) {}
+
+    /// Name fragments of parameters that get no weight decay beyond the 1-d ones (the
+    /// official model's `no_weight_decay()`).
+    fn no_weight_decay(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 impl Classifier for ResNet {
@@ -57,6 +63,10 @@ impl Classifier for LightViT {
 
     fn reseed(&self, seed: u64) {
         self.noise().reseed(seed)
+    }
+
+    fn no_weight_decay(&self) -> &'static [&'static str] {
+        &["global_token", "relative_position_bias_table"]
     }
 }
 
@@ -206,6 +216,46 @@ pub fn parameter_count(vars: &candle_nn::VarMap) -> usize {
         .filter(|(k, _)| !ember_core::checkpoint::is_buffer(k))
         .map(|(_, v)| v.elem_count())
         .sum()
+}
+
+/// The input side a config is meant for: LightViT's `img_size`; 224 for an ImageNet-stem
+/// ResNet, 32 for a small-stem one.
+pub fn default_input_size(family: &str, config: &Value) -> usize {
+    let field = |k: &str| config.get(k).and_then(Value::as_u64).map(|v| v as usize);
+    match family {
+        "lightvit" => field("img_size").unwrap_or(224),
+        _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
+        _ => 224,
+    }
+}
+
+/// Multiply-accumulates of one `h x w` image, derived from the config, each count labelled;
+/// in GMACs.
+pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
+    let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
+    Ok(match family {
+        "resnet" => {
+            let cfg: resnet::Config =
+                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            serde_json::json!({ "convs_and_classifier": cfg.macs(h, w) / 1e9 })
+        }
+        "lightvit" => {
+            let cfg: lightvit::Config =
+                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            cfg.grids(h, w).map_err(bad)?;
+            let f = lightvit::flops::count(&cfg, h, w);
+            serde_json::json!({
+                "official_counter": f.official / 1e9,
+                "window_attention_included": f.window_attention_included / 1e9,
+                "note": "official_counter is the paper's count (LightViT.flops(): window attention charged as H*W*C*2, 1000 classes); window_attention_included charges it H*W*ws^2*C*2"
+            })
+        }
+        other => {
+            return Err(EmberError::bad_input(format!(
+                "unknown model family `{other}`"
+            )))
+        }
+    })
 }
 
 /// Builds `family` from `config`; unknown or ill-typed fields are bad input.

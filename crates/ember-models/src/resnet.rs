@@ -125,7 +125,82 @@ impl Config {
     pub fn feature_dim(&self) -> usize {
         self.channels.last().copied().unwrap_or(0) * self.block.expansion()
     }
+
+    /// Kernel and stride of the stem conv.
+    fn stem_conv(&self) -> (usize, usize) {
+        match self.stem_type {
+            StemType::Imagenet => (7, 2),
+            StemType::Small => (3, 1),
+        }
+    }
+
+    /// Every residual block in forward order: (stage, input channels, planes, stride).
+    fn blocks(&self) -> Vec<(usize, usize, usize, usize)> {
+        let mut cin = self.stem_width;
+        let mut out = Vec::new();
+        for (i, (&depth, &planes)) in self.layers.iter().zip(&self.channels).enumerate() {
+            for j in 0..depth {
+                out.push((i, cin, planes, if i > 0 && j == 0 { 2 } else { 1 }));
+                cin = planes * self.block.expansion();
+            }
+        }
+        out
+    }
+
+    /// A block's convs as (cin, cout, kernel, stride), and its 1x1 shortcut conv if any.
+    fn block_convs(
+        &self,
+        cin: usize,
+        planes: usize,
+        stride: usize,
+    ) -> (Vec<ConvShape>, Option<ConvShape>) {
+        let cout = planes * self.block.expansion();
+        let main = match self.block {
+            Block::Basic => vec![(cin, planes, 3, stride), (planes, planes, 3, 1)],
+            Block::Bottleneck => {
+                let width = planes * self.base_width / 64;
+                vec![
+                    (cin, width, 1, 1),
+                    (width, width, 3, stride),
+                    (width, cout, 1, 1),
+                ]
+            }
+        };
+        let shortcut = (stride != 1 || cin != cout).then_some((cin, cout, 1, stride));
+        (main, shortcut)
+    }
+
+    /// Multiply-accumulates of one `h x w` image: every conv and the classifier (BN, ReLU,
+    /// pooling and the residual adds are not counted, as torchvision's and fvcore's tables).
+    pub fn macs(&self, h: usize, w: usize) -> f64 {
+        let conv = |(cin, cout, k, s): ConvShape, (h, w): (usize, usize)| {
+            let out = ((h + 2 * (k / 2) - k) / s + 1, (w + 2 * (k / 2) - k) / s + 1);
+            ((cin * cout * k * k * out.0 * out.1) as f64, out)
+        };
+        let (k, s) = self.stem_conv();
+        let (mut total, mut size) = conv((self.in_chans, self.stem_width, k, s), (h, w));
+        if self.stem_type == StemType::Imagenet {
+            // The 3x3 stride-2 max-pool with padding 1.
+            size = ((size.0 - 1) / 2 + 1, (size.1 - 1) / 2 + 1);
+        }
+        for (_, cin, planes, stride) in self.blocks() {
+            let (main, shortcut) = self.block_convs(cin, planes, stride);
+            let input = size;
+            for shape in main {
+                let (m, out) = conv(shape, size);
+                total += m;
+                size = out;
+            }
+            if let Some(shape) = shortcut {
+                total += conv(shape, input).0;
+            }
+        }
+        total + (self.feature_dim() * self.num_classes) as f64
+    }
 }
+
+/// (cin, cout, kernel, stride) of a conv.
+type ConvShape = (usize, usize, usize, usize);
 
 const CONV_INIT: Init = Init::Kaiming {
     dist: NormalOrUniform::Normal,
@@ -159,19 +234,7 @@ struct ResidualBlock {
 
 impl ResidualBlock {
     fn new(vb: VarBuilder, cfg: &Config, cin: usize, planes: usize, stride: usize) -> Result<Self> {
-        let cout = planes * cfg.block.expansion();
-        // (cin, cout, kernel, stride) of each conv in the block.
-        let shapes = match cfg.block {
-            Block::Basic => vec![(cin, planes, 3, stride), (planes, planes, 3, 1)],
-            Block::Bottleneck => {
-                let width = planes * cfg.base_width / 64;
-                vec![
-                    (cin, width, 1, 1),
-                    (width, width, 3, stride),
-                    (width, cout, 1, 1),
-                ]
-            }
-        };
+        let (shapes, shortcut) = cfg.block_convs(cin, planes, stride);
         let last = shapes.len();
         let units = shapes
             .into_iter()
@@ -188,14 +251,15 @@ impl ResidualBlock {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let downsample = if stride != 1 || cin != cout {
-            let vb = vb.pp("downsample");
-            Some(ConvBn {
-                conv: conv(vb.pp("0"), cin, cout, 1, stride)?,
-                bn: BatchNorm2d::new(vb.pp("1"), cout)?,
-            })
-        } else {
-            None
+        let downsample = match shortcut {
+            Some((ci, co, k, s)) => {
+                let vb = vb.pp("downsample");
+                Some(ConvBn {
+                    conv: conv(vb.pp("0"), ci, co, k, s)?,
+                    bn: BatchNorm2d::new(vb.pp("1"), co)?,
+                })
+            }
+            None => None,
         };
         Ok(Self { units, downsample })
     }
@@ -236,33 +300,18 @@ pub struct ResNet {
 impl ResNet {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
-        let (k, s) = match cfg.stem_type {
-            StemType::Imagenet => (7, 2),
-            StemType::Small => (3, 1),
-        };
+        let (k, s) = cfg.stem_conv();
         let stem = ConvBn {
             conv: conv(vb.pp("conv1"), cfg.in_chans, cfg.stem_width, k, s)?,
             bn: BatchNorm2d::new(vb.pp("bn1"), cfg.stem_width)?,
         };
-        let mut cin = cfg.stem_width;
-        let mut stages = Vec::new();
-        for (i, (&depth, &planes)) in cfg.layers.iter().zip(&cfg.channels).enumerate() {
-            let vb = vb.pp(format!("layer{}", i + 1));
-            let mut blocks = Vec::new();
-            for j in 0..depth {
-                let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                blocks.push(ResidualBlock::new(
-                    vb.pp(j.to_string()),
-                    cfg,
-                    cin,
-                    planes,
-                    stride,
-                )?);
-                cin = planes * cfg.block.expansion();
-            }
-            stages.push(blocks);
+        let mut stages: Vec<Vec<ResidualBlock>> = cfg.layers.iter().map(|_| Vec::new()).collect();
+        for (i, cin, planes, stride) in cfg.blocks() {
+            let j = stages[i].len();
+            let vb = vb.pp(format!("layer{}", i + 1)).pp(j);
+            stages[i].push(ResidualBlock::new(vb, cfg, cin, planes, stride)?);
         }
-        let fc = linear(vb.pp("fc"), cin, cfg.num_classes)?;
+        let fc = linear(vb.pp("fc"), cfg.feature_dim(), cfg.num_classes)?;
         Ok(Self {
             cfg: cfg.clone(),
             stem,
@@ -392,6 +441,14 @@ mod tests {
             .to_vec1()
             .unwrap();
         assert_ne!(before, after);
+    }
+
+    #[test]
+    fn macs_match_torchvision_tables() {
+        // ResNet-18 1.814 G, ResNet-50 4.089 G multiply-accumulates at 224 px.
+        let g = |c: Config| (c.macs(224, 224) / 1e6).round() / 1e3;
+        assert_eq!(g(Config::resnet18()), 1.814);
+        assert_eq!(g(Config::resnet50()), 4.089);
     }
 
     #[test]

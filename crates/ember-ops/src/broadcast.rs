@@ -183,63 +183,55 @@ fn forward<T: Float>(a: &[T], b: &[T], [outer, mid, inner]: [usize; 3], kind: Ki
             let brow = &b[o * inner..(o + 1) * inner];
             match kind {
                 Kind::Add => simd::add_assign(row, brow),
-                Kind::Mul => row.iter_mut().zip(brow).for_each(|(y, &b)| *y = *y * b),
+                Kind::Mul => row.iter_mut().zip(brow).for_each(|(y, &b)| *y *= b),
             }
         });
     debug_assert_eq!(y.len(), outer * mid * inner);
     y
 }
 
+/// `acc += g` or `acc += g * a`, element-wise.
+fn accumulate<T: Float>(acc: &mut [T], g: &[T], a: Option<&[T]>) {
+    match a {
+        None => simd::add_assign(acc, g),
+        Some(a) => acc
+            .iter_mut()
+            .zip(g.iter().zip(a))
+            .for_each(|(s, (&g, &a))| *s += g * a),
+    }
+}
+
 /// `out[o, i] = sum_m g[o, m, i] (* a[o, m, i])`.
 fn reduce_mid<T: Float>(g: &[T], a: Option<&[T]>, [outer, mid, inner]: [usize; 3]) -> Vec<T> {
-    let row = |o: usize, m: usize| (o * mid + m) * inner;
-    let reduce_one = |o: usize, out: &mut [T]| {
-        for m in 0..mid {
-            let gr = &g[row(o, m)..row(o, m) + inner];
-            match a {
-                None if inner == 1 => out[0] = out[0] + gr[0],
-                None => simd::add_assign(out, gr),
-                Some(a) => {
-                    let ar = &a[row(o, m)..row(o, m) + inner];
-                    out.iter_mut()
-                        .zip(gr.iter().zip(ar))
-                        .for_each(|(s, (&g, &a))| *s = *s + g * a);
-                }
-            }
+    // Rows `m` in `range` of block `o` into `acc`.
+    let add_rows = |o: usize, range: std::ops::Range<usize>, acc: &mut [T]| {
+        for m in range {
+            let r = (o * mid + m) * inner..(o * mid + m + 1) * inner;
+            accumulate(acc, &g[r.clone()], a.map(|a| &a[r]));
         }
     };
     let mut out = vec![T::zero(); outer * inner];
     if inner == 1 {
         // Row sums: contiguous runs of `mid`.
         out.par_iter_mut().enumerate().for_each(|(o, s)| {
-            let gr = &g[o * mid..(o + 1) * mid];
+            let r = o * mid..(o + 1) * mid;
             *s = match a {
-                None => simd::sum(gr),
-                Some(a) => simd::dot(gr, &a[o * mid..(o + 1) * mid]),
+                None => simd::sum(&g[r]),
+                Some(a) => simd::dot(&g[r.clone()], &a[r]),
             };
         });
     } else if outer > 1 {
         out.par_chunks_mut(inner)
             .enumerate()
-            .for_each(|(o, out)| reduce_one(o, out));
+            .for_each(|(o, acc)| add_rows(o, 0..mid, acc));
     } else {
         // One output row: split `mid` between threads and add the partial sums.
-        let threads = rayon::current_num_threads().max(1);
-        let per = mid.div_ceil(threads).max(1);
+        let per = mid.div_ceil(rayon::current_num_threads().max(1)).max(1);
         let partials: Vec<Vec<T>> = (0..mid.div_ceil(per))
             .into_par_iter()
             .map(|c| {
                 let mut acc = vec![T::zero(); inner];
-                for m in c * per..((c + 1) * per).min(mid) {
-                    let gr = &g[row(0, m)..row(0, m) + inner];
-                    match a {
-                        None => simd::add_assign(&mut acc, gr),
-                        Some(a) => acc
-                            .iter_mut()
-                            .zip(gr.iter().zip(&a[row(0, m)..row(0, m) + inner]))
-                            .for_each(|(s, (&g, &a))| *s = *s + g * a),
-                    }
-                }
+                add_rows(0, c * per..((c + 1) * per).min(mid), &mut acc);
                 acc
             })
             .collect();

@@ -21,9 +21,16 @@ pub struct ParamGroup {
 }
 
 /// timm's default split: no weight decay on biases, norm parameters and any other 1-d (or
-/// scalar) parameter.
-pub fn default_groups(params: Vec<(String, Var)>, weight_decay: f64) -> Vec<ParamGroup> {
-    let (no_decay, decay): (Vec<_>, Vec<_>) = params.into_iter().partition(|(_, v)| v.rank() <= 1);
+/// scalar) parameter, nor on parameters whose name contains one of `exempt` (a model's
+/// `no_weight_decay()`: LightViT's global tokens and relative position tables).
+pub fn default_groups(
+    params: Vec<(String, Var)>,
+    weight_decay: f64,
+    exempt: &[&str],
+) -> Vec<ParamGroup> {
+    let (no_decay, decay): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(name, v)| v.rank() <= 1 || exempt.iter().any(|e| name.contains(e)));
     vec![
         ParamGroup {
             params: decay,
@@ -330,10 +337,27 @@ mod tests {
     fn default_groups_exempt_one_dimensional_parameters() {
         let w = Var::new(&[[1f32, 2.]], &Device::Cpu).unwrap();
         let b = Var::new(&[1f32], &Device::Cpu).unwrap();
-        let groups = default_groups(vec![("fc.weight".into(), w), ("fc.bias".into(), b)], 5e-4);
+        let groups = default_groups(
+            vec![("fc.weight".into(), w), ("fc.bias".into(), b)],
+            5e-4,
+            &[],
+        );
         assert_eq!(groups[0].params[0].0, "fc.weight");
         assert_eq!(groups[0].weight_decay, 5e-4);
         assert_eq!(groups[1].params[0].0, "fc.bias");
         assert_eq!(groups[1].weight_decay, 0.0);
+
+        let t = Var::new(&[[[1f32, 2.]]], &Device::Cpu).unwrap();
+        let named = |n: &str| (n.to_string(), t.clone());
+        let groups = default_groups(
+            vec![
+                named("global_token"),
+                named("stages.0.0.attn.relative_position_bias_table"),
+            ],
+            0.04,
+            &["global_token", "relative_position_bias_table"],
+        );
+        assert!(groups[0].params.is_empty());
+        assert_eq!(groups[1].params.len(), 2);
     }
 }

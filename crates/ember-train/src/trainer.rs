@@ -113,7 +113,11 @@ impl Trainer<'_> {
         let classes = self.meta.labels.len();
         let mut opt = Optimizer::new(
             s.method(),
-            default_groups(parameters(self.vars), s.weight_decay),
+            default_groups(
+                parameters(self.vars),
+                s.weight_decay,
+                self.model.no_weight_decay(),
+            ),
             s.lr,
         );
         let mut ema = match s.ema_decay {

@@ -141,7 +141,7 @@ impl Config {
                 self.patch_size
             ));
         }
-        if self.embed_dims[0] < 2 || self.embed_dims[0] % 2 != 0 {
+        if self.embed_dims[0] < 2 || !self.embed_dims[0].is_multiple_of(2) {
             return Err("embed_dims[0] must be even (the stem is half as wide)".into());
         }
         for (i, (&c, &h)) in self.embed_dims.iter().zip(&self.num_heads).enumerate() {
@@ -156,7 +156,7 @@ impl Config {
                 ));
             }
         }
-        if self.mlp_ratios.iter().any(|&r| !(r > 0.0)) {
+        if self.mlp_ratios.iter().any(|r| r.is_nan() || *r <= 0.0) {
             return Err("mlp_ratios must be positive".into());
         }
         if self.num_tokens == 0 || self.window_size == 0 || self.neck_dim == 0 {
@@ -201,7 +201,7 @@ impl Config {
                 return Err(format!(
                     "input {h}x{w} gives a {gh}x{gw} token grid in stage {stage}, which does not split into {ws}x{ws} windows (LightViT has no padding; for window_size {ws} and patch_size {} use sides that are multiples of {})",
                     self.patch_size,
-                    self.patch_size * ws << (self.stages() - 1)
+                    (self.patch_size * ws) << (self.stages() - 1)
                 ));
             }
             grids.push((gh, gw));
