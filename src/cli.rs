@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use ember_cli::{DataArgs, RuntimeArgs, TrainArgs};
+use ember_cli::supervised::SupervisedArgs;
+use ember_cli::RuntimeArgs;
 
 /// Ember: train, evaluate and use image classifiers; the shared tool of the Ember methods.
 /// Results go to stdout as JSON lines, progress to stderr.
@@ -33,27 +34,13 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct TrainCommand {
-    /// Model: resnet (default ResNet-18; any depth and width through --model-config), resnet18, resnet34, resnet50.
+    /// Model: resnet (default ResNet-18; any depth and width through --model-config), resnet18,
+    /// resnet34, resnet50, lightvit (LightViT-T), lightvit_tiny, lightvit_small, lightvit_base,
+    /// lightvit_tiny_32, lightvit_tiny_64 (`ember info --arch NAME` describes one).
     #[arg(long, default_value = "resnet")]
     pub arch: String,
-    /// JSON object (or a path to a JSON file) overriding fields of the arch's config, e.g.
-    /// '{"stem_type": "small", "channels": [32, 64, 128, 256]}'. in_chans and num_classes follow the data.
-    #[arg(long, value_name = "JSON|FILE")]
-    pub model_config: Option<String>,
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub train: TrainArgs,
-    /// Run directory for config.json, metrics.jsonl, last/best.safetensors, curves.png, summary.json
-    /// [default: runs/<arch>-<unix time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Continue the run in DIR from its last checkpoint, with the settings it was started with.
-    #[arg(long, value_name = "DIR")]
-    pub resume: Option<PathBuf>,
-    /// No progress output on stderr.
-    #[arg(long)]
-    pub quiet: bool,
+    pub run: SupervisedArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -57,12 +57,20 @@ fn a_checkpoint_of_another_arch_or_shape() {
         Checkpoint::save(&path, meta, tensors.iter().map(|(k, t)| (k.as_str(), t))).unwrap();
         path.to_str().unwrap().to_string()
     };
+    let mut unknown = loaded.meta.clone();
+    unknown.arch = "vgg".into();
+    let path = save("vgg.safetensors", &unknown, &tensors);
+    assert_bad_input(
+        &run(&["eval", &path, "--data", "fashion-mnist-subset"]),
+        "arch `vgg`",
+    );
+    // A ResNet's config and weights labelled as another family.
     let mut vit = loaded.meta.clone();
     vit.arch = "lightvit".into();
     let path = save("vit.safetensors", &vit, &tensors);
     assert_bad_input(
         &run(&["eval", &path, "--data", "fashion-mnist-subset"]),
-        "arch `lightvit`",
+        "lightvit config: unknown field",
     );
     // Same family, but the config says wider layers than the weights hold.
     let mut wider = loaded.meta.clone();

@@ -52,7 +52,7 @@ fn checkpoint(spec: &str, input_size: Option<usize>) -> Result<Value> {
 }
 
 fn arch_info(arch: &str, cmd: &InfoCommand) -> Result<Value> {
-    let overrides = super::model_overrides(&cmd.model_config)?;
+    let overrides = ember_cli::supervised::model_overrides(&cmd.model_config)?;
     let cfg = ember_models::resolve(arch, &overrides)?;
     let side = cmd
         .input_size

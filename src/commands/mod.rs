@@ -11,7 +11,6 @@ use ember_core::hub::HubEnv;
 use ember_core::{EmberError, Result};
 use ember_data::Preprocess;
 use ember_models::{load_checkpoint, LoadedModel};
-use serde_json::Value;
 
 /// A checkpoint from a path or the Hub, with its model and preprocessing.
 pub(crate) fn open_checkpoint(
@@ -33,19 +32,4 @@ pub(crate) fn open_checkpoint(
             ))
         })?;
     Ok((loaded, preprocess))
-}
-
-/// `--model-config`: inline JSON or a file holding it.
-pub(crate) fn model_overrides(arg: &Option<String>) -> Result<Value> {
-    let Some(text) = arg else {
-        return Ok(Value::Null);
-    };
-    let trimmed = text.trim_start();
-    let json_text = if trimmed.starts_with('{') {
-        text.clone()
-    } else {
-        std::fs::read_to_string(text).map_err(|e| EmberError::io(text, e))?
-    };
-    serde_json::from_str(&json_text)
-        .map_err(|e| EmberError::bad_input(format!("--model-config is not valid JSON ({e})")))
 }

@@ -6,6 +6,7 @@
 pub mod data;
 pub mod edge;
 pub mod runtime;
+pub mod supervised;
 pub mod train;
 
 pub use data::DataArgs;

@@ -24,6 +24,11 @@ impl Taps {
         }
     }
 
+    /// Whether tensors are being collected (to skip work that only feeds the taps).
+    pub fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
     pub fn into_vec(self) -> Vec<(String, Tensor)> {
         self.0.unwrap_or_default()
     }

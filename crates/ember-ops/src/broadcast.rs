@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{float_kernel, in_kernel_precision, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
 use crate::simd;
 
 /// `a + b`, `b` broadcast to `a`'s shape.
@@ -170,23 +170,38 @@ impl CustomOp2 for ReduceMid {
 }
 
 fn forward<T: Float>(a: &[T], b: &[T], [outer, mid, inner]: [usize; 3], kind: Kind) -> Vec<T> {
-    let mut y = a.to_vec();
-    if y.is_empty() {
-        return y;
+    debug_assert_eq!(a.len(), outer * mid * inner);
+    let op = |y: &mut [T], x: &[T], b: &[T]| match kind {
+        Kind::Add => y
+            .iter_mut()
+            .zip(x.iter().zip(b))
+            .for_each(|(y, (&x, &b))| *y = x + b),
+        Kind::Mul => y
+            .iter_mut()
+            .zip(x.iter().zip(b))
+            .for_each(|(y, (&x, &b))| *y = x * b),
+    };
+    let mut y = zeros(a.len());
+    if inner == 1 {
+        // One value of b per run of `mid` elements.
+        y.par_chunks_mut(mid)
+            .zip(a.par_chunks(mid))
+            .enumerate()
+            .with_min_len((4096 / mid).max(1))
+            .for_each(|(o, (y, x))| match kind {
+                Kind::Add => simd::affine_into(y, T::one(), x, b[o]),
+                Kind::Mul => simd::affine_into(y, b[o], x, T::zero()),
+            });
+    } else {
+        y.par_chunks_mut(inner)
+            .zip(a.par_chunks(inner))
+            .enumerate()
+            .with_min_len((4096 / inner).max(1))
+            .for_each(|(r, (y, x))| {
+                let o = r / mid;
+                op(y, x, &b[o * inner..(o + 1) * inner])
+            });
     }
-    let rows_per_task = (4096 / inner.max(1)).max(1);
-    y.par_chunks_mut(inner)
-        .enumerate()
-        .with_min_len(rows_per_task)
-        .for_each(|(r, row)| {
-            let o = r / mid;
-            let brow = &b[o * inner..(o + 1) * inner];
-            match kind {
-                Kind::Add => simd::add_assign(row, brow),
-                Kind::Mul => row.iter_mut().zip(brow).for_each(|(y, &b)| *y *= b),
-            }
-        });
-    debug_assert_eq!(y.len(), outer * mid * inner);
     y
 }
 

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{float_kernel, in_kernel_precision, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
 
 /// Elements per parallel task.
 const CHUNK: usize = 4096;
@@ -60,7 +60,7 @@ impl CustomOp2 for GeluGrad {
 
 /// Applies `f(out, x, dy)` to matching chunks in parallel.
 fn map_chunks<T: Float>(x: &[T], dy: Option<&[T]>, f: fn(&mut [T], &[T], &[T])) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
+    let mut out = zeros(x.len());
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .enumerate()
@@ -100,24 +100,24 @@ fn phi_f32(x: f32, e: f32) -> f32 {
     0.5 * (1.0 + erf_abs.copysign(x))
 }
 
-/// `e[i] = exp(-x[i]^2 / 2)`, vectorised.
-fn half_gauss_f32(x: &[f32]) -> Vec<f32> {
-    let mut e: Vec<f32> = x.iter().map(|&v| -0.5 * v * v).collect();
-    crate::simd::exp_f32_in_place(&mut e);
-    e
+/// `e[i] = exp(-x[i]^2 / 2)`, vectorised, written into `e`.
+fn half_gauss_f32(e: &mut [f32], x: &[f32]) {
+    e.iter_mut().zip(x).for_each(|(e, &v)| *e = -0.5 * v * v);
+    crate::simd::exp_f32_in_place(e);
 }
 
 impl GeluKernel for f32 {
     fn gelu_chunk(out: &mut [f32], x: &[f32], _: &[f32]) {
-        let e = half_gauss_f32(x);
-        for ((o, &v), &e) in out.iter_mut().zip(x).zip(&e) {
-            *o = v * phi_f32(v, e);
+        half_gauss_f32(out, x);
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v * phi_f32(v, *o);
         }
     }
 
     fn gelu_grad_chunk(out: &mut [f32], x: &[f32], dy: &[f32]) {
-        let e = half_gauss_f32(x);
-        for (((o, &v), &e), &g) in out.iter_mut().zip(x).zip(&e).zip(dy) {
+        half_gauss_f32(out, x);
+        for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+            let e = *o;
             *o = g * (phi_f32(v, e) + v * e * INV_SQRT_2PI as f32);
         }
     }

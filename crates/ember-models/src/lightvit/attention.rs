@@ -81,7 +81,7 @@ impl Attention {
         })
     }
 
-    /// `softmax(q k^T [+ bias]) v` over the last two dims, with attention dropout.
+    /// `softmax(scale q k^T [+ bias]) v` over the last two dims, with attention dropout.
     fn attend(
         &self,
         q: &Tensor,
@@ -90,93 +90,103 @@ impl Attention {
         bias: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let mut logits = q.contiguous()?.matmul(&k.t()?.contiguous()?)?;
+        // Scaling the logits rather than q (as the official code does) is the same maths on
+        // the smaller tensor.
+        let mut logits = (q.matmul(&k.t()?)? * self.scale)?;
         if let Some(b) = bias {
             logits = ember_ops::broadcast_add(&logits, b)?;
         }
         let p = self
             .attn_drop
             .forward_t(&softmax(&logits, D::Minus1)?, train)?;
-        p.matmul(&v.contiguous()?)
+        p.matmul(v)
     }
 
-    /// `[b, heads, n, d]` -> `[b, n, heads * d]` (channel = head * d + j).
+    /// `[heads, b, n, d]` -> `[b, n, heads * d]` (channel = head * d + j).
     fn merge_heads(x: &Tensor) -> Result<Tensor> {
-        let (b, h, n, d) = x.dims4()?;
-        x.transpose(1, 2)?.reshape((b, n, h * d))
-    }
-
-    /// Window attention of image tokens `[b, heads, h * w, d]` with the relative position
-    /// bias; returns `[b, h * w, c]` in grid order.
-    fn local(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        (h, w): (usize, usize),
-        train: bool,
-    ) -> Result<Tensor> {
-        let (b, nh, _, d) = q.dims4()?;
-        let ws = self.window;
-        let (gh, gw) = (h / ws, w / ws);
-        let windows = |t: &Tensor| {
-            t.reshape(vec![b, nh, gh, ws, gw, ws, d])?
-                .permute([0, 2, 4, 1, 3, 5, 6])?
-                .reshape((b * gh * gw, nh, ws * ws, d))
-        };
-        let a = ws * ws;
-        let bias = self
-            .bias_table
-            .index_select(&self.relative_index, 0)?
-            .reshape((a, a, nh))?
-            .permute((2, 0, 1))?
-            .unsqueeze(0)?;
-        let y = self.attend(&windows(q)?, &windows(k)?, &windows(v)?, Some(&bias), train)?;
-        // [b, gh, gw, nh, ws, ws, d] -> [b, gh, ws, gw, ws, nh, d]
-        y.reshape(vec![b, gh, gw, nh, ws, ws, d])?
-            .permute([0, 1, 4, 2, 5, 3, 6])?
-            .reshape((b, h * w, nh * d))
+        let (h, b, n, d) = x.dims4()?;
+        x.permute((1, 2, 0, 3))?.reshape((b, n, h * d))
     }
 
     /// `x` `[b, tokens + h * w, c]` (normed); `name` prefixes the taps.
+    ///
+    /// Image tokens are handled in window order (window by window, each window row-major)
+    /// from one copy of the qkv output to its end: the global aggregation and broadcast do
+    /// not depend on the order of the image tokens, so only the sum of the local and
+    /// broadcast outputs goes back to grid order. Heads lead every layout (`[heads, b, ...]`)
+    /// so that the position bias broadcasts over one run of dims.
     pub fn forward_t(
         &self,
         x: &Tensor,
-        grid: (usize, usize),
+        (h, w): (usize, usize),
         train: bool,
         taps: &mut Taps,
         name: &str,
     ) -> Result<Tensor> {
         let (b, n, c) = x.dims3()?;
-        let (nh, nt) = (self.heads, self.tokens);
-        let d = c / nh;
-        let split = |t: Tensor| -> Result<(Tensor, Tensor, Tensor)> {
-            let parts = t
-                .reshape((b, t.dim(1)?, 3, nh, d))?
-                .permute((2, 0, 3, 1, 4))?;
-            Ok((parts.get(0)?, parts.get(1)?, parts.get(2)?))
-        };
-        let (q, k, v) = split(self.qkv.forward(x)?)?;
-        let q = (q * self.scale)?;
-        let image = |t: &Tensor| t.narrow(2, nt, n - nt);
-        let (q_img, k_img, v_img) = (image(&q)?, image(&k)?, image(&v)?);
+        let (nh, nt, ws) = (self.heads, self.tokens, self.window);
+        let (d, a, gh, gw) = (c / nh, ws * ws, h / ws, w / ws);
+        let qkv = self.qkv.forward(x)?;
 
-        let local = self.local(&q_img, &k_img, &v_img, grid, train)?;
-        taps.put(|| format!("{name}.local"), &local);
-        let aggregated =
-            Self::merge_heads(&self.attend(&q.narrow(2, 0, nt)?, &k_img, &v_img, None, train)?)?;
+        // [b, gh, ws, gw, ws, 3, nh, d] -> [3, nh, b, gh, gw, ws, ws, d]
+        let parts = qkv
+            .narrow(1, nt, n - nt)?
+            .reshape(vec![b, gh, ws, gw, ws, 3, nh, d])?
+            .permute([5, 6, 0, 1, 3, 2, 4, 7])?
+            .contiguous()?;
+        let windowed = |i: usize| parts.get(i)?.reshape((nh, b * gh * gw, a, d));
+        let (q, k, v) = (windowed(0)?, windowed(1)?, windowed(2)?);
+        let image = |t: &Tensor| t.reshape((nh, b, h * w, d));
+        // [nh, b, nt, d]
+        let q_global = qkv
+            .narrow(1, 0, nt)?
+            .narrow(2, 0, c)?
+            .reshape((b, nt, nh, d))?
+            .permute((2, 0, 1, 3))?
+            .contiguous()?;
+
+        let local = image(&self.attend(&q, &k, &v, Some(&self.position_bias()?), train)?)?;
+        let aggregated = self.attend(&q_global, &image(&k)?, &image(&v)?, None, train)?;
+        let aggregated = Self::merge_heads(&aggregated)?;
         taps.put(|| format!("{name}.global_agg"), &aggregated);
+        // [b, nt, 2, nh, d] -> [2, nh, b, nt, d]
         let kv = self
             .kv_global
             .forward(&aggregated)?
             .reshape((b, nt, 2, nh, d))?
-            .permute((2, 0, 3, 1, 4))?;
-        let broadcast =
-            Self::merge_heads(&self.attend(&q_img, &kv.get(0)?, &kv.get(1)?, None, train)?)?;
-        taps.put(|| format!("{name}.global_bcast"), &broadcast);
-
-        let out = Tensor::cat(&[aggregated, (local + broadcast)?], 1)?;
+            .permute((2, 3, 0, 1, 4))?
+            .contiguous()?;
+        let broadcast = self.attend(&image(&q)?, &kv.get(0)?, &kv.get(1)?, None, train)?;
+        if taps.is_on() {
+            taps.put(|| format!("{name}.local"), &self.to_grid(&local, (h, w))?);
+            taps.put(
+                || format!("{name}.global_bcast"),
+                &self.to_grid(&broadcast, (h, w))?,
+            );
+        }
+        let image_out = self.to_grid(&(local + broadcast)?, (h, w))?;
+        let out = Tensor::cat(&[aggregated, image_out], 1)?;
         self.proj_drop.forward_t(&self.proj.forward(&out)?, train)
+    }
+
+    /// The relative position bias `[heads, 1, a, a]` of a window's `a = ws^2` tokens.
+    fn position_bias(&self) -> Result<Tensor> {
+        let a = self.window * self.window;
+        self.bias_table
+            .index_select(&self.relative_index, 0)?
+            .reshape((a, a, self.heads))?
+            .permute((2, 0, 1))?
+            .unsqueeze(1)
+    }
+
+    /// Window-ordered image tokens `[nh, b, h * w, d]` -> grid order `[b, h * w, nh * d]`.
+    fn to_grid(&self, x: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
+        let (nh, b, _, d) = x.dims4()?;
+        let ws = self.window;
+        // [nh, b, gh, gw, ws, ws, d] -> [b, gh, ws, gw, ws, nh, d]
+        x.reshape(vec![nh, b, h / ws, w / ws, ws, ws, d])?
+            .permute([1, 2, 4, 3, 5, 0, 6])?
+            .reshape((b, h * w, nh * d))
     }
 }
 

@@ -1,0 +1,232 @@
+//! Supervised training of a registered model from the command line: what `ember train` and
+//! the method tools that train a classifier (`lightvit-train`) share. The flags a run was
+//! started with go to its `config.json` first, so `--resume DIR` rebuilds the same model,
+//! data and settings: the tool re-parses the saved command line with its own parser.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use candle_core::{DType, Device};
+use clap::Args;
+use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
+use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
+use ember_train::Trainer;
+use serde_json::{json, Value};
+
+use crate::{DataArgs, TrainArgs};
+
+/// The flags of a supervised run (the arch is each tool's own flag).
+#[derive(Debug, Clone, Args)]
+pub struct SupervisedArgs {
+    /// JSON object (or a path to a JSON file) overriding fields of the arch's config, e.g.
+    /// '{"stem_type": "small", "channels": [32, 64, 128, 256]}'. in_chans and num_classes follow the data.
+    #[arg(long, value_name = "JSON|FILE")]
+    pub model_config: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Run directory for config.json, metrics.jsonl, last/best.safetensors, curves.png, summary.json
+    /// [default: runs/<arch>-<unix time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its last checkpoint, with the settings it was started with.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// No progress output on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What a run is: the arch, its flags, the seed and the dtype.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub arch: String,
+    pub args: SupervisedArgs,
+    pub seed: u64,
+    pub dtype: DType,
+}
+
+/// The command line a run was started with (without the program name), from its
+/// config.json.
+pub fn saved_argv(run: &RunDir) -> Result<Vec<String>> {
+    let config = run.read_json("config.json")?;
+    serde_json::from_value(config["argv"].clone()).map_err(|_| {
+        EmberError::bad_input(format!("{}: config.json has no argv", run.root().display()))
+    })
+}
+
+/// `--model-config`: inline JSON or a file holding it.
+pub fn model_overrides(arg: &Option<String>) -> Result<Value> {
+    let Some(text) = arg else {
+        return Ok(Value::Null);
+    };
+    let trimmed = text.trim_start();
+    let json_text = if trimmed.starts_with('{') {
+        text.clone()
+    } else {
+        std::fs::read_to_string(text).map_err(|e| EmberError::io(text, e))?
+    };
+    serde_json::from_str(&json_text)
+        .map_err(|e| EmberError::bad_input(format!("--model-config is not valid JSON ({e})")))
+}
+
+/// Trains `spec`, or with `spec.args.resume` set continues that run: `reparse` turns the
+/// run's saved command line back into its spec, with the tool's own parser.
+pub fn train(
+    spec: RunSpec,
+    device: &Device,
+    reparse: impl Fn(&[String]) -> Result<RunSpec>,
+) -> Result<Value> {
+    let resumed = match &spec.args.resume {
+        Some(dir) => {
+            let run = RunDir::open(dir)?;
+            let saved = reparse(&saved_argv(&run)?).map_err(|e| {
+                EmberError::bad_input(format!(
+                    "{}: saved command no longer parses ({e})",
+                    run.root().display()
+                ))
+            })?;
+            Some((saved, run))
+        }
+        None => None,
+    };
+    let spec = match &resumed {
+        Some((saved, _)) => saved.clone(),
+        None => spec,
+    };
+    let RunSpec {
+        arch,
+        args: cmd,
+        seed,
+        dtype,
+    } = &spec;
+    let (seed, dtype) = (*seed, *dtype);
+    // Everything the flags decide is checked before the run directory is touched.
+    let settings = cmd.train.settings(seed)?;
+    let source = DataSource::from_str(&cmd.data.data)?;
+    let overrides = model_overrides(&cmd.model_config)?;
+    let mut model_cfg = ember_models::resolve(arch, &overrides)?;
+
+    let (run, resume) = match resumed {
+        Some((_, run)) => {
+            let last = run.file("last.safetensors");
+            // A run killed before its first checkpoint starts over in the same folder.
+            let resume = if last.exists() {
+                Some(Checkpoint::load(&last, device)?)
+            } else {
+                None
+            };
+            eprintln!(
+                "resuming {} from {}",
+                run.root().display(),
+                if resume.is_some() {
+                    "its last checkpoint"
+                } else {
+                    "the start"
+                }
+            );
+            (run, resume)
+        }
+        None => {
+            let out = cmd.out.clone().unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                PathBuf::from(format!("runs/{arch}-{now}"))
+            });
+            let run = RunDir::create(&out)?;
+            // The command line goes to config.json before anything else, so even a run
+            // killed in its first epoch can be resumed.
+            let argv: Vec<String> = std::env::args().skip(1).collect();
+            run.write_json("config.json", &json!({ "argv": argv }))?;
+            (run, None)
+        }
+    };
+    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.folder_size())?;
+    let [c, h, w] = data.train.image_dims();
+    let (h, w) = cmd.data.image_size.map_or((h, w), |s| (s, s));
+    let prep = Preprocess {
+        channels: c,
+        height: h,
+        width: w,
+        mean: data.mean.clone(),
+        std: data.std.clone(),
+    };
+
+    model_cfg.fit("in_chans", c, &overrides)?;
+    model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
+    let vars = SeededVarMap::new(seed);
+    let model = ember_models::build(
+        &model_cfg.family,
+        &model_cfg.config,
+        vars.var_builder(dtype, device),
+    )?;
+    eprintln!(
+        "data: {}; test: {}",
+        data.train.source(),
+        data.test.source()
+    );
+
+    let mut meta = CheckpointMeta::new(
+        &model_cfg.family,
+        model_cfg.config.clone(),
+        "classification",
+        data.classes.clone(),
+    );
+    meta.extra.insert(
+        "preprocess".into(),
+        serde_json::to_string(&prep).expect("preprocess serialises"),
+    );
+    if resume.is_none() {
+        let mut config = run.read_json("config.json").unwrap_or(json!({}));
+        config["model"] = json!({ "family": model_cfg.family, "config": model_cfg.config });
+        config["settings"] = serde_json::to_value(&settings).expect("settings serialise");
+        config["preprocess"] = serde_json::to_value(&prep).expect("preprocess serialises");
+        config["data"] = json!({ "train": data.train.source(), "test": data.test.source() });
+        run.write_json("config.json", &config)?;
+    }
+
+    let loader = |ds, pipeline, shuffle| {
+        let cfg = LoaderConfig {
+            batch_size: cmd.data.batch_size,
+            shuffle,
+            drop_last: shuffle,
+            workers: cmd.data.workers,
+            seed,
+        };
+        Loader::new(ds, pipeline, cfg)
+    };
+    let trainer = Trainer {
+        model: model.as_ref(),
+        vars: &vars,
+        train: loader(
+            data.train.clone(),
+            prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
+            true,
+        )?,
+        eval: loader(data.test.clone(), prep.eval_pipeline(), false)?,
+        settings,
+        run: run.clone(),
+        meta,
+        device: device.clone(),
+        dtype,
+        quiet: cmd.quiet,
+    };
+    let summary = trainer.fit(resume.as_ref())?;
+    Ok(json!({
+        "command": "train",
+        "arch": model_cfg.family,
+        "data": data.test.source(),
+        "epochs": summary.epochs,
+        "test_top1": summary.final_eval.top1,
+        "test_top5": summary.final_eval.top5,
+        "test_loss": summary.final_eval.loss,
+        "best_top1": summary.best_top1,
+        "best_epoch": summary.best_epoch,
+        "train_seconds": summary.train_seconds,
+        "run_dir": summary.run_dir,
+        "checkpoint": summary.best_checkpoint,
+    }))
+}
