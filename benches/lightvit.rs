@@ -96,7 +96,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
 
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
-    ember::alloc::configure();
+    ember_cli::alloc::configure();
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 1 } else { 5 };
     let (peak, how) = peak::peak_gflops();

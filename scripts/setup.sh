@@ -17,5 +17,5 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
   fi
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust with rustup (stable >= 1.87)" >&2; exit 1; }
-echo "setup: cargo build --release (a few minutes the first time)" >&2
-cargo build --release --quiet
+echo "setup: cargo build --release --workspace (a few minutes the first time)" >&2
+cargo build --release --workspace --quiet

@@ -2,7 +2,6 @@
 //! command-line tool. This root package is the umbrella `ember` tool (train, eval, predict,
 //! info, pull) and holds the end-to-end tests and benches; see README.md and DESIGN.md.
 
-pub mod alloc;
 pub mod cli;
 pub mod commands;
 

@@ -7,7 +7,14 @@ use serde_json::Value;
 /// Parses the command line; a usage error is one line on stderr and exit code 2 (clap's own
 /// message is several lines with a usage block), `--help` and `--version` print as usual.
 pub fn parse_args<T: Parser>() -> std::result::Result<T, ExitCode> {
-    match T::try_parse() {
+    parse_args_from(std::env::args_os())
+}
+
+/// [`parse_args`] of a given command line (the program name first).
+pub fn parse_args_from<T: Parser, I: Into<std::ffi::OsString> + Clone>(
+    argv: impl IntoIterator<Item = I>,
+) -> std::result::Result<T, ExitCode> {
+    match T::try_parse_from(argv) {
         Ok(args) => Ok(args),
         Err(e) => {
             use clap::error::ErrorKind;

@@ -3,6 +3,7 @@
 //! result as one JSON line on stdout and turns errors into one line on stderr and an exit
 //! code (2 for bad input, 1 otherwise).
 
+pub mod alloc;
 pub mod data;
 pub mod edge;
 pub mod runtime;
@@ -10,6 +11,6 @@ pub mod supervised;
 pub mod train;
 
 pub use data::DataArgs;
-pub use edge::{parse_args, run};
+pub use edge::{parse_args, parse_args_from, run};
 pub use runtime::RuntimeArgs;
 pub use train::TrainArgs;

@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use candle_core::{DType, Device};
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor};
 use clap::Args;
+use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
 use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
 use ember_train::Trainer;
@@ -38,13 +41,18 @@ pub struct SupervisedArgs {
     pub quiet: bool,
 }
 
-/// What a run is: the arch, its flags, the seed and the dtype.
+/// What a run is: the arch, its flags, the seed and the dtype, the weights it starts from
+/// (a checkpoint path or `hf://` file; its config replaces the arch's), and the command line
+/// to record for `--resume` (without the program name; with any preset written out, so
+/// that a resumed run keeps its settings even if the preset changes).
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub arch: String,
     pub args: SupervisedArgs,
     pub seed: u64,
     pub dtype: DType,
+    pub init: Option<String>,
+    pub argv: Vec<String>,
 }
 
 /// The command line a run was started with (without the program name), from its
@@ -100,6 +108,8 @@ pub fn train(
         args: cmd,
         seed,
         dtype,
+        init,
+        argv,
     } = &spec;
     let (seed, dtype) = (*seed, *dtype);
     // Everything the flags decide is checked before the run directory is touched.
@@ -107,6 +117,23 @@ pub fn train(
     let source = DataSource::from_str(&cmd.data.data)?;
     let overrides = model_overrides(&cmd.model_config)?;
     let mut model_cfg = ember_models::resolve(arch, &overrides)?;
+    let init = match init {
+        Some(spec) => Some(pretrained(spec, &mut model_cfg, &overrides, device)?),
+        None => None,
+    };
+
+    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.folder_size())?;
+    let [c, h, w] = data.train.image_dims();
+    let (h, w) = cmd.data.image_size.map_or((h, w), |s| (s, s));
+    let prep = Preprocess {
+        channels: c,
+        height: h,
+        width: w,
+        mean: data.mean.clone(),
+        std: data.std.clone(),
+    };
+
+    ember_models::registry::check_input(&model_cfg.family, &model_cfg.config, h, w)?;
 
     let (run, resume) = match resumed {
         Some((_, run)) => {
@@ -139,22 +166,10 @@ pub fn train(
             let run = RunDir::create(&out)?;
             // The command line goes to config.json before anything else, so even a run
             // killed in its first epoch can be resumed.
-            let argv: Vec<String> = std::env::args().skip(1).collect();
             run.write_json("config.json", &json!({ "argv": argv }))?;
             (run, None)
         }
     };
-    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.folder_size())?;
-    let [c, h, w] = data.train.image_dims();
-    let (h, w) = cmd.data.image_size.map_or((h, w), |s| (s, s));
-    let prep = Preprocess {
-        channels: c,
-        height: h,
-        width: w,
-        mean: data.mean.clone(),
-        std: data.std.clone(),
-    };
-
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
     let vars = SeededVarMap::new(seed);
@@ -163,6 +178,13 @@ pub fn train(
         &model_cfg.config,
         vars.var_builder(dtype, device),
     )?;
+    if let (Some((what, tensors)), None) = (&init, &resume) {
+        for note in ember_models::load_pretrained(vars.vars(), tensors, model.head_prefix(), what)?
+        {
+            eprintln!("init: {note}");
+        }
+        eprintln!("init: weights from {what}");
+    }
     eprintln!(
         "data: {}; test: {}",
         data.train.source(),
@@ -229,4 +251,34 @@ pub fn train(
         "run_dir": summary.run_dir,
         "checkpoint": summary.best_checkpoint,
     }))
+}
+
+/// The weights of `spec` (a path or `hf://` file) and, from its metadata, the model config
+/// they belong to, with the user's overrides on top; `cfg` becomes that config.
+fn pretrained(
+    spec: &str,
+    cfg: &mut ember_models::ModelConfig,
+    overrides: &Value,
+    device: &Device,
+) -> Result<(String, HashMap<String, Tensor>)> {
+    let path = HubEnv::from_env().resolve(spec)?;
+    let ckpt = Checkpoint::load(&path, device)?;
+    if ckpt.meta.arch != cfg.family {
+        return Err(EmberError::bad_input(format!(
+            "--init {spec} holds a {}, not a {}",
+            ckpt.meta.arch, cfg.family
+        )));
+    }
+    let mut config = ckpt.meta.config.clone();
+    if let (Some(target), Some(fields)) = (config.as_object_mut(), overrides.as_object()) {
+        for (k, v) in fields {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    cfg.config = config;
+    let tensors = ckpt
+        .model_tensors()
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect();
+    Ok((spec.to_string(), tensors))
 }

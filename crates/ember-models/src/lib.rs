@@ -11,4 +11,4 @@ pub mod weights;
 
 pub use from_checkpoint::{load_checkpoint, LoadedModel};
 pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
-pub use weights::load_into;
+pub use weights::{load_into, load_pretrained};

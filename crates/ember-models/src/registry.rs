@@ -30,11 +30,20 @@ pub trait Classifier: Send + Sync {
     fn no_weight_decay(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// The name prefix of the classifier layer (replaced when fine-tuning to other classes).
+    fn head_prefix(&self) -> &'static str {
+        "head."
+    }
 }
 
 impl Classifier for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
         ModuleT::forward_t(self, x, train)
+    }
+
+    fn head_prefix(&self) -> &'static str {
+        "fc."
     }
 
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
@@ -139,6 +148,12 @@ pub const ARCHS: &[Arch] = &[
         preset: || json(lightvit::Config::tiny_32()),
     },
     Arch {
+        name: "lightvit_nano_32",
+        family: "lightvit",
+        about: "half LightViT-T's widths for 32 px images (2.0M parameters)",
+        preset: || json(lightvit::Config::nano_32()),
+    },
+    Arch {
         name: "lightvit_tiny_64",
         family: "lightvit",
         about: "LightViT-T widths for 64 px images (official stem, 2x2 windows)",
@@ -227,6 +242,18 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
+}
+
+/// Whether the model takes `h x w` inputs (LightViT's windows must tile every stage); bad
+/// input that says why if not.
+pub fn check_input(family: &str, config: &Value, h: usize, w: usize) -> Result<()> {
+    if family == "lightvit" {
+        let cfg: lightvit::Config = serde_json::from_value(config.clone())
+            .map_err(|e| EmberError::bad_input(format!("lightvit config: {e}")))?;
+        cfg.grids(h, w)
+            .map_err(|e| EmberError::bad_input(format!("lightvit: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Multiply-accumulates of one `h x w` image, derived from the config, each count labelled;

@@ -68,6 +68,57 @@ pub fn load_into(vars: &VarMap, tensors: &HashMap<String, Tensor>, what: &str) -
     Ok(())
 }
 
+/// Sets the variables of `vars` from pre-trained `tensors` to fine-tune them: tensors of
+/// the same shape are copied; under `head` (the classifier's name prefix) a different shape
+/// keeps the fresh initialisation (a new class count); a conv weight trained on more input
+/// channels than the model has one is summed over them (RGB weights for grey images, as
+/// timm's `adapt_input_conv`). Anything else that does not match is bad input. Returns a
+/// note per adapted tensor.
+pub fn load_pretrained(
+    vars: &VarMap,
+    tensors: &HashMap<String, Tensor>,
+    head: &str,
+    what: &str,
+) -> Result<Vec<String>> {
+    let data = vars.data().lock().unwrap();
+    let misfit =
+        |detail: String| EmberError::bad_input(format!("{what} does not fit this model: {detail}"));
+    if let Some(extra) = tensors
+        .keys()
+        .filter(|k| !data.contains_key(*k) && !ignorable(k))
+        .min()
+    {
+        return Err(misfit(format!("it has unexpected {extra}")));
+    }
+    let mut notes = Vec::new();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| misfit(format!("it lacks {name}")))?;
+        let (have, need) = (t.dims(), var.dims());
+        let value = if have == need {
+            t.clone()
+        } else if name.starts_with(head) {
+            notes.push(format!(
+                "{name} {have:?} -> {need:?}: new classifier, freshly initialised"
+            ));
+            continue;
+        } else if have.len() == 4 && need[1] == 1 && have[0] == need[0] && have[2..] == need[2..] {
+            notes.push(format!("{name}: {} input channels summed into 1", have[1]));
+            t.sum_keepdim(1)?
+        } else {
+            return Err(misfit(format!(
+                "{name} has shape {have:?}, the model needs {need:?}"
+            )));
+        };
+        var.set(&value.to_dtype(var.dtype())?.to_device(var.device())?)?;
+    }
+    Ok(notes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +155,47 @@ mod tests {
         let err = load_into(map.vars(), &wrong, "w.safetensors").unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("shape [3]"), "{err}");
+    }
+
+    #[test]
+    fn pretrained_weights_adapt_the_head_and_the_input_channels() {
+        let map = ember_core::SeededVarMap::new(0);
+        let vb = map.var_builder(DType::F32, &Device::Cpu);
+        let hint = candle_nn::Init::Const(0.);
+        vb.get_with_hints((2, 1, 3, 3), "stem.weight", hint)
+            .unwrap();
+        vb.get_with_hints((10, 4), "head.weight", hint).unwrap();
+        let dev = &Device::Cpu;
+        let tensors = HashMap::from([
+            (
+                "stem.weight".to_string(),
+                Tensor::ones((2, 3, 3, 3), DType::F32, dev).unwrap(),
+            ),
+            (
+                "head.weight".to_string(),
+                Tensor::ones((1000, 4), DType::F32, dev).unwrap(),
+            ),
+        ]);
+        let notes = load_pretrained(map.vars(), &tensors, "head.", "w").unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let vars = map.vars().data().lock().unwrap();
+        let sum = |n: &str| {
+            vars[n]
+                .as_tensor()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert_eq!(sum("stem.weight"), 2.0 * 9.0 * 3.0);
+        assert_eq!(sum("head.weight"), 0.0);
+        drop(vars);
+
+        let wrong = HashMap::from([(
+            "stem.weight".to_string(),
+            Tensor::ones((5, 3, 3, 3), DType::F32, dev).unwrap(),
+        )]);
+        let err = load_pretrained(map.vars(), &wrong, "head.", "w").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 }

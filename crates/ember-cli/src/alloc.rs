@@ -5,8 +5,8 @@
 //! back to the kernel (mmap/munmap), so every step paid page faults and TLB shootdowns on
 //! fresh pages (a fifth of the time in `perf`). mimalloc reuses them, and with purging off
 //! (below) never returns them: ResNet training went from 164 to 220 images/s on 2 cores.
-//! Defined in the library, so that any binary linking it uses it; [`configure`] sets the
-//! options and must run first in `main`.
+//! Defined in this library, which every tool links, so that they all use it; [`configure`]
+//! sets the options and must run first in `main`.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

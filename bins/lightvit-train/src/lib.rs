@@ -1,0 +1,149 @@
+//! `lightvit-train`: LightViT trained from scratch or fine-tuned from a checkpoint
+//! (`--init`, a path or `hf://`), with the official recipe scaled by presets. Presets are
+//! flags placed before the user's own, so every hyperparameter stays overridable and a
+//! resumed run re-expands the preset it was started with.
+
+mod presets;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ember_cli::supervised::{self, model_overrides, RunSpec, SupervisedArgs};
+use ember_cli::RuntimeArgs;
+use ember_core::{EmberError, Result};
+use serde_json::Value;
+
+pub use presets::{Preset, PRESETS};
+
+/// Train, fine-tune and evaluate LightViT. Results go to stdout as one JSON line, progress
+/// to stderr; the run directory holds metrics, curves.png and checkpoints.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lightvit-train",
+    version,
+    about,
+    max_term_width = 100,
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Recipe to start from: fashion-mnist (the default), imagenet (the official ImageNet-1K
+    /// recipe) or quick (a minute on the bundled subset). Later flags override its values;
+    /// `lightvit-train --show-preset NAME` prints its flags.
+    #[arg(long, default_value = "fashion-mnist", value_parser = presets::names())]
+    pub preset: String,
+    /// Print the flags of a preset and exit.
+    #[arg(long, value_name = "NAME", value_parser = presets::names())]
+    pub show_preset: Option<String>,
+    /// LightViT arch: lightvit (any config), lightvit_tiny, lightvit_small, lightvit_base,
+    /// lightvit_tiny_32, lightvit_tiny_64, lightvit_nano_32 [default: the preset's].
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Stochastic depth: the last block's drop-path rate (rates grow linearly from 0).
+    #[arg(long, value_name = "RATE")]
+    pub drop_path: Option<f64>,
+    /// Start from these weights (a checkpoint path or hf://owner/repo[@rev]/file.safetensors);
+    /// its config is the model's, a new classifier is made when the class count differs,
+    /// and RGB stem weights are summed for grey images.
+    #[arg(long, value_name = "CKPT")]
+    pub init: Option<String>,
+    #[command(flatten)]
+    pub run: SupervisedArgs,
+}
+
+/// The command line with the preset's flags put before the user's; the program name first.
+fn expand(argv: &[String]) -> Vec<String> {
+    let mut preset = "fashion-mnist".to_string();
+    let mut it = argv.iter().skip(1).peekable();
+    while let Some(a) = it.next() {
+        if a == "--preset" {
+            if let Some(v) = it.peek() {
+                preset = v.to_string();
+            }
+        } else if let Some(v) = a.strip_prefix("--preset=") {
+            preset = v.to_string();
+        }
+    }
+    let flags = PRESETS
+        .iter()
+        .find(|p| p.name == preset)
+        .map_or(&[][..], |p| p.flags);
+    let mut out = vec![argv
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "lightvit-train".into())];
+    out.extend(flags.iter().map(|f| f.to_string()));
+    out.extend(argv.iter().skip(1).cloned());
+    out
+}
+
+/// A parsed command line and its preset-expanded form.
+pub struct Invocation {
+    pub cli: Cli,
+    pub expanded: Vec<String>,
+}
+
+/// Parses `argv` (the program name first) with its preset expanded; errors are one line
+/// and exit code 2.
+pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
+    let expanded = expand(argv);
+    let cli = ember_cli::parse_args_from(expanded.clone())?;
+    Ok(Invocation { cli, expanded })
+}
+
+/// The run the flags describe (`expanded`: the command line with the preset written out);
+/// `--drop-path` goes into the model config.
+fn spec(cli: &Cli, expanded: &[String]) -> Result<RunSpec> {
+    let mut args = cli.run.clone();
+    if let Some(rate) = cli.drop_path {
+        let mut overrides = match model_overrides(&args.model_config)? {
+            Value::Null => Value::Object(Default::default()),
+            v => v,
+        };
+        overrides["drop_path_rate"] = Value::from(rate);
+        args.model_config = Some(overrides.to_string());
+    }
+    let arch = cli.arch.clone().unwrap_or_else(|| "lightvit".into());
+    let family = ember_models::resolve(&arch, &Value::Null)?.family;
+    if family != "lightvit" {
+        return Err(EmberError::bad_input(format!(
+            "--arch {arch} is a {family}; lightvit-train trains LightViT (use `ember train` for others)"
+        )));
+    }
+    Ok(RunSpec {
+        arch,
+        args,
+        seed: cli.runtime.seed,
+        dtype: cli.runtime.dtype(),
+        init: cli.init.clone(),
+        argv: expanded.iter().skip(1).cloned().collect(),
+    })
+}
+
+pub fn run(invocation: &Invocation) -> Result<Value> {
+    let cli = &invocation.cli;
+    if let Some(name) = &cli.show_preset {
+        let preset = PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .expect("clap checked the name");
+        return Ok(
+            serde_json::json!({ "preset": name, "about": preset.about, "flags": preset.flags }),
+        );
+    }
+    let (device, _) = cli.runtime.setup()?;
+    let reparse = |argv: &[String]| {
+        let full: Vec<String> = std::iter::once("lightvit-train".to_string())
+            .chain(argv.iter().cloned())
+            .collect();
+        let expanded = expand(&full);
+        let cli = Cli::try_parse_from(&expanded)
+            .map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
+        spec(&cli, &expanded)
+    };
+    let mut summary = supervised::train(spec(cli, &invocation.expanded)?, &device, reparse)?;
+    summary["command"] = Value::from("lightvit-train");
+    summary["preset"] = Value::from(cli.preset.clone());
+    Ok(summary)
+}

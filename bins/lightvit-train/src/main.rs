@@ -1,0 +1,13 @@
+//! `lightvit-train`: argument parsing only; the procedure is in the library.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    ember_cli::alloc::configure();
+    let argv: Vec<String> = std::env::args().collect();
+    let invocation = match lightvit_train::parse(&argv) {
+        Ok(invocation) => invocation,
+        Err(code) => return code,
+    };
+    ember_cli::run(|| lightvit_train::run(&invocation))
+}

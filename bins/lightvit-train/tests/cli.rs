@@ -1,0 +1,167 @@
+//! `lightvit-train` end to end on the bundled subset with a tiny LightViT: presets and
+//! overrides, the checkpoint it writes, fine-tuning from it (also through an offline Hub
+//! cache), and bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use candle_core::Device;
+use ember_core::hub::{seed_cache, HubFile};
+use ember_core::Checkpoint;
+use serde_json::Value;
+
+/// A LightViT small enough for a test: 3 blocks, widths 8-16-32.
+const TINY: &str = r#"{"embed_dims": [8, 16, 32], "num_heads": [1, 1, 1], "num_layers": [1, 1, 1], "neck_dim": 32}"#;
+
+fn tool(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightvit-train"));
+    cmd.args(args).env("HF_HUB_OFFLINE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn summary(out: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+fn quick(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--preset",
+        "quick",
+        "--epochs",
+        "1",
+        "--model-config",
+        TINY,
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(out.display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn trains_with_a_preset_and_fine_tunes_from_its_checkpoint_and_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let args = quick(&first, &["--drop-path", "0.05"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = summary(&tool(&refs, &[]));
+    assert_eq!(s["command"], "lightvit-train");
+    assert_eq!(s["preset"], "quick");
+    assert_eq!(s["epochs"], 1, "--epochs overrides the preset's 2");
+    let ckpt_path = first.join("best.safetensors");
+    let ckpt = Checkpoint::load(&ckpt_path, &Device::Cpu).unwrap();
+    assert_eq!(ckpt.meta.arch, "lightvit");
+    assert_eq!(
+        ckpt.meta.config["embed_dims"],
+        serde_json::json!([8, 16, 32])
+    );
+    assert_eq!(ckpt.meta.config["drop_path_rate"], 0.05);
+    assert_eq!(ckpt.meta.config["in_chans"], 1);
+    // The recorded command line has the preset written out.
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("config.json")).unwrap()).unwrap();
+    let argv: Vec<&str> = config["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        argv.windows(2).any(|w| w == ["--arch", "lightvit_nano_32"]),
+        "{argv:?}"
+    );
+
+    // Fine-tune from the file: its config (widths 8-16-32) is the model's.
+    let second = tmp.path().join("second");
+    let init = ckpt_path.display().to_string();
+    let out = tool(
+        &[
+            "--preset",
+            "quick",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--init",
+            &init,
+            "--out",
+            second.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let s = summary(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("init: weights from"));
+    let tuned =
+        Checkpoint::load(Path::new(s["checkpoint"].as_str().unwrap()), &Device::Cpu).unwrap();
+    assert_eq!(
+        tuned.meta.config["embed_dims"],
+        serde_json::json!([8, 16, 32])
+    );
+
+    // The same through an offline Hub cache.
+    let file = HubFile::parse("hf://ember-ml/tiny-lightvit@main/model.safetensors")
+        .unwrap()
+        .unwrap();
+    seed_cache(
+        &tmp.path().join("hub"),
+        &file,
+        "c0ffee",
+        &std::fs::read(&ckpt_path).unwrap(),
+    )
+    .unwrap();
+    let third = tmp.path().join("third");
+    let out = tool(
+        &[
+            "--preset",
+            "quick",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--init",
+            "hf://ember-ml/tiny-lightvit/model.safetensors",
+            "--out",
+            third.to_str().unwrap(),
+        ],
+        &[("HF_HOME", tmp.path())],
+    );
+    summary(&out);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    for (args, needle) in [
+        (vec!["--arch", "resnet18"], "lightvit-train trains LightViT"),
+        (vec!["--preset", "cifar"], "invalid value 'cifar'"),
+        (
+            vec!["--init", "/nonexistent.safetensors"],
+            "/nonexistent.safetensors",
+        ),
+        (vec!["--image-size", "28"], "does not split into"),
+    ] {
+        let mut all = vec![
+            "--preset",
+            "quick",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        all.extend(args);
+        let out = tool(&all, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {stderr}");
+        assert!(stderr.contains(needle), "{all:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{all:?}: {stderr}");
+    }
+}
