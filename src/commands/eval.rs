@@ -17,11 +17,15 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
     )?;
     let labels = &loaded.checkpoint.meta.labels;
     if &data.classes != labels {
+        let few = |names: &[String]| {
+            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+            format!("{} classes: {}, ...", names.len(), shown.join(", "))
+        };
         return Err(EmberError::bad_input(format!(
-            "the checkpoint knows {} classes, {} has {}: not the data it was trained for",
-            labels.len(),
+            "the checkpoint knows {}; {} has {}: not the data it was trained for",
+            few(labels),
             cmd.data,
-            data.classes.len()
+            few(&data.classes)
         )));
     }
     let channels = data.test.image_dims()[0];
