@@ -25,11 +25,31 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// `EMBER_BENCH_DEVICE` (cpu, cuda, ...; default cpu) and `EMBER_BENCH_DTYPE` (f32, bf16).
+fn device_and_dtype() -> (Device, DType) {
+    let choice = std::env::var("EMBER_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let dev = choice
+        .parse::<ember_core::DeviceChoice>()
+        .and_then(|c| c.open())
+        .unwrap_or_else(|e| panic!("EMBER_BENCH_DEVICE={choice}: {e}"));
+    let dtype = match std::env::var("EMBER_BENCH_DTYPE").as_deref() {
+        Ok("bf16") => DType::BF16,
+        Ok("f16") => DType::F16,
+        _ => DType::F32,
+    };
+    (dev, dtype)
+}
+
+/// Waits for the device's queued work, so timings cover it.
+fn sync(dev: &Device) {
+    dev.synchronize().unwrap();
+}
+
 fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak: f64) {
-    let dev = Device::Cpu;
+    let (dev, dtype) = device_and_dtype();
     let vars = SeededVarMap::new(0);
     let config = serde_json::to_value(cfg).unwrap();
-    let model = registry::build("lightvit", &config, vars.var_builder(DType::F32, &dev)).unwrap();
+    let model = registry::build("lightvit", &config, vars.var_builder(dtype, &dev)).unwrap();
     let mut opt = Optimizer::new(
         Method::AdamW {
             beta1: 0.9,
@@ -41,13 +61,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
     );
     let mut rng = EmberRng::new(1);
     let x = rng
-        .normal_tensor(
-            (batch, cfg.in_chans, side, side),
-            0.0,
-            1.0,
-            DType::F32,
-            &dev,
-        )
+        .normal_tensor((batch, cfg.in_chans, side, side), 0.0, 1.0, dtype, &dev)
         .unwrap();
     let labels: Vec<u32> = (0..batch).map(|i| (i % cfg.num_classes) as u32).collect();
     let y = Tensor::from_vec(labels, batch, &dev).unwrap();
@@ -56,14 +70,19 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
     let (mut fwd, mut bwd, mut upd, mut inf) = (vec![], vec![], vec![], vec![]);
     for i in 0..=steps {
         model.reseed(i as u64);
+        sync(&dev);
         let t = Instant::now();
         let loss = cross_entropy(&model.forward_t(&x, true).unwrap(), &y, 0.1).unwrap();
+        sync(&dev);
         let t1 = Instant::now();
         let grads = loss.backward().unwrap();
+        sync(&dev);
         let t2 = Instant::now();
         opt.step(&grads).unwrap();
+        sync(&dev);
         let t3 = Instant::now();
         drop(model.forward_t(&x, false).unwrap());
+        sync(&dev);
         let t4 = Instant::now();
         if i > 0 {
             fwd.push((t1 - t).as_secs_f64());
@@ -75,7 +94,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
     let (f, b, u, e) = (median(fwd), median(bwd), median(upd), median(inf));
     let step = f + b + u;
     let b_ = batch as f64;
-    println!("{name}, batch {batch}, {side}x{side}, {gflop:.3} GFLOP/image forward:");
+    println!("{name}, batch {batch}, {side}x{side}, {gflop:.3} GFLOP/image forward, {dtype:?} on {dev:?}:");
     println!(
         "  inference: {:.0} img/s, {:.0} GFLOP/s = {:.0}% of peak",
         b_ / e,
@@ -99,8 +118,9 @@ fn main() {
     ember_cli::alloc::configure();
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 1 } else { 5 };
+    // The CPU's fp32 peak; on a GPU, give its peak for the dtype in EMBER_PEAK_GFLOPS.
     let (peak, how) = peak::peak_gflops();
-    println!("fp32 peak: {peak:.0} GFLOP/s ({how})");
+    println!("peak: {peak:.0} GFLOP/s ({how})");
     bench(
         "lightvit_tiny_32 (Fashion-MNIST)",
         &Config::tiny_32(),

@@ -78,7 +78,8 @@ fn model_parity(dir: &Path, manifest: &Value, family: &str) -> Result<Outcome, S
         println!("  note: manifest config {note}");
     }
     let map = SeededVarMap::new(0);
-    let model = registry::build(family, &config, map.var_builder(DType::F32, &Device::Cpu))
+    let dev = device();
+    let model = registry::build(family, &config, map.var_builder(DType::F32, &dev))
         .map_err(|e| e.to_string())?;
     ember_models::load_into(map.vars(), &weights, "official weights").map_err(|e| e.to_string())?;
     let inputs = manifest["inputs"]
@@ -92,8 +93,9 @@ fn model_parity(dir: &Path, manifest: &Value, family: &str) -> Result<Outcome, S
         .as_str()
         .unwrap_or("eval")
         .starts_with("eval");
+    let x = x.to_device(&dev).map_err(|e| e.to_string())?;
     let ours: HashMap<String, Tensor> = model
-        .outputs(x, train)
+        .outputs(&x, train)
         .map_err(|e| e.to_string())?
         .into_iter()
         .collect();
@@ -135,7 +137,18 @@ fn run(path: &Path) -> Result<Outcome, String> {
     }
 }
 
+/// The device the models run on: `EMBER_PARITY_DEVICE` (cpu, cuda, cuda:N, metal; default
+/// cpu). The fixtures and the comparison stay on the CPU.
+fn device() -> Device {
+    let choice = std::env::var("EMBER_PARITY_DEVICE").unwrap_or_else(|_| "cpu".into());
+    choice
+        .parse::<ember_core::DeviceChoice>()
+        .and_then(|c| c.open())
+        .unwrap_or_else(|e| panic!("EMBER_PARITY_DEVICE={choice}: {e}"))
+}
+
 fn main() {
+    println!("parity: models on {:?}", device());
     let root = std::env::var_os("EMBER_PARITY_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/parity"));
