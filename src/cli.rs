@@ -39,11 +39,6 @@ pub struct TrainCommand {
     /// lightvit_tiny_32, lightvit_tiny_64 (`ember info --arch NAME` describes one).
     #[arg(long, default_value = "resnet")]
     pub arch: String,
-    /// Start from these weights (a checkpoint path or hf://owner/repo[@rev]/file.safetensors):
-    /// its config is the model's, a new classifier is made when the class count differs, and
-    /// RGB stem weights are summed for grey images.
-    #[arg(long, value_name = "CKPT")]
-    pub init: Option<String>,
     #[command(flatten)]
     pub run: SupervisedArgs,
 }

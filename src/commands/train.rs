@@ -25,7 +25,6 @@ fn spec(cmd: &TrainCommand, seed: u64, dtype: candle_core::DType) -> RunSpec {
         args: cmd.run.clone(),
         seed,
         dtype,
-        init: cmd.init.clone(),
         argv: std::env::args().skip(1).collect(),
     }
 }

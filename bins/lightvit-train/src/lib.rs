@@ -43,11 +43,6 @@ pub struct Cli {
     /// Stochastic depth: the last block's drop-path rate (rates grow linearly from 0).
     #[arg(long, value_name = "RATE")]
     pub drop_path: Option<f64>,
-    /// Start from these weights (a checkpoint path or hf://owner/repo[@rev]/file.safetensors);
-    /// its config is the model's, a new classifier is made when the class count differs,
-    /// and RGB stem weights are summed for grey images.
-    #[arg(long, value_name = "CKPT")]
-    pub init: Option<String>,
     #[command(flatten)]
     pub run: SupervisedArgs,
 }
@@ -116,7 +111,6 @@ fn spec(cli: &Cli, expanded: &[String]) -> Result<RunSpec> {
         args,
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),
-        init: cli.init.clone(),
         argv: expanded.iter().skip(1).cloned().collect(),
     })
 }

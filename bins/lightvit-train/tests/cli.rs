@@ -28,32 +28,25 @@ fn summary(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
-fn quick(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--preset",
-        "quick",
-        "--epochs",
-        "1",
-        "--model-config",
-        TINY,
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(out.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+/// One epoch of the quick preset into `out`, with `extra` flags.
+fn quick(out: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Output {
+    let dir = out.display().to_string();
+    let mut args = vec![
+        "--preset", "quick", "--epochs", "1", "--quiet", "--out", &dir,
+    ];
+    args.extend(extra);
+    tool(&args, env)
 }
 
 #[test]
 fn trains_with_a_preset_and_fine_tunes_from_its_checkpoint_and_the_hub() {
     let tmp = tempfile::tempdir().unwrap();
     let first = tmp.path().join("first");
-    let args = quick(&first, &["--drop-path", "0.05"]);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let s = summary(&tool(&refs, &[]));
+    let s = summary(&quick(
+        &first,
+        &["--model-config", TINY, "--drop-path", "0.05"],
+        &[],
+    ));
     assert_eq!(s["command"], "lightvit-train");
     assert_eq!(s["preset"], "quick");
     assert_eq!(s["epochs"], 1, "--epochs overrides the preset's 2");
@@ -83,20 +76,7 @@ fn trains_with_a_preset_and_fine_tunes_from_its_checkpoint_and_the_hub() {
     // Fine-tune from the file: its config (widths 8-16-32) is the model's.
     let second = tmp.path().join("second");
     let init = ckpt_path.display().to_string();
-    let out = tool(
-        &[
-            "--preset",
-            "quick",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--init",
-            &init,
-            "--out",
-            second.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = quick(&second, &["--init", &init], &[]);
     let s = summary(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("init: weights from"));
     let tuned =
@@ -117,19 +97,10 @@ fn trains_with_a_preset_and_fine_tunes_from_its_checkpoint_and_the_hub() {
         &std::fs::read(&ckpt_path).unwrap(),
     )
     .unwrap();
-    let third = tmp.path().join("third");
-    let out = tool(
-        &[
-            "--preset",
-            "quick",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--init",
-            "hf://ember-ml/tiny-lightvit/model.safetensors",
-            "--out",
-            third.to_str().unwrap(),
-        ],
+    let hub_init = ["--init", "hf://ember-ml/tiny-lightvit/model.safetensors"];
+    let out = quick(
+        &tmp.path().join("third"),
+        &hub_init,
         &[("HF_HOME", tmp.path())],
     );
     summary(&out);
@@ -148,20 +119,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
         ),
         (vec!["--image-size", "28"], "does not split into"),
     ] {
-        let mut all = vec![
-            "--preset",
-            "quick",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ];
-        all.extend(args);
-        let out = tool(&all, &[]);
+        let out = quick(&out_dir, &args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{all:?}: {stderr}");
-        assert!(stderr.contains(needle), "{all:?}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{all:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
 }

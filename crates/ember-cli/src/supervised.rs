@@ -25,6 +25,11 @@ pub struct SupervisedArgs {
     /// '{"stem_type": "small", "channels": [32, 64, 128, 256]}'. in_chans and num_classes follow the data.
     #[arg(long, value_name = "JSON|FILE")]
     pub model_config: Option<String>,
+    /// Start from these weights (a checkpoint path or hf://owner/repo[@rev]/file.safetensors):
+    /// its config is the model's, a new classifier is made when the class count differs, and
+    /// RGB stem weights are summed for grey images.
+    #[arg(long, value_name = "CKPT")]
+    pub init: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -41,17 +46,15 @@ pub struct SupervisedArgs {
     pub quiet: bool,
 }
 
-/// What a run is: the arch, its flags, the seed and the dtype, the weights it starts from
-/// (a checkpoint path or `hf://` file; its config replaces the arch's), and the command line
-/// to record for `--resume` (without the program name; with any preset written out, so
-/// that a resumed run keeps its settings even if the preset changes).
+/// What a run is: the arch, its flags, the seed and the dtype, and the command line to
+/// record for `--resume` (without the program name; with any preset written out, so that a
+/// resumed run keeps its settings even if the preset changes).
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub arch: String,
     pub args: SupervisedArgs,
     pub seed: u64,
     pub dtype: DType,
-    pub init: Option<String>,
     pub argv: Vec<String>,
 }
 
@@ -108,7 +111,6 @@ pub fn train(
         args: cmd,
         seed,
         dtype,
-        init,
         argv,
     } = &spec;
     let (seed, dtype) = (*seed, *dtype);
@@ -117,7 +119,7 @@ pub fn train(
     let source = DataSource::from_str(&cmd.data.data)?;
     let overrides = model_overrides(&cmd.model_config)?;
     let mut model_cfg = ember_models::resolve(arch, &overrides)?;
-    let init = match init {
+    let init = match &cmd.init {
         Some(spec) => Some(pretrained(spec, &mut model_cfg, &overrides, device)?),
         None => None,
     };

@@ -13,4 +13,4 @@ pub use batch_norm::BatchNorm2d;
 pub use conv::Conv2d;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, linear_normal, Linear};
-pub use noise::{DropPath, Dropout, Noise};
+pub use noise::{Dropout, Noise};

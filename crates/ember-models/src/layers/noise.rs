@@ -33,37 +33,14 @@ impl Noise {
     }
 }
 
-/// Stochastic depth (timm's `DropPath`): in training, each sample's residual branch is
-/// dropped with probability `rate` and the survivors are scaled by `1 / (1 - rate)`.
-#[derive(Debug, Clone)]
-pub struct DropPath {
-    rate: f64,
-    noise: Noise,
-}
-
-impl DropPath {
-    pub fn new(rate: f64, noise: &Noise) -> Self {
-        Self {
-            rate,
-            noise: noise.clone(),
-        }
-    }
-
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if !train || self.rate == 0.0 {
-            return Ok(x.clone());
-        }
-        let mut shape = vec![1; x.rank()];
-        shape[0] = x.dim(0)?;
-        ember_ops::broadcast_mul(x, &self.noise.keep_mask(&shape, 1.0 - self.rate, x)?)
-    }
-}
-
-/// `torch.nn.Dropout(rate)`: each element zeroed with probability `rate` in training.
+/// `torch.nn.Dropout(rate)` (each element zeroed with probability `rate` in training), or
+/// with [`Dropout::path`] stochastic depth (timm's `DropPath`: each sample's residual branch
+/// dropped as a whole); survivors are scaled by `1 / (1 - rate)`.
 #[derive(Debug, Clone)]
 pub struct Dropout {
     rate: f64,
     noise: Noise,
+    whole_samples: bool,
 }
 
 impl Dropout {
@@ -71,6 +48,15 @@ impl Dropout {
         Self {
             rate,
             noise: noise.clone(),
+            whole_samples: false,
+        }
+    }
+
+    /// Drop path: one draw per sample.
+    pub fn path(rate: f64, noise: &Noise) -> Self {
+        Self {
+            whole_samples: true,
+            ..Self::new(rate, noise)
         }
     }
 
@@ -78,7 +64,14 @@ impl Dropout {
         if !train || self.rate == 0.0 {
             return Ok(x.clone());
         }
-        x.mul(&self.noise.keep_mask(x.dims(), 1.0 - self.rate, x)?)
+        let keep = 1.0 - self.rate;
+        if self.whole_samples {
+            let mut shape = vec![1; x.rank()];
+            shape[0] = x.dim(0)?;
+            ember_ops::broadcast_mul(x, &self.noise.keep_mask(&shape, keep, x)?)
+        } else {
+            x.mul(&self.noise.keep_mask(x.dims(), keep, x)?)
+        }
     }
 }
 
@@ -95,7 +88,7 @@ mod tests {
     fn drop_path_drops_whole_samples_and_rescales_survivors() {
         let noise = Noise::default();
         noise.reseed(5);
-        let y = DropPath::new(0.25, &noise)
+        let y = Dropout::path(0.25, &noise)
             .forward_t(&ones(), true)
             .unwrap();
         let rows: Vec<Vec<f32>> = y.flatten_from(1).unwrap().to_vec2().unwrap();
@@ -106,7 +99,7 @@ mod tests {
             assert!(v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6, "{v}");
         }
         assert!((30..64).contains(&kept), "kept {kept} of 64 at rate 0.25");
-        let eval = DropPath::new(0.25, &noise)
+        let eval = Dropout::path(0.25, &noise)
             .forward_t(&ones(), false)
             .unwrap();
         assert_eq!(eval.sum_all().unwrap().to_scalar::<f32>().unwrap(), 384.0);

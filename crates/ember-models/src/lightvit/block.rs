@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 use ember_ops::broadcast_mul;
 
 use super::attention::{Attention, AttentionConfig};
-use crate::layers::{linear_normal, DropPath, Dropout, LayerNorm, Linear, Noise};
+use crate::layers::{linear_normal, Dropout, LayerNorm, Linear, Noise};
 use crate::taps::Taps;
 
 /// The bi-dimensional attention. `r = floor(c / 4)`; its LayerNorm has PyTorch's eps 1e-5.
@@ -78,7 +78,7 @@ pub struct Block {
     attn: Attention,
     norm2: LayerNorm,
     mlp: BiAttnMlp,
-    drop_path: DropPath,
+    drop_path: Dropout,
 }
 
 impl Block {
@@ -96,7 +96,7 @@ impl Block {
                 attn: BiAttn::new(c, vm.pp("attn"))?,
                 drop: Dropout::new(cfg.drop, noise),
             },
-            drop_path: DropPath::new(cfg.drop_path, noise),
+            drop_path: Dropout::path(cfg.drop_path, noise),
         })
     }
 
