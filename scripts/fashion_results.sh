@@ -1,20 +1,43 @@
 #!/usr/bin/env bash
-# Reproduces README's results table: the documented Fashion-MNIST recipe (ResNet-18 layout,
-# small-image stem, stage widths 16-32-64-128, 20 epochs), then one table row from the
-# run's summary. Usage: scripts/fashion_results.sh [SEED] [RUN_DIR]
-# About 100 minutes on 2 cores; a killed run continues with `ember train --resume RUN_DIR`.
+# Reproduces a row of README's Fashion-MNIST results table: trains one documented recipe,
+# then prints the row from the run directory (scripts/results_row.py).
+#
+#   scripts/fashion_results.sh RECIPE [SEED] [RUN_DIR]
+#
+# RECIPE:
+#   resnet18  the engine's recipe: ResNet-18 layout, small stem, widths 16-32-64-128, SGD
+#             Nesterov lr 0.1, 20 epochs (0.035 GMACs; about 100 minutes on 2 cores)
+#   resnet10  the ResNet baseline at LightViT's FLOPs: blocks 1-1-1-1, a 16-wide stem, the
+#             same recipe for 30 epochs (0.020 GMACs)
+#   lightvit  lightvit-train's fashion-mnist preset: lightvit_nano_32, AdamW, 30 epochs
+#             (0.020 GMACs)
+# A killed run continues where it stopped: run the same command again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seed="${1:-0}"
-out="${2:-runs/fashion-recipe-seed$seed}"
-cargo build --release --quiet
+recipe="${1:?usage: $0 resnet18|resnet10|lightvit [SEED] [RUN_DIR]}"
+seed="${2:-0}"
+out="${3:-runs/fashion-$recipe-seed$seed}"
+cargo build --release --workspace --quiet
+sgd=(--data fashion-mnist --batch-size 128 --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov
+     --weight-decay 5e-4 --schedule cosine --warmup-epochs 1 --crop-padding 2)
 if [ -f "$out/config.json" ]; then
-  target/release/ember train --resume "$out" > "$out.json"
+  case "$recipe" in
+    lightvit) target/release/lightvit-train --resume "$out" > "$out.json" ;;
+    *) target/release/ember train --resume "$out" > "$out.json" ;;
+  esac
 else
-  target/release/ember train --arch resnet \
-    --model-config '{"stem_type": "small", "channels": [16, 32, 64, 128]}' \
-    --data fashion-mnist --epochs 20 --batch-size 128 --optimizer sgd --lr 0.1 --momentum 0.9 \
-    --nesterov --weight-decay 5e-4 --schedule cosine --warmup-epochs 1 --crop-padding 2 \
-    --seed "$seed" --out "$out" > "$out.json"
+  case "$recipe" in
+    resnet18)
+      target/release/ember train --arch resnet \
+        --model-config '{"stem_type": "small", "channels": [16, 32, 64, 128]}' \
+        --epochs 20 "${sgd[@]}" --seed "$seed" --out "$out" > "$out.json" ;;
+    resnet10)
+      target/release/ember train --arch resnet \
+        --model-config '{"stem_type": "small", "layers": [1, 1, 1, 1], "channels": [16, 32, 64, 128], "stem_width": 16}' \
+        --epochs 30 "${sgd[@]}" --seed "$seed" --out "$out" > "$out.json" ;;
+    lightvit)
+      target/release/lightvit-train --preset fashion-mnist --seed "$seed" --out "$out" > "$out.json" ;;
+    *) echo "unknown recipe $recipe (resnet18, resnet10, lightvit)" >&2; exit 2 ;;
+  esac
 fi
 scripts/results_row.py "$out"
