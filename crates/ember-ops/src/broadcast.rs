@@ -12,7 +12,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
+use crate::cpu::{float_kernel, in_kernel_precision, par_fill, Float};
 use crate::simd;
 
 /// `a + b`, `b` broadcast to `a`'s shape.
@@ -23,6 +23,50 @@ pub fn broadcast_add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `a * b`, `b` broadcast to `a`'s shape.
 pub fn broadcast_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     apply(a, b, Kind::Mul)
+}
+
+/// The sum over `dim`, kept as a size-1 dim: the reduction `broadcast_add` uses for its
+/// gradient, one contiguous pass (candle's `sum_keepdim` strides over any dim but the last).
+pub fn sum_keepdim(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let dims = x.dims();
+    if dim >= dims.len() {
+        candle_core::bail!("sum_keepdim: dim {dim} of a rank-{} tensor", dims.len())
+    }
+    if !x.device().is_cpu() || dims.contains(&0) {
+        return x.sum_keepdim(dim);
+    }
+    let view = [
+        dims[..dim].iter().product(),
+        dims[dim],
+        dims[dim + 1..].iter().product(),
+    ];
+    let mut shape = dims.to_vec();
+    shape[dim] = 1;
+    in_kernel_precision(&[x], |t| {
+        t[0].contiguous()?
+            .reshape((view[0], view[1], view[2]))?
+            .apply_op1(SumMid { view })?
+            .reshape(shape.clone())
+    })
+}
+
+/// The forward op of [`sum_keepdim`]; its gradient is the incoming one broadcast back.
+struct SumMid {
+    view: [usize; 3],
+}
+
+impl CustomOp1 for SumMid {
+    fn name(&self) -> &'static str {
+        "ember.sum_keepdim"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        CustomOp1::cpu_fwd(&ReduceMid { view: self.view }, s, l)
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.broadcast_as(x.shape())?.contiguous()?))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,38 +215,26 @@ impl CustomOp2 for ReduceMid {
 
 fn forward<T: Float>(a: &[T], b: &[T], [outer, mid, inner]: [usize; 3], kind: Kind) -> Vec<T> {
     debug_assert_eq!(a.len(), outer * mid * inner);
-    let op = |y: &mut [T], x: &[T], b: &[T]| match kind {
-        Kind::Add => y
-            .iter_mut()
-            .zip(x.iter().zip(b))
-            .for_each(|(y, (&x, &b))| *y = x + b),
-        Kind::Mul => y
-            .iter_mut()
-            .zip(x.iter().zip(b))
-            .for_each(|(y, (&x, &b))| *y = x * b),
+    let op = |x: T, b: T| match kind {
+        Kind::Add => x + b,
+        Kind::Mul => x * b,
     };
-    let mut y = zeros(a.len());
-    if inner == 1 {
-        // One value of b per run of `mid` elements.
-        y.par_chunks_mut(mid)
-            .zip(a.par_chunks(mid))
-            .enumerate()
-            .with_min_len((4096 / mid).max(1))
-            .for_each(|(o, (y, x))| match kind {
-                Kind::Add => simd::affine_into(y, T::one(), x, b[o]),
-                Kind::Mul => simd::affine_into(y, b[o], x, T::zero()),
-            });
-    } else {
-        y.par_chunks_mut(inner)
-            .zip(a.par_chunks(inner))
-            .enumerate()
-            .with_min_len((4096 / inner).max(1))
-            .for_each(|(r, (y, x))| {
-                let o = r / mid;
-                op(y, x, &b[o * inner..(o + 1) * inner])
-            });
+    // Whole rows of `inner` elements per task (at least 4096 elements), so that each row
+    // finds its `b` row once.
+    let rows = (4096 / inner).max(1);
+    // SAFETY: every element of each chunk is written below.
+    unsafe {
+        par_fill(a.len(), rows * inner, |offset, out| {
+            for (r, row) in out.chunks_mut(inner).enumerate() {
+                let start = offset + r * inner;
+                let o = start / (mid * inner);
+                let brow = &b[o * inner..(o + 1) * inner];
+                for ((y, &x), &bv) in row.iter_mut().zip(&a[start..start + inner]).zip(brow) {
+                    y.write(op(x, bv));
+                }
+            }
+        })
     }
-    y
 }
 
 /// `acc += g` or `acc += g * a`, element-wise.
@@ -275,5 +307,9 @@ pub mod composed {
 
     pub fn broadcast_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         a.broadcast_mul(b)
+    }
+
+    pub fn sum_keepdim(x: &Tensor, dim: usize) -> Result<Tensor> {
+        x.sum_keepdim(dim)
     }
 }

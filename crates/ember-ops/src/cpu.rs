@@ -84,6 +84,31 @@ pub(crate) fn zeros<T: Float>(n: usize) -> Vec<T> {
     v
 }
 
+/// A new vector of `n` elements filled in parallel, `chunk` at a time, by `fill(offset,
+/// chunk)`, without first writing zeros (for element-wise kernels the zeroing pass cost as
+/// much as the kernel).
+///
+/// # Safety
+///
+/// `fill` must write every element of each chunk it is given.
+pub(crate) unsafe fn par_fill<T: Send>(
+    n: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut v: Vec<std::mem::MaybeUninit<T>> = Vec::with_capacity(n);
+    // SAFETY: `MaybeUninit` elements need no initialisation.
+    unsafe { v.set_len(n) };
+    v.par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, c)| fill(i * chunk.max(1), c));
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: every element was written (the caller's contract), and `MaybeUninit<T>` has
+    // `T`'s size and alignment, so the allocation is a valid `Vec<T>` of the same length.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
+}
+
 /// Wraps a kernel's output vector as candle storage.
 pub(crate) fn storage<T: WithDType>(data: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(data)

@@ -7,10 +7,11 @@
 //! (|error| < 1.5e-7, below f32's resolution of the result) over the vectorised exp, one
 //! pass forward and one backward; f64 (gradient checks) uses libm's erf.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
-use crate::cpu::{float_kernel, in_kernel_precision, zeros, Float};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+
+use crate::cpu::{float_kernel, in_kernel_precision, par_fill, Float};
 
 /// Elements per parallel task.
 const CHUNK: usize = 4096;
@@ -58,29 +59,34 @@ impl CustomOp2 for GeluGrad {
     }
 }
 
-/// Applies `f(out, x, dy)` to matching chunks in parallel.
-fn map_chunks<T: Float>(x: &[T], dy: Option<&[T]>, f: fn(&mut [T], &[T], &[T])) -> Vec<T> {
-    let mut out = zeros(x.len());
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(i, (out, x))| {
-            let dy = dy.map_or(&[][..], |d| &d[i * CHUNK..i * CHUNK + x.len()]);
-            f(out, x, dy)
-        });
-    out
+/// `out[i] = f(x[i], dy[i])` over matching chunks in parallel, `f` given whole chunks
+/// (uninitialised; it writes every element).
+fn map_chunks<T: Float>(
+    x: &[T],
+    dy: Option<&[T]>,
+    f: fn(&mut [MaybeUninit<T>], &[T], &[T]),
+) -> Vec<T> {
+    // SAFETY: the kernels write every element of the chunk they are given.
+    unsafe {
+        par_fill(x.len(), CHUNK, |offset, out| {
+            let range = offset..offset + out.len();
+            let dy = dy.map_or(&[][..], |d| &d[range.clone()]);
+            f(out, &x[range], dy)
+        })
+    }
 }
 
 const SQRT_HALF: f64 = std::f64::consts::FRAC_1_SQRT_2;
 /// `1 / sqrt(2 pi)`.
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-/// The per-type kernels: f32 approximates erf, f64 is exact.
+/// The per-type kernels (f32 approximates erf, f64 is exact); each writes every element
+/// of `out`.
 pub(crate) trait GeluKernel: Sized {
     /// `out[i] = gelu(x[i])`.
-    fn gelu_chunk(out: &mut [Self], x: &[Self], _: &[Self]);
+    fn gelu_chunk(out: &mut [MaybeUninit<Self>], x: &[Self], _: &[Self]);
     /// `out[i] = dy[i] * gelu'(x[i])`.
-    fn gelu_grad_chunk(out: &mut [Self], x: &[Self], dy: &[Self]);
+    fn gelu_grad_chunk(out: &mut [MaybeUninit<Self>], x: &[Self], dy: &[Self]);
 }
 
 /// `Phi(x)` for each element, given `e[i] = exp(-x[i]^2 / 2)` (A&S 7.1.26 on `|x| / sqrt 2`).
@@ -100,23 +106,28 @@ fn phi_f32(x: f32, e: f32) -> f32 {
     0.5 * (1.0 + erf_abs.copysign(x))
 }
 
-/// `e[i] = exp(-x[i]^2 / 2)`, vectorised, written into `e`.
-fn half_gauss_f32(e: &mut [f32], x: &[f32]) {
-    e.iter_mut().zip(x).for_each(|(e, &v)| *e = -0.5 * v * v);
+/// Writes `exp(-x[i]^2 / 2)` into every element of `out` (vectorised) and returns it.
+fn half_gauss_f32<'a>(out: &'a mut [MaybeUninit<f32>], x: &[f32]) -> &'a mut [f32] {
+    for (e, &v) in out.iter_mut().zip(x) {
+        e.write(-0.5 * v * v);
+    }
+    // SAFETY: every element was just written; `MaybeUninit<f32>` has `f32`'s layout.
+    let e = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len()) };
     crate::simd::exp_f32_in_place(e);
+    e
 }
 
 impl GeluKernel for f32 {
-    fn gelu_chunk(out: &mut [f32], x: &[f32], _: &[f32]) {
-        half_gauss_f32(out, x);
-        for (o, &v) in out.iter_mut().zip(x) {
+    fn gelu_chunk(out: &mut [MaybeUninit<f32>], x: &[f32], _: &[f32]) {
+        let e = half_gauss_f32(out, x);
+        for (o, &v) in e.iter_mut().zip(x) {
             *o = v * phi_f32(v, *o);
         }
     }
 
-    fn gelu_grad_chunk(out: &mut [f32], x: &[f32], dy: &[f32]) {
-        half_gauss_f32(out, x);
-        for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
+    fn gelu_grad_chunk(out: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32]) {
+        let e = half_gauss_f32(out, x);
+        for ((o, &v), &g) in e.iter_mut().zip(x).zip(dy) {
             let e = *o;
             *o = g * (phi_f32(v, e) + v * e * INV_SQRT_2PI as f32);
         }
@@ -124,16 +135,16 @@ impl GeluKernel for f32 {
 }
 
 impl GeluKernel for f64 {
-    fn gelu_chunk(out: &mut [f64], x: &[f64], _: &[f64]) {
+    fn gelu_chunk(out: &mut [MaybeUninit<f64>], x: &[f64], _: &[f64]) {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = v * 0.5 * (1.0 + libm_erf(v * SQRT_HALF));
+            o.write(v * 0.5 * (1.0 + libm_erf(v * SQRT_HALF)));
         }
     }
 
-    fn gelu_grad_chunk(out: &mut [f64], x: &[f64], dy: &[f64]) {
+    fn gelu_grad_chunk(out: &mut [MaybeUninit<f64>], x: &[f64], dy: &[f64]) {
         for ((o, &v), &g) in out.iter_mut().zip(x).zip(dy) {
             let phi = 0.5 * (1.0 + libm_erf(v * SQRT_HALF));
-            *o = g * (phi + v * (-0.5 * v * v).exp() * INV_SQRT_2PI);
+            o.write(g * (phi + v * (-0.5 * v * v).exp() * INV_SQRT_2PI));
         }
     }
 }

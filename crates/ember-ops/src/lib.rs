@@ -31,7 +31,7 @@ pub mod softmax;
 pub mod upsample;
 
 pub use batch_norm::{batch_norm, batch_norm_train, batch_stats, Mode as BatchNormMode};
-pub use broadcast::{broadcast_add, broadcast_mul};
+pub use broadcast::{broadcast_add, broadcast_mul, sum_keepdim};
 pub use conv::{
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair,
 };

@@ -221,6 +221,20 @@ fn broadcast_add_and_mul_for_every_pattern() {
     }
 }
 
+#[test]
+fn sum_keepdim_over_every_dim() {
+    for dim in 0..3 {
+        let case = format!("[3, 4, 5] dim {dim}");
+        let inputs = [f64s(&[3, 4, 5], 70 + dim as u64)];
+        check("ember.sum_keepdim", &case, &inputs, |t| {
+            sum_keepdim(&t[0], dim)
+        });
+        check("composed sum_keepdim", &case, &inputs, |t| {
+            broadcast::composed::sum_keepdim(&t[0], dim)
+        });
+    }
+}
+
 fn random_max_pool(c: &mut Cases) -> MaxPool2dParams {
     let k = (c.int(1, 4), c.int(1, 4));
     let d = (c.int(1, 2), c.int(1, 2));

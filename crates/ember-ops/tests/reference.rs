@@ -608,3 +608,17 @@ fn broadcast_ops_match_candle_on_large_shapes() {
         );
     }
 }
+
+#[test]
+fn sum_keepdim_matches_candle() {
+    let x = randn(&[6, 70, 64], 9, DType::F32);
+    for dim in 0..3 {
+        assert_same_op(
+            std::slice::from_ref(&x),
+            1e-4,
+            &format!("sum_keepdim dim {dim}"),
+            |t| sum_keepdim(&t[0], dim),
+            |t| t[0].sum_keepdim(dim),
+        );
+    }
+}

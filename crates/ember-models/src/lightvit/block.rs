@@ -4,7 +4,7 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use ember_ops::broadcast_mul;
+use ember_ops::{broadcast_add, broadcast_mul};
 
 use super::attention::{Attention, AttentionConfig};
 use crate::layers::{linear_normal, Dropout, LayerNorm, Linear, Noise};
@@ -34,18 +34,36 @@ impl BiAttn {
 
     fn forward(&self, x: &Tensor, taps: &mut Taps, name: &str) -> Result<Tensor> {
         let z = self.norm.forward(x)?;
+        let n = z.dim(1)?;
         // The mean runs over every token, the global ones included.
-        let global = self
-            .global_reduce
-            .forward(&z.mean_keepdim(1)?)?
-            .apply(&ember_ops::gelu)?;
+        let mean = (ember_ops::sum_keepdim(&z, 1)? / n as f64)?;
+        let global = self.global_reduce.forward(&mean)?.apply(&ember_ops::gelu)?;
         let local = self.local_reduce.forward(&z)?.apply(&ember_ops::gelu)?;
         let c_attn = candle_nn::ops::sigmoid(&self.channel_select.forward(&global)?)?;
-        let both = Tensor::cat(&[&local, &global.broadcast_as(local.shape())?], 2)?;
-        let s_attn = candle_nn::ops::sigmoid(&self.spatial_select.forward(&both)?)?;
+        let s_attn = candle_nn::ops::sigmoid(&self.spatial_logits(&local, &global)?)?;
         taps.put(|| format!("{name}.c_attn"), &c_attn);
         taps.put(|| format!("{name}.s_attn"), &s_attn);
         broadcast_mul(&broadcast_mul(x, &c_attn)?, &s_attn)
+    }
+
+    /// `spatial_select(cat[local, global broadcast over the tokens])`, computed as
+    /// `local . w_local + global . w_global + b` without building the concatenation.
+    fn spatial_logits(&self, local: &Tensor, global: &Tensor) -> Result<Tensor> {
+        let (b, n, r) = local.dims3()?;
+        let w = self.spatial_select.weight();
+        let per_token = local
+            .reshape((b * n, r))?
+            .matmul(&w.narrow(1, 0, r)?.t()?)?
+            .reshape((b, n, 1))?;
+        let per_image = global
+            .reshape((b, r))?
+            .matmul(&w.narrow(1, r, r)?.t()?)?
+            .reshape((b, 1, 1))?;
+        let logits = broadcast_add(&per_token, &per_image)?;
+        match self.spatial_select.bias() {
+            Some(bias) => broadcast_add(&logits, bias),
+            None => Ok(logits),
+        }
     }
 }
 

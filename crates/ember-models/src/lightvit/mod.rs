@@ -158,7 +158,8 @@ impl LightViT {
             .forward(&self.neck_fc.forward(&x)?)?
             .apply(&ember_ops::gelu)?;
         taps.put(|| "neck".into(), &x);
-        let features = x.mean(1)?;
+        let tokens = x.dim(1)?;
+        let features = (ember_ops::sum_keepdim(&x, 1)?.squeeze(1)? / tokens as f64)?;
         taps.put(|| "features".into(), &features);
         match &self.head {
             Some(head) => head.forward(&features),
