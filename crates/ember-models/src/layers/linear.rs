@@ -22,6 +22,18 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// The layer restricted to output features `start..start + len` (views of the weight
+    /// and bias, so gradients reach the full parameters).
+    pub fn outputs(&self, start: usize, len: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.weight.narrow(0, start, len)?,
+            bias: match &self.bias {
+                Some(b) => Some(b.narrow(0, start, len)?),
+                None => None,
+            },
+        })
+    }
 }
 
 impl Module for Linear {

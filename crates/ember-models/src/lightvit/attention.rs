@@ -110,11 +110,14 @@ impl Attention {
 
     /// `x` `[b, tokens + h * w, c]` (normed); `name` prefixes the taps.
     ///
-    /// Image tokens are handled in window order (window by window, each window row-major)
-    /// from one copy of the qkv output to its end: the global aggregation and broadcast do
-    /// not depend on the order of the image tokens, so only the sum of the local and
-    /// broadcast outputs goes back to grid order. Heads lead every layout (`[heads, b, ...]`)
-    /// so that the position bias broadcasts over one run of dims.
+    /// `qkv` runs as three projections of the image tokens (q, k, v) and one of the global
+    /// tokens (their q; the official code also computes their k and v and drops them): the
+    /// same weights, without slicing a `[b, n, 3c]` output, whose backward would pad every
+    /// slice back to full size. Image tokens are handled in window order (window by window,
+    /// each window row-major) from there on: the global aggregation and broadcast do not
+    /// depend on the order of the image tokens, so only the sum of the local and broadcast
+    /// outputs goes back to grid order. Heads lead every layout (`[heads, b, ...]`) so that
+    /// the position bias broadcasts over one run of dims.
     pub fn forward_t(
         &self,
         x: &Tensor,
@@ -126,21 +129,23 @@ impl Attention {
         let (b, n, c) = x.dims3()?;
         let (nh, nt, ws) = (self.heads, self.tokens, self.window);
         let (d, a, gh, gw) = (c / nh, ws * ws, h / ws, w / ws);
-        let qkv = self.qkv.forward(x)?;
-
-        // [b, gh, ws, gw, ws, 3, nh, d] -> [3, nh, b, gh, gw, ws, ws, d]
-        let parts = qkv
-            .narrow(1, nt, n - nt)?
-            .reshape(vec![b, gh, ws, gw, ws, 3, nh, d])?
-            .permute([5, 6, 0, 1, 3, 2, 4, 7])?
-            .contiguous()?;
-        let windowed = |i: usize| parts.get(i)?.reshape((nh, b * gh * gw, a, d));
+        let image_tokens = x.narrow(1, nt, n - nt)?;
+        // [b, gh, ws, gw, ws, nh, d] -> [nh, b * gh * gw, ws * ws, d]
+        let windowed = |part: usize| {
+            self.qkv
+                .outputs(part * c, c)?
+                .forward(&image_tokens)?
+                .reshape(vec![b, gh, ws, gw, ws, nh, d])?
+                .permute([5, 0, 1, 3, 2, 4, 6])?
+                .reshape((nh, b * gh * gw, a, d))
+        };
         let (q, k, v) = (windowed(0)?, windowed(1)?, windowed(2)?);
         let image = |t: &Tensor| t.reshape((nh, b, h * w, d));
         // [nh, b, nt, d]
-        let q_global = qkv
-            .narrow(1, 0, nt)?
-            .narrow(2, 0, c)?
+        let q_global = self
+            .qkv
+            .outputs(0, c)?
+            .forward(&x.narrow(1, 0, nt)?)?
             .reshape((b, nt, nh, d))?
             .permute((2, 0, 1, 3))?
             .contiguous()?;
