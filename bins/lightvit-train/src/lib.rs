@@ -127,17 +127,20 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
         );
     }
     let (device, _) = cli.runtime.setup()?;
+    // A resumed run reports the preset it was started with.
+    let preset = std::cell::RefCell::new(cli.preset.clone());
     let reparse = |argv: &[String]| {
         let full: Vec<String> = std::iter::once("lightvit-train".to_string())
             .chain(argv.iter().cloned())
             .collect();
         let expanded = expand(&full);
-        let cli = Cli::try_parse_from(&expanded)
+        let saved = Cli::try_parse_from(&expanded)
             .map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
-        spec(&cli, &expanded)
+        preset.replace(saved.preset.clone());
+        spec(&saved, &expanded)
     };
     let mut summary = supervised::train(spec(cli, &invocation.expanded)?, &device, reparse)?;
     summary["command"] = Value::from("lightvit-train");
-    summary["preset"] = Value::from(cli.preset.clone());
+    summary["preset"] = Value::from(preset.into_inner());
     Ok(summary)
 }

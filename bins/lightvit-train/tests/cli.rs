@@ -72,6 +72,12 @@ fn trains_with_a_preset_and_fine_tunes_from_its_checkpoint_and_the_hub() {
         argv.windows(2).any(|w| w == ["--arch", "lightvit_nano_32"]),
         "{argv:?}"
     );
+    // Resuming the finished run re-parses that command line: same run, same preset.
+    let dir = first.display().to_string();
+    let resumed = summary(&tool(&["--resume", &dir, "--quiet"], &[]));
+    assert_eq!(resumed["preset"], "quick");
+    assert_eq!(resumed["epochs"], 1);
+    assert_eq!(resumed["run_dir"], s["run_dir"]);
 
     // Fine-tune from the file: its config (widths 8-16-32) is the model's.
     let second = tmp.path().join("second");
