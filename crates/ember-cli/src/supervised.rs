@@ -3,10 +3,9 @@
 //! started with go to its `config.json` first, so `--resume DIR` rebuilds the same model,
 //! data and settings: the tool re-parses the saved command line with its own parser.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-
-use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
@@ -271,13 +270,8 @@ fn pretrained(
             ckpt.meta.arch, cfg.family
         )));
     }
-    let mut config = ckpt.meta.config.clone();
-    if let (Some(target), Some(fields)) = (config.as_object_mut(), overrides.as_object()) {
-        for (k, v) in fields {
-            target.insert(k.clone(), v.clone());
-        }
-    }
-    cfg.config = config;
+    cfg.config = ckpt.meta.config.clone();
+    cfg.apply(overrides)?;
     let tensors = ckpt
         .model_tensors()
         .map(|(k, t)| (k.clone(), t.clone()))

@@ -182,6 +182,27 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// Replaces fields of the config by those of `overrides` (a JSON object, or null for
+    /// none).
+    pub fn apply(&mut self, overrides: &Value) -> Result<()> {
+        match overrides {
+            Value::Null => Ok(()),
+            Value::Object(fields) => {
+                let target = self
+                    .config
+                    .as_object_mut()
+                    .ok_or_else(|| EmberError::bad_input("a model config must be a JSON object"))?;
+                for (k, v) in fields {
+                    target.insert(k.clone(), v.clone());
+                }
+                Ok(())
+            }
+            other => Err(EmberError::bad_input(format!(
+                "model config must be a JSON object, got {other}"
+            ))),
+        }
+    }
+
     /// Sets a config field (e.g. `in_chans` and `num_classes` from the data) unless the user
     /// already chose a different value, which is an error.
     pub fn fit(&mut self, key: &str, value: usize, user: &Value) -> Result<()> {
@@ -200,25 +221,18 @@ impl ModelConfig {
 /// The preset of `arch` with the fields of `overrides` (a JSON object) replacing its own.
 pub fn resolve(arch_name: &str, overrides: &Value) -> Result<ModelConfig> {
     let arch = arch(arch_name)?;
-    let mut config = (arch.preset)();
-    match overrides {
-        Value::Null => {}
-        Value::Object(fields) => {
-            let target = config.as_object_mut().expect("presets are objects");
-            for (k, v) in fields {
-                target.insert(k.clone(), v.clone());
-            }
-        }
-        other => {
-            return Err(EmberError::bad_input(format!(
-                "model config must be a JSON object, got {other}"
-            )))
-        }
-    }
-    Ok(ModelConfig {
+    let mut cfg = ModelConfig {
         family: arch.family.to_string(),
-        config,
-    })
+        config: (arch.preset)(),
+    };
+    cfg.apply(overrides)?;
+    Ok(cfg)
+}
+
+/// `config` read as `family`'s config type; unknown or ill-typed fields are bad input.
+fn parse<T: serde::de::DeserializeOwned>(family: &str, config: &Value) -> Result<T> {
+    serde_json::from_value(config.clone())
+        .map_err(|e| EmberError::bad_input(format!("{family} config: {e}")))
 }
 
 /// Learnt parameters of the model whose variables are `vars` (buffers excluded), as
@@ -248,9 +262,8 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
 /// input that says why if not.
 pub fn check_input(family: &str, config: &Value, h: usize, w: usize) -> Result<()> {
     if family == "lightvit" {
-        let cfg: lightvit::Config = serde_json::from_value(config.clone())
-            .map_err(|e| EmberError::bad_input(format!("lightvit config: {e}")))?;
-        cfg.grids(h, w)
+        parse::<lightvit::Config>(family, config)?
+            .grids(h, w)
             .map_err(|e| EmberError::bad_input(format!("lightvit: {e}")))?;
     }
     Ok(())
@@ -262,13 +275,11 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
     let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
     Ok(match family {
         "resnet" => {
-            let cfg: resnet::Config =
-                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            let cfg: resnet::Config = parse(family, config)?;
             serde_json::json!({ "convs_and_classifier": cfg.macs(h, w) / 1e9 })
         }
         "lightvit" => {
-            let cfg: lightvit::Config =
-                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            let cfg: lightvit::Config = parse(family, config)?;
             cfg.grids(h, w).map_err(bad)?;
             let f = lightvit::flops::count(&cfg, h, w);
             serde_json::json!({
@@ -290,14 +301,12 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
     let bad = |e: String| EmberError::bad_input(format!("{family} config: {e}"));
     match family {
         "resnet" => {
-            let cfg: resnet::Config =
-                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            let cfg: resnet::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(ResNet::new(&cfg, vb)?))
         }
         "lightvit" => {
-            let cfg: lightvit::Config =
-                serde_json::from_value(config.clone()).map_err(|e| bad(e.to_string()))?;
+            let cfg: lightvit::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(LightViT::new(&cfg, vb)?))
         }

@@ -15,6 +15,20 @@ fn ignorable(name: &str) -> bool {
         || name.starts_with(STATE_PREFIX)
 }
 
+/// Names in `tensors` that no variable of `data` has (and that are not ignorable), sorted.
+fn unexpected<'a, V>(
+    data: &HashMap<String, V>,
+    tensors: &'a HashMap<String, Tensor>,
+) -> Vec<&'a str> {
+    let mut extra: Vec<&str> = tensors
+        .keys()
+        .filter(|k| !data.contains_key(*k) && !ignorable(k))
+        .map(String::as_str)
+        .collect();
+    extra.sort();
+    extra
+}
+
 /// Sets every variable of `vars` from `tensors` (same names and shapes, cast to the
 /// variable's dtype and device). A missing, extra or misshapen tensor is bad input that
 /// names it: the weights belong to another model. `what` names the source in the error.
@@ -25,13 +39,8 @@ pub fn load_into(vars: &VarMap, tensors: &HashMap<String, Tensor>, what: &str) -
         .filter(|k| !tensors.contains_key(*k))
         .map(String::as_str)
         .collect();
-    let mut extra: Vec<&str> = tensors
-        .keys()
-        .filter(|k| !data.contains_key(*k) && !ignorable(k))
-        .map(String::as_str)
-        .collect();
+    let extra = unexpected(&data, tensors);
     missing.sort();
-    extra.sort();
     if !missing.is_empty() || !extra.is_empty() {
         let list = |v: &[&str]| {
             let shown: Vec<&str> = v.iter().take(3).copied().collect();
@@ -83,11 +92,7 @@ pub fn load_pretrained(
     let data = vars.data().lock().unwrap();
     let misfit =
         |detail: String| EmberError::bad_input(format!("{what} does not fit this model: {detail}"));
-    if let Some(extra) = tensors
-        .keys()
-        .filter(|k| !data.contains_key(*k) && !ignorable(k))
-        .min()
-    {
+    if let Some(extra) = unexpected(&data, tensors).first() {
         return Err(misfit(format!("it has unexpected {extra}")));
     }
     let mut notes = Vec::new();

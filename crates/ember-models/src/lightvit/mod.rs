@@ -118,10 +118,6 @@ impl LightViT {
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
     /// The random source of drop path and dropout (reseeded by the trainer every step).
     pub fn noise(&self) -> &Noise {
         &self.noise
