@@ -20,29 +20,31 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
-    /// Resizing to the model's input (a no-op for images already that size), then
-    /// normalisation.
+    /// Resizing to the model's input (a no-op for images already that size).
+    fn resize(&self) -> Transform {
+        Transform::Resize {
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    fn normalize(&self) -> Transform {
+        Transform::Normalize {
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        }
+    }
+
+    /// Resizing to the model's input, then normalisation.
     pub fn eval_pipeline(&self) -> Pipeline {
-        Pipeline(vec![
-            Transform::Resize {
-                height: self.height,
-                width: self.width,
-            },
-            Transform::Normalize {
-                mean: self.mean.clone(),
-                std: self.std.clone(),
-            },
-        ])
+        Pipeline(vec![self.resize(), self.normalize()])
     }
 
     /// Resizing to the model's input, random crop with zero padding (none if
     /// `crop_padding` is 0), optional horizontal flip, then normalisation: the standard
     /// small-image augmentation.
     pub fn train_pipeline(&self, crop_padding: usize, flip: bool) -> Pipeline {
-        let mut steps = vec![Transform::Resize {
-            height: self.height,
-            width: self.width,
-        }];
+        let mut steps = vec![self.resize()];
         if crop_padding > 0 {
             steps.push(Transform::RandomCrop {
                 height: self.height,
@@ -53,7 +55,7 @@ impl Preprocess {
         if flip {
             steps.push(Transform::HorizontalFlip { p: 0.5 });
         }
-        steps.extend(self.eval_pipeline().0.into_iter().skip(1));
+        steps.push(self.normalize());
         Pipeline(steps)
     }
 
