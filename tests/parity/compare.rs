@@ -1,0 +1,64 @@
+//! Loading fixture files and comparing our tensors with the official ones.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+
+/// `|ours - theirs| <= abs + rel * |theirs| + rel_to_max_abs * max |theirs|` per element,
+/// with the manifest's fields (absent ones are 0; `abs` defaults to 1e-4).
+pub struct Tolerance {
+    abs: f64,
+    rel: f64,
+    rel_to_max_abs: f64,
+}
+
+impl Tolerance {
+    pub fn from_manifest(tol: &Value) -> Self {
+        Self {
+            abs: tol["abs"].as_f64().unwrap_or(1e-4),
+            rel: tol["rel"].as_f64().unwrap_or(0.0),
+            rel_to_max_abs: tol["rel_to_max_abs"].as_f64().unwrap_or(0.0),
+        }
+    }
+
+    /// The largest |ours - theirs|; an error names the tensor when any element is out of
+    /// tolerance or the shapes differ.
+    pub fn check(&self, name: &str, ours: &Tensor, theirs: &Tensor) -> Result<f64, String> {
+        if ours.dims() != theirs.dims() {
+            return Err(format!(
+                "{name}: shape {:?}, official {:?}",
+                ours.dims(),
+                theirs.dims()
+            ));
+        }
+        let (a, b) = (values(ours)?, values(theirs)?);
+        let max_ref = b.iter().fold(0f64, |m, y| m.max(y.abs()));
+        let mut worst = 0f64;
+        let mut within = true;
+        for (x, y) in a.iter().zip(&b) {
+            let d = (x - y).abs();
+            worst = worst.max(d);
+            within &= d <= self.abs + self.rel * y.abs() + self.rel_to_max_abs * max_ref;
+        }
+        if !within {
+            return Err(format!(
+                "{name}: max abs diff {worst:.3e} exceeds abs {:e} + rel {:e} + rel_to_max_abs {:e}",
+                self.abs, self.rel, self.rel_to_max_abs
+            ));
+        }
+        Ok(worst)
+    }
+}
+
+fn values(t: &Tensor) -> Result<Vec<f64>, String> {
+    t.to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all()?.to_vec1())
+        .map_err(|e| e.to_string())
+}
+
+/// The tensors of fixture file `file` in `dir`, on the CPU.
+pub fn load_file(dir: &Path, file: &str) -> Result<HashMap<String, Tensor>, String> {
+    candle_core::safetensors::load(dir.join(file), &Device::Cpu).map_err(|e| format!("{file}: {e}"))
+}
