@@ -94,3 +94,13 @@ pub struct PullCommand {
     /// hf://owner/repo[@revision]/file (HF_HOME, HF_ENDPOINT and HF_HUB_OFFLINE are honoured).
     pub file: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod output;
+pub use output::{assert_bad_input, stdout_json};
+
 pub const TINY_MODEL: &str =
     r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
@@ -18,32 +21,6 @@ pub fn ember() -> Command {
 
 pub fn run(args: &[&str]) -> Output {
     ember().args(args).output().expect("the ember binary runs")
-}
-
-pub fn stdout_json(out: &Output) -> serde_json::Value {
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_else(|| {
-        panic!(
-            "no stdout; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {text}"))
-}
-
-/// Asserts a bad-input failure: exit code 2 and exactly one line on stderr, containing
-/// `needle`.
-pub fn assert_bad_input(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line on stderr, got: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
 }
 
 /// `ember train` of the tiny model on the bundled subset into `out`, plus `extra` flags

@@ -70,13 +70,18 @@ fn inputs<'a>(
     prefix: &str,
     io: &'a HashMap<String, Tensor>,
 ) -> Result<(&'a Tensor, &'a Tensor), String> {
-    let pair = |p: &str| Some((io.get(&format!("{p}student"))?, io.get(&format!("{p}teacher"))?));
+    let pair = |p: &str| {
+        Some((
+            io.get(&format!("{p}student"))?,
+            io.get(&format!("{p}teacher"))?,
+        ))
+    };
     if let Some(found) = pair(prefix) {
         return Ok(found);
     }
-    let grad = io
-        .get(&format!("{prefix}grad_student"))
-        .ok_or(format!("no `{prefix}student` input and no `{prefix}grad_student` to match one by shape"))?;
+    let grad = io.get(&format!("{prefix}grad_student")).ok_or(format!(
+        "no `{prefix}student` input and no `{prefix}grad_student` to match one by shape"
+    ))?;
     let mut candidates: Vec<&String> = io
         .keys()
         .filter(|k| *k == "student" || k.ends_with(".student"))
@@ -100,10 +105,15 @@ fn case_parity(
     let dist = config(hp);
     let weight = hp["loss_weight"].as_f64().unwrap_or(1.0);
     let s = Var::from_tensor(student).map_err(|e| e.to_string())?;
-    let terms = dist.terms(s.as_tensor(), teacher).map_err(|e| e.to_string())?;
+    let terms = dist
+        .terms(s.as_tensor(), teacher)
+        .map_err(|e| e.to_string())?;
     let grad_of = |t: &Tensor| -> Result<Tensor, String> {
         let grads = t.backward().map_err(|e| e.to_string())?;
-        grads.get(&s).cloned().ok_or("no gradient reached the student".into())
+        grads
+            .get(&s)
+            .cloned()
+            .ok_or("no gradient reached the student".into())
     };
     let loss = (&terms.loss * weight).map_err(|e| e.to_string())?;
     let mut worst = 0f64;

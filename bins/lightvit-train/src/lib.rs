@@ -144,3 +144,13 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
     summary["preset"] = Value::from(preset.into_inner());
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

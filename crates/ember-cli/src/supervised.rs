@@ -11,8 +11,8 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
-use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
-use ember_train::Trainer;
+use ember_data::{DataSource, Loader, LoaderConfig, OpenedData, Preprocess};
+use ember_train::{Objective, TrainSettings, Trainer};
 use serde_json::{json, Value};
 
 use crate::{DataArgs, TrainArgs};
@@ -22,7 +22,7 @@ use crate::{DataArgs, TrainArgs};
 pub struct SupervisedArgs {
     /// JSON object (or a path to a JSON file) overriding fields of the arch's config, e.g.
     /// '{"stem_type": "small", "channels": [32, 64, 128, 256]}'. in_chans and num_classes follow the data.
-    #[arg(long, value_name = "JSON|FILE")]
+    #[arg(long, value_name = "JSON|FILE", alias = "student-config")]
     pub model_config: Option<String>,
     /// Start from these weights (a checkpoint path or hf://owner/repo[@rev]/file.safetensors):
     /// its config is the model's, a new classifier is made when the class count differs, and
@@ -57,6 +57,30 @@ pub struct RunSpec {
     pub argv: Vec<String>,
 }
 
+/// What a method adds to supervised training (distillation: a teacher and its loss).
+pub struct Method {
+    /// What each step minimises instead of the plain cross-entropy.
+    pub objective: Box<dyn Objective>,
+    /// Recorded in every checkpoint's metadata, as `ember.<key>`.
+    pub meta: Vec<(String, String)>,
+    /// Written to config.json under `method` and merged into the result line.
+    pub report: Value,
+}
+
+/// The resolved run a method prepares for: its spec (the saved one when resuming: a method
+/// re-reads its own flags from `spec.argv`), data, preprocessing and loaders.
+pub struct Setup<'a> {
+    pub spec: &'a RunSpec,
+    pub data: &'a OpenedData,
+    pub prep: &'a Preprocess,
+    pub settings: &'a TrainSettings,
+    pub train: &'a Loader,
+    pub eval: &'a Loader,
+    pub device: &'a Device,
+    pub dtype: DType,
+    pub quiet: bool,
+}
+
 /// The command line a run was started with (without the program name), from its
 /// config.json.
 pub fn saved_argv(run: &RunDir) -> Result<Vec<String>> {
@@ -87,6 +111,18 @@ pub fn train(
     spec: RunSpec,
     device: &Device,
     reparse: impl Fn(&[String]) -> Result<RunSpec>,
+) -> Result<Value> {
+    train_with(spec, device, reparse, |_| Ok(None))
+}
+
+/// [`train`] with a method's objective: `prepare` runs once the data and loaders exist and
+/// before the run directory is touched, so a method's bad input (a teacher for other
+/// labels) leaves nothing behind.
+pub fn train_with(
+    spec: RunSpec,
+    device: &Device,
+    reparse: impl Fn(&[String]) -> Result<RunSpec>,
+    prepare: impl FnOnce(&Setup) -> Result<Option<Method>>,
 ) -> Result<Value> {
     let resumed = match &spec.args.resume {
         Some(dir) => {
@@ -135,6 +171,33 @@ pub fn train(
     };
 
     ember_models::registry::check_input(&model_cfg.family, &model_cfg.config, h, w)?;
+    let loader = |ds, pipeline, shuffle| {
+        let cfg = LoaderConfig {
+            batch_size: cmd.data.batch_size,
+            shuffle,
+            drop_last: shuffle,
+            workers: cmd.data.workers,
+            seed,
+        };
+        Loader::new(ds, pipeline, cfg)
+    };
+    let train_loader = loader(
+        data.train.clone(),
+        prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
+        true,
+    )?;
+    let eval_loader = loader(data.test.clone(), prep.eval_pipeline(), false)?;
+    let method = prepare(&Setup {
+        spec: &spec,
+        data: &data,
+        prep: &prep,
+        settings: &settings,
+        train: &train_loader,
+        eval: &eval_loader,
+        device,
+        dtype,
+        quiet: cmd.quiet,
+    })?;
 
     let (run, resume) = match resumed {
         Some((_, run)) => {
@@ -202,35 +265,28 @@ pub fn train(
         "preprocess".into(),
         serde_json::to_string(&prep).expect("preprocess serialises"),
     );
+    if let Some(m) = &method {
+        meta.extra.extend(m.meta.iter().cloned());
+    }
     if resume.is_none() {
         let mut config = run.read_json("config.json").unwrap_or(json!({}));
         config["model"] = json!({ "family": model_cfg.family, "config": model_cfg.config });
         config["settings"] = serde_json::to_value(&settings).expect("settings serialise");
         config["preprocess"] = serde_json::to_value(&prep).expect("preprocess serialises");
         config["data"] = json!({ "train": data.train.source(), "test": data.test.source() });
+        if let Some(m) = &method {
+            config["method"] = m.report.clone();
+        }
         run.write_json("config.json", &config)?;
     }
 
-    let loader = |ds, pipeline, shuffle| {
-        let cfg = LoaderConfig {
-            batch_size: cmd.data.batch_size,
-            shuffle,
-            drop_last: shuffle,
-            workers: cmd.data.workers,
-            seed,
-        };
-        Loader::new(ds, pipeline, cfg)
-    };
     let trainer = Trainer {
         model: model.as_ref(),
         vars: &vars,
-        train: loader(
-            data.train.clone(),
-            prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
-            true,
-        )?,
-        eval: loader(data.test.clone(), prep.eval_pipeline(), false)?,
+        train: train_loader,
+        eval: eval_loader,
         settings,
+        objective: method.as_ref().map(|m| m.objective.as_ref()),
         run: run.clone(),
         meta,
         device: device.clone(),
@@ -238,7 +294,7 @@ pub fn train(
         quiet: cmd.quiet,
     };
     let summary = trainer.fit(resume.as_ref())?;
-    Ok(json!({
+    let mut result = json!({
         "command": "train",
         "arch": model_cfg.family,
         "data": data.test.source(),
@@ -251,7 +307,13 @@ pub fn train(
         "train_seconds": summary.train_seconds,
         "run_dir": summary.run_dir,
         "checkpoint": summary.best_checkpoint,
-    }))
+    });
+    if let Some(fields) = method.as_ref().and_then(|m| m.report.as_object()) {
+        for (k, v) in fields {
+            result[k] = v.clone();
+        }
+    }
+    Ok(result)
 }
 
 /// The weights of `spec` (a path or `hf://` file) and, from its metadata, the model config

@@ -31,6 +31,8 @@ pub struct Batch {
     pub images: Vec<f32>,
     pub dims: [usize; 4],
     pub labels: Vec<u32>,
+    /// The dataset index of each image (what per-sample caches key on).
+    pub indices: Vec<usize>,
 }
 
 impl Batch {
@@ -162,6 +164,7 @@ impl EpochJob {
         let [c, h, w] = self.loader.item_dims;
         let mut images = Vec::with_capacity(positions.len() * c * h * w);
         let mut labels = Vec::with_capacity(positions.len());
+        let indices = self.order[positions.clone()].to_vec();
         for pos in positions {
             let (img, label) = self.loader.dataset.get(self.order[pos])?;
             let mut rng = EmberRng::for_name(cfg.seed, &format!("augment/{}/{pos}", self.epoch));
@@ -173,6 +176,7 @@ impl EpochJob {
             images,
             dims: [labels.len(), c, h, w],
             labels,
+            indices,
         })
     }
 }
@@ -295,6 +299,10 @@ mod tests {
         assert_ne!(seen, (0..10).collect::<Vec<_>>(), "shuffled");
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        for b in &batches {
+            let from_indices: Vec<u32> = b.indices.iter().map(|&i| i as u32).collect();
+            assert_eq!(from_indices, b.labels, "indices name the items");
+        }
         let other_epoch: Vec<u32> = collect(&l, 1, 0)
             .iter()
             .flat_map(|b| b.labels.clone())

@@ -80,8 +80,8 @@ impl Dist {
         let y_s = self.probabilities(&rows(student)?)?;
         let y_t = self.probabilities(&rows(teacher)?)?;
         let inter = (1.0 - pearson_rows(&y_s, &y_t)?.mean_all()?)?;
-        let intra = (1.0
-            - pearson_rows(&y_s.t()?.contiguous()?, &y_t.t()?.contiguous()?)?.mean_all()?)?;
+        let intra =
+            (1.0 - pearson_rows(&y_s.t()?.contiguous()?, &y_t.t()?.contiguous()?)?.mean_all()?)?;
         let scale = self.tau.map_or(1.0, |t| t * t);
         let loss = ((&inter * (self.beta * scale))? + (&intra * (self.gamma * scale))?)?;
         Ok(DistTerms { inter, intra, loss })
@@ -108,7 +108,9 @@ fn rows(logits: &Tensor) -> Result<Tensor> {
             let (n, c, h, w) = logits.dims4()?;
             logits.permute((0, 2, 3, 1))?.reshape((n * h * w, c))
         }
-        r => candle_core::bail!("dist: logits must be [n, classes] or [n, classes, h, w], got rank {r}"),
+        r => candle_core::bail!(
+            "dist: logits must be [n, classes] or [n, classes, h, w], got rank {r}"
+        ),
     }
 }
 
@@ -139,7 +141,10 @@ fn same_dims(what: &str, student: &Tensor, teacher: &Tensor) -> Result<()> {
         )
     }
     if student.rank() < 2 || student.dims()[0] == 0 {
-        candle_core::bail!("{what}: expected a non-empty batch of logits, got {:?}", student.dims())
+        candle_core::bail!(
+            "{what}: expected a non-empty batch of logits, got {:?}",
+            student.dims()
+        )
     }
     Ok(())
 }
@@ -222,7 +227,13 @@ mod tests {
         let terms = intra_only.terms(s.as_tensor(), &t).unwrap();
         assert!((scalar(&terms.intra) - 1.0).abs() < 1e-12);
         let grads = terms.loss.backward().unwrap();
-        let g: Vec<f32> = grads.get(&s).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let g: Vec<f32> = grads
+            .get(&s)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert!(g.iter().all(|v| *v == 0.0), "{g:?}");
     }
 

@@ -9,6 +9,6 @@ pub mod resnet;
 pub mod taps;
 pub mod weights;
 
-pub use from_checkpoint::{load_checkpoint, LoadedModel};
+pub use from_checkpoint::{load_checkpoint, load_frozen, LoadedModel};
 pub use registry::{build, resolve, Classifier, ModelConfig, ARCHS};
 pub use weights::{load_into, load_pretrained};

@@ -1,12 +1,13 @@
 //! Ember's training engine: optimizers with parameter groups and checkpointable state,
 //! learning-rate schedules, gradient clipping, EMA, mixup/cutmix, top-k metrics, and the
-//! resumable train/eval loop with progress, checkpoints and a divergence guard.
+//! resumable train/eval loop (with a pluggable objective) with progress, checkpoints and a divergence guard.
 
 pub mod clip;
 pub mod ema;
 pub mod evaluate;
 pub mod metrics;
 pub mod mix;
+pub mod objective;
 pub mod optim;
 pub mod progress;
 pub mod schedule;
@@ -14,5 +15,6 @@ pub mod settings;
 pub mod trainer;
 
 pub use evaluate::{evaluate, EvalResult};
+pub use objective::{CrossEntropy, Objective, StepInput, StepLoss};
 pub use settings::{OptimizerKind, ScheduleKind, TrainSettings};
 pub use trainer::{Summary, TrainState, Trainer};

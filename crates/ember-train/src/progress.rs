@@ -11,6 +11,7 @@ pub struct Progress {
     label: String,
     total: usize,
     every: usize,
+    quiet: bool,
     started: Instant,
 }
 
@@ -40,6 +41,7 @@ impl Progress {
             label,
             total,
             every,
+            quiet,
             started: Instant::now(),
         }
     }
@@ -51,7 +53,7 @@ impl Progress {
                 bar.set_position(done as u64);
                 bar.set_message(message.to_string());
             }
-            None if done.is_multiple_of(self.every) || done == self.total => {
+            None if !self.quiet && (done.is_multiple_of(self.every) || done == self.total) => {
                 let secs = self.started.elapsed().as_secs_f64();
                 eprintln!(
                     "{} {done}/{} {message} ({secs:.0}s)",

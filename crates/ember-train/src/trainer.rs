@@ -4,7 +4,7 @@
 //! timer; exact resumption from `last.safetensors`; and a NaN/inf guard that stops the run
 //! with the last good checkpoint intact.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -12,7 +12,6 @@ use ember_core::checkpoint::is_buffer;
 use ember_core::plot::{draw_curves, Panel, Series};
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, EmberRng, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
-use ember_losses::{cross_entropy, soft_target_cross_entropy};
 use ember_models::Classifier;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -22,6 +21,7 @@ use crate::ema::Ema;
 use crate::evaluate::{evaluate, EvalResult};
 use crate::metrics::topk_correct;
 use crate::mix::mix_batch;
+use crate::objective::{CrossEntropy, Objective, StepInput};
 use crate::optim::{default_groups, Optimizer};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
@@ -52,6 +52,9 @@ pub struct EpochTotals {
     pub seen: usize,
     pub seconds: f64,
     pub wait_seconds: f64,
+    /// Sums of the objective's parts, weighted by batch size.
+    #[serde(default)]
+    pub parts: BTreeMap<String, f64>,
 }
 
 /// What a finished run reports (also written to `summary.json`).
@@ -72,6 +75,8 @@ pub struct Trainer<'a> {
     pub train: Loader,
     pub eval: Loader,
     pub settings: TrainSettings,
+    /// What each step minimises; `None` is the cross-entropy of the settings.
+    pub objective: Option<&'a dyn Objective>,
     pub run: RunDir,
     /// arch, config, task and labels for the checkpoints.
     pub meta: CheckpointMeta,
@@ -111,6 +116,10 @@ impl Trainer<'_> {
         let schedule = s.schedule(steps_per_epoch);
         let mix = s.mix();
         let classes = self.meta.labels.len();
+        let cross_entropy = CrossEntropy {
+            smoothing: s.label_smoothing,
+        };
+        let objective = self.objective.unwrap_or(&cross_entropy);
         let mut opt = Optimizer::new(
             s.method(),
             default_groups(
@@ -164,14 +173,25 @@ impl Trainer<'_> {
                 // same masks.
                 let mut noise = EmberRng::for_name(s.seed, &format!("noise/{}", state.step));
                 self.model.reseed(noise.next_u64());
-                let logits = self.model.forward_t(&x.to_dtype(self.dtype)?, true)?;
-                let loss = match &soft {
-                    Some(t) => soft_target_cross_entropy(
-                        &logits,
-                        &Tensor::from_slice(t, (n, classes), &self.device)?,
-                    )?,
-                    None => cross_entropy(&logits, &y, s.label_smoothing)?,
+                let x = x.to_dtype(self.dtype)?;
+                let logits = self.model.forward_t(&x, true)?;
+                let soft_targets = soft
+                    .as_ref()
+                    .map(|t| Tensor::from_slice(t, (n, classes), &self.device))
+                    .transpose()?;
+                let step = StepInput {
+                    images: &x,
+                    logits: &logits,
+                    labels: &y,
+                    soft_targets: soft_targets.as_ref(),
+                    indices: &batch.indices,
                 };
+                let out = objective.loss(&step)?;
+                let loss = out.total;
+                for (name, part) in &out.parts {
+                    let v = part.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    *state.totals.parts.entry(name.to_string()).or_default() += v * n as f64;
+                }
                 let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !loss_value.is_finite() {
                     progress.finish();
@@ -233,7 +253,7 @@ impl Trainer<'_> {
                 state.best_epoch = Some(epoch + 1);
             }
             let t = &state.totals;
-            let record = json!({
+            let mut record = json!({
                 "epoch": epoch + 1,
                 "train_loss": t.loss_sum / t.seen.max(1) as f64,
                 "train_top1": if mix.enabled() { Value::Null } else { json!(100.0 * t.correct as f64 / t.seen.max(1) as f64) },
@@ -245,6 +265,9 @@ impl Trainer<'_> {
                 "data_wait_share": t.wait_seconds / t.seconds.max(1e-9),
                 "epoch_seconds": t.seconds,
             });
+            for (name, sum) in &t.parts {
+                record[format!("train_{name}")] = json!(sum / t.seen.max(1) as f64);
+            }
             if improved {
                 self.save_model("best.safetensors", &record)?;
             }
@@ -385,11 +408,24 @@ impl Trainer<'_> {
                 .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
                 .collect(),
         };
+        // The training objective, its parts (when the method reports them), and the test
+        // cross-entropy.
+        let mut losses = vec![series("train", "train_loss")];
+        if let Some(last) = history.last().and_then(Value::as_object) {
+            for key in last.keys() {
+                if let Some(part) = key.strip_prefix("train_") {
+                    if part != "loss" && part != "top1" {
+                        losses.push(series(&format!("train {part}"), key));
+                    }
+                }
+            }
+        }
+        losses.push(series("test (cross-entropy)", "test_loss"));
         let panels = [
             Panel {
                 title: "loss".into(),
-                y_label: "cross-entropy".into(),
-                series: vec![series("train", "train_loss"), series("test", "test_loss")],
+                y_label: "loss".into(),
+                series: losses,
             },
             Panel {
                 title: "accuracy".into(),

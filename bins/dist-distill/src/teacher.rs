@@ -1,0 +1,169 @@
+//! The teacher: a frozen checkpoint of any registered arch, checked against the student's
+//! data (same labels, same input size and normalisation), its accuracy measured before
+//! distillation starts, and its logits either computed live each step or cached once.
+
+use candle_core::{DType, Device, Tensor};
+use ember_core::hub::HubEnv;
+use ember_core::{Checkpoint, EmberError, Result};
+use ember_data::{Loader, LoaderConfig, Preprocess};
+use ember_models::{load_frozen, Classifier};
+use ember_train::progress::Progress;
+use ember_train::{evaluate, EvalResult};
+
+use ember_cli::supervised::Setup;
+
+pub struct Teacher {
+    pub spec: String,
+    pub model: Box<dyn Classifier>,
+    pub checkpoint: Checkpoint,
+}
+
+impl Teacher {
+    /// Loads `spec` (a path or `hf://`) frozen, and refuses a teacher for other data.
+    pub fn load(spec: &str, setup: &Setup) -> Result<Self> {
+        let path = HubEnv::from_env().resolve(spec)?;
+        let (model, checkpoint) = load_frozen(&path, setup.device, setup.dtype)?;
+        let teacher = Self {
+            spec: spec.to_string(),
+            model,
+            checkpoint,
+        };
+        teacher.check_labels(&setup.data.classes)?;
+        teacher.check_inputs(setup.prep)?;
+        Ok(teacher)
+    }
+
+    pub fn arch(&self) -> &str {
+        &self.checkpoint.meta.arch
+    }
+
+    fn check_labels(&self, classes: &[String]) -> Result<()> {
+        let labels = &self.checkpoint.meta.labels;
+        if labels == classes {
+            return Ok(());
+        }
+        let few = |names: &[String]| {
+            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+            format!("{} classes ({}, ...)", names.len(), shown.join(", "))
+        };
+        Err(EmberError::bad_input(format!(
+            "--teacher {} knows {}, the data has {}: a teacher must be trained on the student's labels",
+            self.spec,
+            few(labels),
+            few(classes)
+        )))
+    }
+
+    fn check_inputs(&self, student: &Preprocess) -> Result<()> {
+        let Some(prep) = self
+            .checkpoint
+            .meta
+            .extra
+            .get("preprocess")
+            .and_then(|p| serde_json::from_str::<Preprocess>(p).ok())
+        else {
+            return Err(EmberError::bad_input(format!(
+                "--teacher {}: no ember.preprocess metadata (input size and normalisation)",
+                self.spec
+            )));
+        };
+        let dims = |p: &Preprocess| format!("{}x{}x{}", p.channels, p.height, p.width);
+        if dims(&prep) != dims(student) {
+            return Err(EmberError::bad_input(format!(
+                "--teacher {} takes {} inputs, the student's data gives {}: set --image-size to the teacher's",
+                self.spec,
+                dims(&prep),
+                dims(student)
+            )));
+        }
+        let close = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6)
+        };
+        if !close(&prep.mean, &student.mean) || !close(&prep.std, &student.std) {
+            return Err(EmberError::bad_input(format!(
+                "--teacher {} was trained with normalisation mean {:?} std {:?}, the student's data uses {:?} {:?}",
+                self.spec, prep.mean, prep.std, student.mean, student.std
+            )));
+        }
+        Ok(())
+    }
+
+    /// Test-set accuracy, on the student's evaluation loader.
+    pub fn evaluate(&self, setup: &Setup) -> Result<EvalResult> {
+        evaluate(self.model.as_ref(), setup.eval, setup.device, setup.dtype)
+    }
+
+    /// Eval-mode logits of a batch.
+    pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.model.forward_t(images, false)?)
+    }
+
+    /// The logits of every training image, by dataset index, through `loader` (the training
+    /// set with the training pipeline, which must be deterministic), as `[images, classes]`.
+    pub fn cache(
+        &self,
+        loader: &Loader,
+        device: &Device,
+        dtype: DType,
+        quiet: bool,
+    ) -> Result<Cache> {
+        let n = loader.dataset().len();
+        let classes = self.checkpoint.meta.labels.len();
+        let mut logits = vec![0f32; n * classes];
+        let progress = Progress::new(
+            "teacher logits".into(),
+            loader.batches_per_epoch(),
+            0,
+            quiet,
+        );
+        for (k, batch) in loader.epoch(0, 0).enumerate() {
+            let batch = batch?;
+            let (x, _) = batch.to_tensors(device)?;
+            let out: Vec<f32> = self
+                .logits(&x.to_dtype(dtype)?)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
+            for (row, &i) in out.chunks_exact(classes).zip(&batch.indices) {
+                logits[i * classes..(i + 1) * classes].copy_from_slice(row);
+            }
+            progress.update(k + 1, "");
+        }
+        progress.finish();
+        Ok(Cache { logits, classes })
+    }
+}
+
+/// An in-order, deterministic loader over the training set: what the cache is computed with.
+pub fn cache_loader(setup: &Setup) -> Result<Loader> {
+    let cfg = LoaderConfig {
+        batch_size: setup.train.batch_size(),
+        shuffle: false,
+        drop_last: false,
+        workers: setup.spec.args.data.workers,
+        seed: setup.spec.seed,
+    };
+    Loader::new(
+        setup.train.dataset().clone(),
+        setup.prep.train_pipeline(0, false),
+        cfg,
+    )
+}
+
+/// Teacher logits of the training set, by dataset index.
+pub struct Cache {
+    logits: Vec<f32>,
+    classes: usize,
+}
+
+impl Cache {
+    /// The rows of `indices`, as `[n, classes]` f32 on `device`.
+    pub fn rows(&self, indices: &[usize], device: &Device) -> Result<Tensor> {
+        let k = self.classes;
+        let mut out = Vec::with_capacity(indices.len() * k);
+        for &i in indices {
+            out.extend_from_slice(&self.logits[i * k..(i + 1) * k]);
+        }
+        Ok(Tensor::from_vec(out, (indices.len(), k), device)?)
+    }
+}
