@@ -38,12 +38,9 @@ fn an_official_style_checkpoint_converts_and_evaluates() {
     )
     .unwrap();
     let mut official: HashMap<String, Tensor> = vars
-        .vars()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .named()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().clone()))
         .collect();
     // The int64 buffers PyTorch keeps alongside.
     let index = Tensor::arange(0i64, 9, &Device::Cpu).unwrap();

@@ -47,6 +47,7 @@ fn checkpoint(spec: &str, input_size: Option<usize>) -> Result<Value> {
         "gmacs": registry::macs(&m.arch, &m.config, side, side).ok(),
         "metrics": m.metrics,
         "preprocess": preprocess,
+        "distill": extra("distill"),
         "resumable": m.extra.contains_key("train_state"),
     }))
 }

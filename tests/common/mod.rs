@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod output;
+#[allow(unused_imports)]
 pub use output::{assert_bad_input, stdout_json};
 
 pub const TINY_MODEL: &str =

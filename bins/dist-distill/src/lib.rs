@@ -118,7 +118,7 @@ fn prepare(cli: &Cli, recipe: Recipe, setup: &Setup) -> Result<Method> {
             let logits = t.cache(&loader, setup.device, setup.dtype, setup.quiet)?;
             Some(TeacherLogits::Cached(logits))
         }
-        Some(t) if recipe.term != Term::None => Some(TeacherLogits::Live(t)),
+        Some(t) if recipe.term != Term::None => Some(TeacherLogits::Live(Box::new(t))),
         _ => None,
     };
     Ok(Method {

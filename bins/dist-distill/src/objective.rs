@@ -12,7 +12,7 @@ use crate::teacher::{Cache, Teacher};
 
 /// Where the teacher's logits come from.
 pub enum TeacherLogits {
-    Live(Teacher),
+    Live(Box<Teacher>),
     Cached(Cache),
 }
 

@@ -45,6 +45,20 @@ impl SeededVarMap {
         &self.vars
     }
 
+    /// Every variable (weights and buffers) with its name, sorted by name.
+    pub fn named(&self) -> Vec<(String, Var)> {
+        let mut all: Vec<(String, Var)> = self
+            .vars
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }

@@ -71,12 +71,9 @@ pub fn load_frozen(
     let loaded = load_checkpoint(path, device, dtype, None)?;
     let constants: HashMap<String, Tensor> = loaded
         .vars
-        .vars()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+        .named()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().detach()))
         .collect();
     let checkpoint = loaded.checkpoint;
     let model = build(
@@ -109,12 +106,9 @@ mod tests {
         )
         .unwrap();
         let tensors: Vec<(String, Tensor)> = vars
-            .vars()
-            .data()
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .named()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
             .collect();
         let meta = CheckpointMeta::new("resnet", config, "classification", vec![]);
         Checkpoint::save(&path, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t))).unwrap();

@@ -88,16 +88,7 @@ pub struct Trainer<'a> {
 
 /// Every variable of the model (weights and buffers), by name.
 fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    let mut all: Vec<(String, Var)> = vars
-        .vars()
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
+    vars.named()
 }
 
 /// Trainable parameters: every variable but BN running statistics (buffers).
