@@ -115,7 +115,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
 
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
-    ember_cli::alloc::configure();
+    ember_cli::startup::configure();
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 1 } else { 5 };
     // The CPU's fp32 peak; on a GPU, give its peak for the dtype in EMBER_PEAK_GFLOPS.

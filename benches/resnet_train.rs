@@ -96,7 +96,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
-    ember_cli::alloc::configure();
+    ember_cli::startup::configure();
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 3 } else { 12 };
     let dev = Device::Cpu;

@@ -4,7 +4,7 @@ use ember::cli::{Cli, Command};
 use ember::commands;
 
 fn main() -> ExitCode {
-    ember_cli::alloc::configure();
+    ember_cli::startup::configure();
     let cli: Cli = match ember_cli::parse_args() {
         Ok(cli) => cli,
         Err(code) => return code,

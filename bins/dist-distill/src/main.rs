@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ember_cli::alloc::configure();
+    ember_cli::startup::configure();
     let cli = match ember_cli::parse_args_from(std::env::args()) {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ember_cli::alloc::configure();
+    ember_cli::startup::configure();
     let argv: Vec<String> = std::env::args().collect();
     let invocation = match lightvit_train::parse(&argv) {
         Ok(invocation) => invocation,

@@ -6,7 +6,7 @@
 //! fresh pages (a fifth of the time in `perf`). mimalloc reuses them, and with purging off
 //! (below) never returns them: ResNet training went from 164 to 220 images/s on 2 cores.
 //! Defined in this library, which every tool links, so that they all use it; [`configure`]
-//! sets the options and must run first in `main`.
+//! sets the options; [`crate::startup::configure`] calls it first in `main`.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -7,6 +7,7 @@ pub mod alloc;
 pub mod data;
 pub mod edge;
 pub mod runtime;
+pub mod startup;
 pub mod supervised;
 pub mod train;
 
