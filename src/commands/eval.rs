@@ -2,7 +2,7 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 use ember_core::{EmberError, Result};
-use ember_data::{DataSource, Loader, LoaderConfig};
+use ember_data::{describe_classes, DataSource, Loader, LoaderConfig};
 use ember_train::evaluate;
 use serde_json::{json, Value};
 
@@ -17,15 +17,11 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
     )?;
     let labels = &loaded.checkpoint.meta.labels;
     if &data.classes != labels {
-        let few = |names: &[String]| {
-            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-            format!("{} classes: {}, ...", names.len(), shown.join(", "))
-        };
         return Err(EmberError::bad_input(format!(
             "the checkpoint knows {}; {} has {}: not the data it was trained for",
-            few(labels),
+            describe_classes(labels),
             cmd.data,
-            few(&data.classes)
+            describe_classes(&data.classes)
         )));
     }
     let channels = data.test.image_dims()[0];

@@ -8,7 +8,7 @@ pub mod train;
 
 use candle_core::{DType, Device};
 use ember_core::hub::HubEnv;
-use ember_core::{EmberError, Result};
+use ember_core::Result;
 use ember_data::Preprocess;
 use ember_models::{load_checkpoint, LoadedModel};
 
@@ -20,16 +20,6 @@ pub(crate) fn open_checkpoint(
 ) -> Result<(LoadedModel, Preprocess)> {
     let path = HubEnv::from_env().resolve(spec)?;
     let loaded = load_checkpoint(&path, device, dtype, None)?;
-    let preprocess = loaded
-        .checkpoint
-        .meta
-        .extra
-        .get("preprocess")
-        .and_then(|p| serde_json::from_str(p).ok())
-        .ok_or_else(|| {
-            EmberError::bad_input(format!(
-                "{spec}: no ember.preprocess metadata (input size and normalisation)"
-            ))
-        })?;
+    let preprocess = Preprocess::of_checkpoint(&loaded.checkpoint.meta, spec)?;
     Ok((loaded, preprocess))
 }

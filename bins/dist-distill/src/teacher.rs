@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, EmberError, Result};
-use ember_data::{Loader, LoaderConfig, Preprocess};
+use ember_data::{describe_classes, Loader, LoaderConfig, Preprocess};
 use ember_models::{load_frozen, Classifier};
 use ember_train::progress::Progress;
 use ember_train::{evaluate, EvalResult};
@@ -42,31 +42,17 @@ impl Teacher {
         if labels == classes {
             return Ok(());
         }
-        let few = |names: &[String]| {
-            let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
-            format!("{} classes ({}, ...)", names.len(), shown.join(", "))
-        };
         Err(EmberError::bad_input(format!(
             "--teacher {} knows {}, the data has {}: a teacher must be trained on the student's labels",
             self.spec,
-            few(labels),
-            few(classes)
+            describe_classes(labels),
+            describe_classes(classes)
         )))
     }
 
     fn check_inputs(&self, student: &Preprocess) -> Result<()> {
-        let Some(prep) = self
-            .checkpoint
-            .meta
-            .extra
-            .get("preprocess")
-            .and_then(|p| serde_json::from_str::<Preprocess>(p).ok())
-        else {
-            return Err(EmberError::bad_input(format!(
-                "--teacher {}: no ember.preprocess metadata (input size and normalisation)",
-                self.spec
-            )));
-        };
+        let prep =
+            Preprocess::of_checkpoint(&self.checkpoint.meta, &format!("--teacher {}", self.spec))?;
         let dims = |p: &Preprocess| format!("{}x{}x{}", p.channels, p.height, p.width);
         if dims(&prep) != dims(student) {
             return Err(EmberError::bad_input(format!(

@@ -67,8 +67,8 @@ pub struct Method {
     pub report: Value,
 }
 
-/// The resolved run a method prepares for: its spec (the saved one when resuming: a method
-/// re-reads its own flags from `spec.argv`), data, preprocessing and loaders.
+/// The resolved run a method prepares for: its spec (the saved one when resuming, so a
+/// method can read its own flags back from `spec.argv`), data, preprocessing and loaders.
 pub struct Setup<'a> {
     pub spec: &'a RunSpec,
     pub data: &'a OpenedData,

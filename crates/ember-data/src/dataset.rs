@@ -4,6 +4,12 @@ use ember_core::Result;
 
 use crate::sample::Chw;
 
+/// A label set in one line for error messages: its size and first names.
+pub fn describe_classes(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    format!("{} classes ({}, ...)", names.len(), shown.join(", "))
+}
+
 /// A labelled image dataset. `get` may decode from disk, so it is called on loader threads.
 pub trait Dataset: Send + Sync {
     fn len(&self) -> usize;

@@ -11,7 +11,7 @@ pub mod sample;
 pub mod source;
 pub mod transforms;
 
-pub use dataset::{Dataset, Split};
+pub use dataset::{describe_classes, Dataset, Split};
 pub use fashion::FashionMnist;
 pub use folder::{decode_image, ImageFolder};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};

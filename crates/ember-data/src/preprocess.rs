@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ember_core::{EmberRng, Result};
+use ember_core::{CheckpointMeta, EmberError, EmberRng, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::folder::decode_image;
@@ -20,6 +20,19 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
+    /// The preprocessing recorded in a checkpoint's metadata (`ember.preprocess`); `what`
+    /// names the checkpoint in the error when it has none.
+    pub fn of_checkpoint(meta: &CheckpointMeta, what: &str) -> Result<Self> {
+        meta.extra
+            .get("preprocess")
+            .and_then(|p| serde_json::from_str(p).ok())
+            .ok_or_else(|| {
+                EmberError::bad_input(format!(
+                    "{what}: no ember.preprocess metadata (input size and normalisation)"
+                ))
+            })
+    }
+
     /// Resizing to the model's input (a no-op for images already that size).
     fn resize(&self) -> Transform {
         Transform::Resize {

@@ -86,14 +86,9 @@ pub struct Trainer<'a> {
     pub quiet: bool,
 }
 
-/// Every variable of the model (weights and buffers), by name.
-fn all_vars(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    vars.named()
-}
-
 /// Trainable parameters: every variable but BN running statistics (buffers).
 pub fn parameters(vars: &SeededVarMap) -> Vec<(String, Var)> {
-    all_vars(vars)
+    vars.named()
         .into_iter()
         .filter(|(k, _)| !is_buffer(k))
         .collect()
@@ -121,7 +116,7 @@ impl Trainer<'_> {
             s.lr,
         );
         let mut ema = match s.ema_decay {
-            Some(d) => Some(Ema::new(all_vars(self.vars), d)?),
+            Some(d) => Some(Ema::new(self.vars.named(), d)?),
             None => None,
         };
         let mut state = TrainState::default();
@@ -346,7 +341,8 @@ impl Trainer<'_> {
     }
 
     fn model_tensors(&self) -> Vec<(String, Tensor)> {
-        all_vars(self.vars)
+        self.vars
+            .named()
             .into_iter()
             .map(|(k, v)| (k, v.as_tensor().clone()))
             .collect()
