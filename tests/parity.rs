@@ -10,6 +10,8 @@
 mod compare;
 #[path = "parity/dist.rs"]
 mod dist;
+#[path = "parity/dyrep.rs"]
+mod dyrep;
 #[path = "parity/model.rs"]
 mod model;
 #[path = "parity/sections.rs"]
@@ -60,7 +62,7 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
     }
 }
 
-/// Sections by name: `dist` is implemented; the others are pending until their issues land.
+/// Sections by name: `dist` and `dyrep` are implemented; the others are pending until their issues land.
 fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
     let family = name.rsplit_once('/').map_or(name, |(f, _)| f);
     let tolerance = compare::Tolerance::from_manifest(&manifest["tolerance"]);
@@ -76,6 +78,20 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
                 ),
                 Err(e) => lines.push((label, Err(e))),
             },
+            "dyrep" => {
+                let files = compare::load_file(dir, &section.io).and_then(|io| {
+                    let weights = section.spec["weights"].as_str().ok_or("no weights file")?;
+                    Ok((io, compare::load_file(dir, weights)?))
+                });
+                match files {
+                    Ok((io, weights)) => lines.extend(
+                        dyrep::cases(section.spec, &weights, &io, &tolerance)
+                            .into_iter()
+                            .map(|(case, r)| (format!("{label}/{case}"), r)),
+                    ),
+                    Err(e) => lines.push((label, Err(e))),
+                }
+            }
             _ => lines.push((label, Ok(Outcome::Pending))),
         }
     }

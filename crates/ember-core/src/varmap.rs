@@ -63,6 +63,22 @@ impl SeededVarMap {
         self.seed
     }
 
+    /// Drops the variable `name` (a model whose structure changes during training); true
+    /// when it existed.
+    pub fn remove(&self, name: &str) -> bool {
+        self.vars.data().lock().unwrap().remove(name).is_some()
+    }
+
+    /// Drops every variable whose name starts with `prefix` followed by a `.`.
+    pub fn remove_under(&self, prefix: &str) {
+        let dotted = format!("{prefix}.");
+        self.vars
+            .data()
+            .lock()
+            .unwrap()
+            .retain(|k, _| !k.starts_with(&dotted));
+    }
+
     pub fn var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
         VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
     }

@@ -5,6 +5,7 @@ pub mod from_checkpoint;
 pub mod layers;
 pub mod lightvit;
 pub mod registry;
+pub mod rep;
 pub mod resnet;
 pub mod taps;
 pub mod weights;

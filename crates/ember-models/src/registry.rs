@@ -9,6 +9,7 @@ use ember_core::{EmberError, Result};
 use serde_json::{Map, Value};
 
 use crate::lightvit::{self, LightViT};
+use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
 use crate::taps::Taps;
 
@@ -35,6 +36,12 @@ pub trait Classifier: Send + Sync {
     fn head_prefix(&self) -> &'static str {
         "head."
     }
+
+    /// The re-parameterisable convolution slots, in forward order (none for a model
+    /// without them).
+    fn rep_sites(&self) -> Vec<RepSite> {
+        Vec::new()
+    }
 }
 
 impl Classifier for ResNet {
@@ -44,6 +51,10 @@ impl Classifier for ResNet {
 
     fn head_prefix(&self) -> &'static str {
         "fc."
+    }
+
+    fn rep_sites(&self) -> Vec<RepSite> {
+        ResNet::rep_sites(self)
     }
 
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {

@@ -11,14 +11,19 @@
 //! Initialisation as torchvision: convs Kaiming-normal (fan_out, ReLU), BN weight 1 and
 //! bias 0, `fc` PyTorch's Linear default; `zero_init_residual` zeroes each block's last BN
 //! weight (torchvision's option, off by default).
+//!
+//! Every convolution is a re-parameterisable slot ([`RepConv`]): the config's `rep` plan says
+//! which ones are Diverse Branch Blocks (DyRep, RepVGG-style training); without one the
+//! network and its weights are torchvision's.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
-use ember_ops::{max_pool2d, Conv2dParams, MaxPool2dParams};
+use ember_ops::{max_pool2d, MaxPool2dParams};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{linear, BatchNorm2d, Conv2d, Linear};
+use crate::layers::{linear, BatchNorm2d, Linear};
+use crate::rep::{self, RepConv, RepPlan, RepSite};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,6 +68,9 @@ pub struct Config {
     pub base_width: usize,
     #[serde(default)]
     pub zero_init_residual: bool,
+    /// Slots that are not plain convolutions (re-parameterised training).
+    #[serde(default, skip_serializing_if = "RepPlan::is_empty")]
+    pub rep: RepPlan,
 }
 
 fn default_stem() -> StemType {
@@ -85,6 +93,7 @@ impl Config {
             num_classes: 1000,
             base_width: 64,
             zero_init_residual: false,
+            rep: RepPlan::default(),
         }
     }
 
@@ -208,20 +217,49 @@ const CONV_INIT: Init = Init::Kaiming {
     non_linearity: NonLinearity::ReLU,
 };
 
-fn conv(vb: VarBuilder, cin: usize, cout: usize, k: usize, stride: usize) -> Result<Conv2d> {
-    let params = Conv2dParams::default().stride(stride).padding(k / 2);
-    Conv2d::new(vb, cin, cout, k, params, false, CONV_INIT)
-}
-
 #[derive(Debug, Clone)]
 struct ConvBn {
-    conv: Conv2d,
+    conv: RepConv,
     bn: BatchNorm2d,
+    /// The BN's path (deployment folds a merged conv's bias into it).
+    bn_path: String,
 }
 
 impl ConvBn {
+    /// `conv` and `bn` under `vb`, the conv `(cin, cout, k, stride)` with padding k/2.
+    fn new(
+        vb: &VarBuilder,
+        (conv, bn): (&str, &str),
+        (cin, cout, k, stride): ConvShape,
+        gamma: f64,
+        plan: &RepPlan,
+    ) -> Result<Self> {
+        let shape = rep::ConvShape {
+            cin,
+            cout,
+            k,
+            stride,
+            padding: k / 2,
+            groups: 1,
+            bias: false,
+        };
+        let bn_vb = vb.pp(bn);
+        Ok(Self {
+            conv: RepConv::new(vb.pp(conv), shape, CONV_INIT, plan)?,
+            bn_path: bn_vb.prefix(),
+            bn: BatchNorm2d::with_weight_init(bn_vb, cout, gamma)?,
+        })
+    }
+
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)
+        self.bn.forward_t(&self.conv.forward_t(x, train)?, train)
+    }
+
+    fn site(&self) -> RepSite {
+        RepSite {
+            conv: self.conv.clone(),
+            next_bn: Some(self.bn_path.clone()),
+        }
     }
 }
 
@@ -245,20 +283,18 @@ impl ResidualBlock {
                 } else {
                     1.0
                 };
-                Ok(ConvBn {
-                    conv: conv(vb.pp(format!("conv{}", i + 1)), ci, co, k, s)?,
-                    bn: BatchNorm2d::with_weight_init(vb.pp(format!("bn{}", i + 1)), co, gamma)?,
-                })
+                let (conv, bn) = (format!("conv{}", i + 1), format!("bn{}", i + 1));
+                ConvBn::new(&vb, (&conv, &bn), (ci, co, k, s), gamma, &cfg.rep)
             })
             .collect::<Result<Vec<_>>>()?;
         let downsample = match shortcut {
-            Some((ci, co, k, s)) => {
-                let vb = vb.pp("downsample");
-                Some(ConvBn {
-                    conv: conv(vb.pp("0"), ci, co, k, s)?,
-                    bn: BatchNorm2d::new(vb.pp("1"), co)?,
-                })
-            }
+            Some(shape) => Some(ConvBn::new(
+                &vb.pp("downsample"),
+                ("0", "1"),
+                shape,
+                1.0,
+                &cfg.rep,
+            )?),
             None => None,
         };
         Ok(Self { units, downsample })
@@ -301,10 +337,13 @@ impl ResNet {
     pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::Msg)?;
         let (k, s) = cfg.stem_conv();
-        let stem = ConvBn {
-            conv: conv(vb.pp("conv1"), cfg.in_chans, cfg.stem_width, k, s)?,
-            bn: BatchNorm2d::new(vb.pp("bn1"), cfg.stem_width)?,
-        };
+        let stem = ConvBn::new(
+            &vb,
+            ("conv1", "bn1"),
+            (cfg.in_chans, cfg.stem_width, k, s),
+            1.0,
+            &cfg.rep,
+        )?;
         let mut stages: Vec<Vec<ResidualBlock>> = cfg.layers.iter().map(|_| Vec::new()).collect();
         for (i, cin, planes, stride) in cfg.blocks() {
             let j = stages[i].len();
@@ -322,6 +361,16 @@ impl ResNet {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Every convolution slot in forward order, with the BN after it.
+    pub fn rep_sites(&self) -> Vec<RepSite> {
+        let mut sites = vec![self.stem.site()];
+        for block in self.stages.iter().flatten() {
+            sites.extend(block.units.iter().map(ConvBn::site));
+            sites.extend(block.downsample.iter().map(ConvBn::site));
+        }
+        sites
     }
 
     /// Pooled features before `fc`, `[n, feature_dim]`.
@@ -386,6 +435,7 @@ mod tests {
             num_classes: 3,
             base_width: 64,
             zero_init_residual: false,
+            rep: RepPlan::default(),
         }
     }
 

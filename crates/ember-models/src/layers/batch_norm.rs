@@ -35,36 +35,91 @@ impl BatchNorm2d {
         })
     }
 
-    fn update_running(&self, stat: &Tensor, new: &Tensor) -> Result<()> {
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    pub fn running_mean(&self) -> &Tensor {
+        &self.running_mean
+    }
+
+    pub fn running_var(&self) -> &Tensor {
+        &self.running_var
+    }
+
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// The per-channel eval-mode map `x -> scale * x + shift`: `scale = gamma /
+    /// sqrt(running_var + eps)`, `shift = beta - running_mean * scale` (detached; for
+    /// folding into a convolution).
+    pub fn eval_affine(&self) -> Result<(Tensor, Tensor)> {
+        let scale = (self.weight.detach() / (self.running_var.detach() + self.eps)?.sqrt()?)?;
+        let shift = (self.bias.detach() - (self.running_mean.detach() * &scale)?)?;
+        Ok((scale, shift))
+    }
+
+    /// `reset_running_stats()`: running mean 0, running variance 1.
+    pub fn reset_running(&self) -> Result<()> {
+        set_variable(&self.running_mean, &self.running_mean.zeros_like()?)?;
+        set_variable(&self.running_var, &self.running_var.ones_like()?)
+    }
+
+    /// Sets the scale and shift to constants.
+    pub fn set_affine(&self, gamma: f64, beta: f64) -> Result<()> {
+        set_variable(&self.weight, &(self.weight.ones_like()? * gamma)?)?;
+        set_variable(&self.bias, &(self.bias.ones_like()? * beta)?)
+    }
+
+    /// Training-mode forward whose running statistics move by `momentum` (PyTorch's
+    /// `momentum=None` cumulative average is `1 / n` at the n-th batch).
+    pub fn forward_train_momentum(&self, x: &Tensor, momentum: f64) -> Result<Tensor> {
+        let (w, b) = (Some(&self.weight), Some(&self.bias));
+        let (y, mean, var) = batch_norm_train(x, w, b, self.eps)?;
+        let count = (x.elem_count() / x.dim(1)?) as f64;
+        let unbiased = (&var * (count / (count - 1.0).max(1.0)))?;
+        self.update_running(&self.running_mean, &mean, momentum)?;
+        self.update_running(&self.running_var, &unbiased, momentum)?;
+        Ok(y)
+    }
+
+    fn update_running(&self, stat: &Tensor, new: &Tensor, momentum: f64) -> Result<()> {
         // Only a var map hands out variables; weights loaded read-only (inference) never
         // train, so there is nothing to update.
         if stat.is_variable() {
-            let blended = ((stat * (1.0 - self.momentum))? + (new * self.momentum)?)?;
+            let blended = ((stat * (1.0 - momentum))? + (new * momentum)?)?;
             Var::from_tensor(stat)?.set(&blended.to_dtype(stat.dtype())?)?;
         }
         Ok(())
     }
 }
 
+/// Overwrites a variable's values in place (every holder of the tensor sees them).
+pub fn set_variable(t: &Tensor, value: &Tensor) -> Result<()> {
+    if !t.is_variable() {
+        candle_core::bail!("cannot set a tensor that is not a variable")
+    }
+    Var::from_tensor(t)?.set(&value.to_dtype(t.dtype())?.to_device(t.device())?)
+}
+
 impl ModuleT for BatchNorm2d {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (w, b) = (Some(&self.weight), Some(&self.bias));
         if !train {
             return batch_norm(
                 x,
                 &self.running_mean,
                 &self.running_var,
-                w,
-                b,
+                Some(&self.weight),
+                Some(&self.bias),
                 self.eps,
                 BatchNormMode::Eval,
             );
         }
-        let (y, mean, var) = batch_norm_train(x, w, b, self.eps)?;
-        let count = (x.elem_count() / x.dim(1)?) as f64;
-        let unbiased = (&var * (count / (count - 1.0).max(1.0)))?;
-        self.update_running(&self.running_mean, &mean)?;
-        self.update_running(&self.running_var, &unbiased)?;
-        Ok(y)
+        self.forward_train_momentum(x, self.momentum)
     }
 }

@@ -1,6 +1,6 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
-use ember_ops::{conv2d, Conv2dParams};
+use ember_ops::{conv2d, Conv2dParams, Pair};
 
 /// `torch.nn.Conv2d` through `ember_ops::conv2d` (correct backward for every stride and
 /// shape, fast grouped and depthwise kernels).
@@ -12,13 +12,14 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// A `k x k` convolution from `cin` to `cout` channels; `init` is the weight's
-    /// initialiser, the bias (if any) follows PyTorch's `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
+    /// A `k x k` (or, given a pair, `kh x kw`) convolution from `cin` to `cout` channels;
+    /// `init` is the weight's initialiser, the bias (if any) follows PyTorch's
+    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
     pub fn new(
         vb: VarBuilder,
         cin: usize,
         cout: usize,
-        k: usize,
+        k: impl Into<Pair>,
         params: Conv2dParams,
         bias: bool,
         init: Init,
@@ -27,9 +28,10 @@ impl Conv2d {
         if !cin.is_multiple_of(groups) || !cout.is_multiple_of(groups) {
             candle_core::bail!("conv: {cin} -> {cout} channels do not split into {groups} groups")
         }
-        let weight = vb.get_with_hints((cout, cin / groups, k, k), "weight", init)?;
+        let [kh, kw] = k.into().0;
+        let weight = vb.get_with_hints((cout, cin / groups, kh, kw), "weight", init)?;
         let bias = if bias {
-            let bound = 1.0 / ((cin / groups * k * k) as f64).sqrt();
+            let bound = 1.0 / ((cin / groups * kh * kw) as f64).sqrt();
             Some(vb.get_with_hints(
                 cout,
                 "bias",
@@ -46,6 +48,19 @@ impl Conv2d {
             bias,
             params,
         })
+    }
+
+    /// The weight `[cout, cin / groups, kh, kw]` (a variable when built from a var map).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    pub fn params(&self) -> Conv2dParams {
+        self.params
     }
 }
 

@@ -9,7 +9,7 @@ mod layer_norm;
 mod linear;
 mod noise;
 
-pub use batch_norm::BatchNorm2d;
+pub use batch_norm::{set_variable, BatchNorm2d};
 pub use conv::Conv2d;
 pub use layer_norm::LayerNorm;
 pub use linear::{linear, linear_normal, Linear};
