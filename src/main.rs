@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     ember_cli::run(|| {
         let (device, dtype) = cli.runtime.setup()?;
         match &cli.command {
-            Command::Train(cmd) => commands::train::run(cmd, &device, dtype, cli.runtime.seed),
+            Command::Train(cmd) => commands::train::run(cmd, &device, &cli.runtime),
             Command::Eval(cmd) => commands::eval::run(cmd, &device, dtype),
             Command::Predict(cmd) => commands::predict::run(cmd, &device, dtype),
             Command::Info(cmd) => commands::info::run(cmd),

@@ -49,6 +49,7 @@ fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
         args: cli.run.clone(),
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),
+        threads: cli.runtime.threads,
         argv,
     })
 }
@@ -122,15 +123,15 @@ fn prepare(cli: &Cli, recipe: Recipe, setup: &Setup) -> Result<Method> {
         _ => None,
     };
     Ok(Method {
-        objective: Box::new(Distillation {
+        meta: vec![("distill".into(), report.to_string())],
+        report,
+        ..Method::with_objective(Box::new(Distillation {
             ce: CrossEntropy {
                 smoothing: setup.settings.label_smoothing,
             },
             recipe,
             teacher,
-        }),
-        meta: vec![("distill".into(), report.to_string())],
-        report,
+        }))
     })
 }
 

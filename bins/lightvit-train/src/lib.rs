@@ -111,6 +111,7 @@ fn spec(cli: &Cli, expanded: &[String]) -> Result<RunSpec> {
         args,
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),
+        threads: cli.runtime.threads,
         argv: expanded.iter().skip(1).cloned().collect(),
     })
 }

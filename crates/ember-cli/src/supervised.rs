@@ -12,7 +12,8 @@ use clap::Args;
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
 use ember_data::{DataSource, Loader, LoaderConfig, OpenedData, Preprocess};
-use ember_train::{Objective, TrainSettings, Trainer};
+use ember_models::ModelConfig;
+use ember_train::{Objective, StructureHook, TrainSettings, Trainer};
 use serde_json::{json, Value};
 
 use crate::{DataArgs, TrainArgs};
@@ -54,6 +55,9 @@ pub struct RunSpec {
     pub args: SupervisedArgs,
     pub seed: u64,
     pub dtype: DType,
+    /// `--threads`: a resumed run computes with the threads it was started with (the
+    /// reduction order, hence the exact numbers, depends on them).
+    pub threads: Option<usize>,
     pub argv: Vec<String>,
 }
 
@@ -65,6 +69,24 @@ pub struct Method {
     pub meta: Vec<(String, String)>,
     /// Written to config.json under `method` and merged into the result line.
     pub report: Value,
+    /// Rewrites the model config of a fresh run before the model is built (a resumed run
+    /// rebuilds what its checkpoint holds).
+    pub configure: Option<Box<dyn FnOnce(&mut ModelConfig) -> Result<()>>>,
+    /// Changes the model's structure as it trains.
+    pub structure: Option<Box<dyn StructureHook>>,
+}
+
+impl Method {
+    /// A method that only brings its objective.
+    pub fn with_objective(objective: Box<dyn Objective>) -> Self {
+        Self {
+            objective,
+            meta: Vec::new(),
+            report: Value::Null,
+            configure: None,
+            structure: None,
+        }
+    }
 }
 
 /// The resolved run a method prepares for: its spec (the saved one when resuming, so a
@@ -138,7 +160,14 @@ pub fn train_with(
         None => None,
     };
     let spec = match &resumed {
-        Some((saved, _)) => saved.clone(),
+        Some((saved, _)) => {
+            if let Some(n) = saved.threads {
+                // Fails only if the pool already exists (--threads given again), in which
+                // case that choice stands.
+                let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+            }
+            saved.clone()
+        }
         None => spec,
     };
     let RunSpec {
@@ -147,6 +176,7 @@ pub fn train_with(
         seed,
         dtype,
         argv,
+        ..
     } = &spec;
     let (seed, dtype) = (*seed, *dtype);
     // Everything the flags decide is checked before the run directory is touched.
@@ -236,6 +266,17 @@ pub fn train_with(
     };
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
+    let mut method = method;
+    match &resume {
+        // The checkpoint is the truth about its own weights (a method may have changed the
+        // structure since the run started).
+        Some(ckpt) => model_cfg.config = ckpt.meta.config.clone(),
+        None => {
+            if let Some(configure) = method.as_mut().and_then(|m| m.configure.take()) {
+                configure(&mut model_cfg)?;
+            }
+        }
+    }
     let vars = SeededVarMap::new(seed);
     let model = ember_models::build(
         &model_cfg.family,
@@ -287,6 +328,7 @@ pub fn train_with(
         eval: eval_loader,
         settings,
         objective: method.as_ref().map(|m| m.objective.as_ref()),
+        structure: method.as_ref().and_then(|m| m.structure.as_deref()),
         run: run.clone(),
         meta,
         device: device.clone(),

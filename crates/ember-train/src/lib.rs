@@ -12,9 +12,11 @@ pub mod optim;
 pub mod progress;
 pub mod schedule;
 pub mod settings;
+pub mod structure;
 pub mod trainer;
 
 pub use evaluate::{evaluate, EvalResult};
 pub use objective::{CrossEntropy, Objective, StepInput, StepLoss};
 pub use settings::{OptimizerKind, ScheduleKind, TrainSettings};
+pub use structure::{EpochChange, RunContext, StructureHook};
 pub use trainer::{Summary, TrainState, Trainer};

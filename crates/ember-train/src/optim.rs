@@ -76,6 +76,19 @@ impl Optimizer {
         self.steps
     }
 
+    /// Replaces the parameter groups after the model's structure changed: state is kept for
+    /// parameters whose names survive (a rewritten kernel keeps its momentum, as the
+    /// official DyRep keeps the same `Parameter`) and dropped for the others; new ones start
+    /// without state.
+    pub fn regroup(&mut self, groups: Vec<ParamGroup>) {
+        let names: std::collections::HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(|(n, _)| n.as_str()))
+            .collect();
+        self.state.retain(|name, _| names.contains(name.as_str()));
+        self.groups = groups;
+    }
+
     /// Every parameter the optimizer updates.
     pub fn params(&self) -> impl Iterator<Item = &(String, Var)> {
         self.groups.iter().flat_map(|g| g.params.iter())
@@ -154,7 +167,9 @@ impl Optimizer {
         out
     }
 
-    /// Restores what `state_tensors` saved, after `steps` steps.
+    /// Restores what `state_tensors` saved, after `steps` steps. A parameter without saved
+    /// state starts without it (one that appeared when the model's structure changed); a
+    /// checkpoint with no state at all after some steps is refused.
     pub fn load_state(
         &mut self,
         prefix: &str,
@@ -171,23 +186,25 @@ impl Optimizer {
         if steps == 0 {
             return Ok(());
         }
+        if slots == 0 {
+            return Ok(());
+        }
         for (name, var) in self.groups.iter().flat_map(|g| g.params.iter()) {
             let saved: Option<Vec<Tensor>> = (0..slots)
                 .map(|i| tensors.get(&format!("{prefix}{i}/{name}")).cloned())
                 .collect();
-            match saved {
-                Some(s) if s.iter().all(|t| t.dims() == var.dims()) => {
-                    let s = s
-                        .into_iter()
-                        .map(|t| t.to_dtype(DType::F32)?.to_device(var.device()))
-                        .collect::<Result<Vec<_>>>()?;
-                    if !s.is_empty() {
-                        self.state.insert(name.clone(), s);
-                    }
-                }
-                _ if slots == 0 => {}
-                _ => candle_core::bail!("the checkpoint holds no optimizer state for {name}"),
+            let Some(saved) = saved else { continue };
+            if saved.iter().any(|t| t.dims() != var.dims()) {
+                candle_core::bail!("the checkpoint's optimizer state for {name} has another shape")
             }
+            let saved = saved
+                .into_iter()
+                .map(|t| t.to_dtype(DType::F32)?.to_device(var.device()))
+                .collect::<Result<Vec<_>>>()?;
+            self.state.insert(name.clone(), saved);
+        }
+        if self.state.is_empty() && self.params().next().is_some() {
+            candle_core::bail!("the checkpoint holds no optimizer state")
         }
         Ok(())
     }

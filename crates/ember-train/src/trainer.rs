@@ -25,10 +25,13 @@ use crate::objective::{CrossEntropy, Objective, StepInput};
 use crate::optim::{default_groups, Optimizer};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
+use crate::structure::{RunContext, StructureHook};
 
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
 const OPTIM_PREFIX: &str = "@train/optim/";
 const EMA_PREFIX: &str = "@train/ema/";
+/// Metadata key (under `ember.`) of a structure method's state in `last.safetensors`.
+const STRUCTURE_STATE: &str = "structure_state";
 
 /// Where a run stands; saved in `last.safetensors` metadata as `ember.train_state`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,8 @@ pub struct Trainer<'a> {
     pub settings: TrainSettings,
     /// What each step minimises; `None` is the cross-entropy of the settings.
     pub objective: Option<&'a dyn Objective>,
+    /// A method that changes the model's structure as it trains.
+    pub structure: Option<&'a dyn StructureHook>,
     pub run: RunDir,
     /// arch, config, task and labels for the checkpoints.
     pub meta: CheckpointMeta,
@@ -106,18 +111,29 @@ impl Trainer<'_> {
             smoothing: s.label_smoothing,
         };
         let objective = self.objective.unwrap_or(&cross_entropy);
-        let mut opt = Optimizer::new(
-            s.method(),
+        let groups = || {
             default_groups(
                 parameters(self.vars),
                 s.weight_decay,
                 self.model.no_weight_decay(),
-            ),
-            s.lr,
-        );
+            )
+        };
+        let mut opt = Optimizer::new(s.method(), groups(), s.lr);
+        if self.structure.is_some() && s.ema_decay.is_some() {
+            return Err(EmberError::bad_input(
+                "--ema cannot follow a model whose structure changes while it trains",
+            ));
+        }
         let mut ema = match s.ema_decay {
             Some(d) => Some(Ema::new(self.vars.named(), d)?),
             None => None,
+        };
+        let context = RunContext {
+            model: self.model,
+            vars: self.vars,
+            train: &self.train,
+            device: &self.device,
+            dtype: self.dtype,
         };
         let mut state = TrainState::default();
         let mut history = Vec::new();
@@ -194,6 +210,9 @@ impl Trainer<'_> {
                     )));
                 }
                 let mut grads = loss.backward()?;
+                if let Some(hook) = self.structure {
+                    hook.after_backward(&context, &grads)?;
+                }
                 if let Some(max) = s.clip_grad {
                     let params: Vec<&Var> = opt.params().map(|(_, v)| v).collect();
                     clip_grad_norm(&mut grads, params.into_iter(), max)?;
@@ -222,7 +241,7 @@ impl Trainer<'_> {
                     && last_save.elapsed().as_secs() >= s.checkpoint_secs
                     && state.batch < steps_per_epoch
                 {
-                    self.save_last(&state, &opt, ema.as_ref(), &Value::Null)?;
+                    self.save_last(&state, &opt, ema.as_ref(), &Value::Null, &context)?;
                     last_save = Instant::now();
                 }
             }
@@ -255,10 +274,21 @@ impl Trainer<'_> {
                 record[format!("train_{name}")] = json!(sum / t.seen.max(1) as f64);
             }
             if improved {
-                self.save_model("best.safetensors", &record)?;
+                self.save_model("best.safetensors", &record, &context)?;
             }
             if let Some(e) = ema.as_mut() {
                 e.swap()?;
+            }
+            // The structure changes after the evaluation and the best checkpoint, so both
+            // describe the model that was trained this epoch.
+            if let Some(hook) = self.structure {
+                let change = hook.after_epoch(&context, epoch)?;
+                if change.changed {
+                    opt.regroup(groups());
+                }
+                for (k, v) in change.record {
+                    record[k] = v;
+                }
             }
             if !self.quiet {
                 eprintln!(
@@ -274,7 +304,7 @@ impl Trainer<'_> {
             state.epoch = epoch + 1;
             state.batch = 0;
             state.totals = EpochTotals::default();
-            self.save_last(&state, &opt, ema.as_ref(), &record)?;
+            self.save_last(&state, &opt, ema.as_ref(), &record, &context)?;
             self.draw(&history)?;
             last_eval = Some(eval);
         }
@@ -337,6 +367,11 @@ impl Trainer<'_> {
             ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned())
                 .map_err(|e| bad(e.to_string()))?;
         }
+        if let (Some(hook), Some(saved)) = (self.structure, ckpt.meta.extra.get(STRUCTURE_STATE)) {
+            let saved: Value = serde_json::from_str(saved)
+                .map_err(|e| bad(format!("bad ember.{STRUCTURE_STATE} ({e})")))?;
+            hook.restore(&saved)?;
+        }
         Ok(state)
     }
 
@@ -348,8 +383,22 @@ impl Trainer<'_> {
             .collect()
     }
 
-    fn save_model(&self, file: &str, metrics: &Value) -> Result<()> {
+    /// The checkpoint metadata, with the model config as the structure now stands.
+    fn current_meta(&self, context: &RunContext) -> CheckpointMeta {
         let mut meta = self.meta.clone();
+        if let Some(hook) = self.structure {
+            meta.config = hook.config(context, &self.meta.config);
+            meta.extra.insert(
+                STRUCTURE_STATE.into(),
+                serde_json::to_string(&hook.state()).expect("state serialises"),
+            );
+        }
+        meta
+    }
+
+    fn save_model(&self, file: &str, metrics: &Value, context: &RunContext) -> Result<()> {
+        let mut meta = self.current_meta(context);
+        meta.extra.remove(STRUCTURE_STATE);
         meta.metrics = metrics.clone();
         let tensors = self.model_tensors();
         Checkpoint::save(
@@ -365,8 +414,9 @@ impl Trainer<'_> {
         opt: &Optimizer,
         ema: Option<&Ema>,
         metrics: &Value,
+        context: &RunContext,
     ) -> Result<()> {
-        let mut meta = self.meta.clone();
+        let mut meta = self.current_meta(context);
         meta.metrics = metrics.clone();
         meta.extra.insert(
             "train_state".into(),

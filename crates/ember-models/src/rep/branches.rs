@@ -87,27 +87,25 @@ impl Branches {
         self.0.map(u8::from)
     }
 
-    /// As the block's constructor fits them to a conv: no identity unless the conv keeps
-    /// its shape.
+    /// As a block on `shape` can hold them: the identity only when the conv keeps its
+    /// shape (as the official constructor rules), and, when the conv does not pad by k/2,
+    /// only the branches that pad themselves (1x1-kxk, 1x1-avg, kxk): the others would give
+    /// maps of another size. The official constructor would build those and fail in the
+    /// forward pass; DyRep's growth never asks for them (`dbb_branches_unequal`).
     pub fn fitted(self, shape: &ConvShape) -> Self {
-        self.with(
-            Branch::Identity,
-            self.has(Branch::Identity) && shape.cin == shape.cout && shape.stride == 1,
-        )
+        let keeps_shape = shape.cin == shape.cout && shape.stride == 1;
+        let mut b = self.with(Branch::Identity, self.has(Branch::Identity) && keeps_shape);
+        if shape.padding != shape.k / 2 {
+            for off in [Branch::OneByOne, Branch::OneByK, Branch::KByOne, Branch::Identity] {
+                b = b.with(off, false);
+            }
+        }
+        b
     }
 
-    /// What DyRep grows on `shape` from the configured set: all of it when the conv pads by
-    /// k/2; otherwise only 1x1-kxk, 1x1-avg and kxk (the branches that pad themselves).
+    /// What DyRep grows on `shape` from the configured set.
     pub fn for_growth(self, shape: &ConvShape) -> Self {
-        let chosen = if shape.padding == shape.k / 2 {
-            self
-        } else {
-            self.with(Branch::OneByOne, false)
-                .with(Branch::OneByK, false)
-                .with(Branch::KByOne, false)
-                .with(Branch::Identity, false)
-        };
-        chosen.fitted(shape)
+        self.fitted(shape)
     }
 }
 

@@ -10,6 +10,8 @@ pub mod fold;
 mod importance;
 mod plan;
 mod slot;
+#[cfg(test)]
+mod tests;
 
 pub use block::{BranchInit, DiverseBranchBlock};
 pub use branches::{Branch, Branches, ConvShape};

@@ -1,0 +1,84 @@
+//! `dyrep-train deploy`: every block of a checkpoint folded into one convolution, whose bias
+//! goes into the BN that follows it (`BN(conv(x) + b)` is `BN'(conv(x))` with the running mean
+//! lowered by `b`, exactly, in eval mode). The result is the plain network's own checkpoint,
+//! for `ember eval` / `ember predict`; the official `convert.py` keeps a biased
+//! `conv_deployed` instead, which is the same function but not the plain architecture.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
+use ember_data::Preprocess;
+use ember_models::rep::RepPlan;
+use ember_models::Classifier;
+use serde_json::{json, Value};
+
+use crate::evolve::with_plan;
+
+/// A checkpoint's model, built from its metadata and loaded.
+fn load_model(ckpt: &Checkpoint, what: &str) -> Result<(Box<dyn Classifier>, SeededVarMap)> {
+    let vars = SeededVarMap::new(0);
+    let model = ember_models::build(&ckpt.meta.arch, &ckpt.meta.config, vars.var_builder(DType::F32, &Device::Cpu))?;
+    let weights = ember_train::trainer::model_weights(ckpt);
+    ember_models::load_into(vars.vars(), &weights, what)?;
+    Ok((model, vars))
+}
+
+/// Writes the deployed network of `input` to `output` and reports what was folded and how
+/// far the deployed outputs are from the trained ones on a random batch (eval mode).
+pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
+    let what = input.display().to_string();
+    let ckpt = Checkpoint::load(input, &Device::Cpu)?;
+    let (model, vars) = load_model(&ckpt, &what)?;
+    let mut tensors: BTreeMap<String, Tensor> = vars
+        .named()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().detach()))
+        .collect();
+    let mut folded = Vec::new();
+    for site in model.rep_sites() {
+        let slot = &site.conv;
+        let mut plan = RepPlan::default();
+        slot.record(&mut plan);
+        if plan.is_empty() {
+            continue;
+        }
+        let path = slot.path().to_string();
+        let (w, b) = slot.kernel()?;
+        let bn = site.next_bn.ok_or_else(|| {
+            EmberError::bad_input(format!("{what}: no BN follows {path}, so its merged bias has nowhere to go"))
+        })?;
+        let mean_key = format!("{bn}.running_mean");
+        let mean = tensors
+            .get(&mean_key)
+            .ok_or_else(|| EmberError::bad_input(format!("{what}: lacks {mean_key}")))?;
+        let lowered = (mean - &b)?;
+        tensors.retain(|k, _| !k.starts_with(&format!("{path}.")));
+        tensors.insert(format!("{path}.weight"), w);
+        tensors.insert(mean_key, lowered);
+        folded.push(path);
+    }
+    let mut meta = ckpt.meta.clone();
+    meta.config = with_plan(&ckpt.meta.config, &RepPlan::default());
+    meta.extra.insert("deployed_from".into(), what.clone());
+    meta.extra.remove("train_state");
+    meta.extra.remove("structure_state");
+    Checkpoint::save(output, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))?;
+
+    // The deployed network must compute what the trained one does.
+    let deployed = Checkpoint::load(output, &Device::Cpu)?;
+    let (plain, _) = load_model(&deployed, &output.display().to_string())?;
+    let prep = Preprocess::of_checkpoint(&ckpt.meta, &what)?;
+    let x = Tensor::randn(0f32, 1.0, (4, prep.channels, prep.height, prep.width), &Device::Cpu)?;
+    let diff = (model.forward_t(&x, false)? - plain.forward_t(&x, false)?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    Ok(json!({
+        "command": "deploy",
+        "checkpoint": output.display().to_string(),
+        "folded": folded,
+        "max_abs_diff": diff,
+    }))
+}
