@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
@@ -25,8 +26,23 @@ fn load_model(ckpt: &Checkpoint, what: &str) -> Result<(Box<dyn Classifier>, See
     Ok((model, vars))
 }
 
-/// Writes the deployed network of `input` to `output` and reports what was folded and how
-/// far the deployed outputs are from the trained ones on a random batch (eval mode).
+/// Median milliseconds of an eval-mode forward of `x` (after two warm-up passes).
+fn forward_ms(model: &dyn Classifier, x: &Tensor) -> Result<f64> {
+    let mut times = Vec::new();
+    for i in 0..12 {
+        let start = Instant::now();
+        model.forward_t(x, false)?;
+        if i >= 2 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Writes the deployed network of `input` to `output` and reports what was folded, how far
+/// the deployed outputs are from the trained ones on a random batch (eval mode), and the
+/// time of a 128-image forward pass of each.
 pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
     let what = input.display().to_string();
     let ckpt = Checkpoint::load(input, &Device::Cpu)?;
@@ -70,15 +86,17 @@ pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
     let deployed = Checkpoint::load(output, &Device::Cpu)?;
     let (plain, _) = load_model(&deployed, &output.display().to_string())?;
     let prep = Preprocess::of_checkpoint(&ckpt.meta, &what)?;
-    let x = Tensor::randn(0f32, 1.0, (4, prep.channels, prep.height, prep.width), &Device::Cpu)?;
+    let x = Tensor::randn(0f32, 1.0, (128, prep.channels, prep.height, prep.width), &Device::Cpu)?;
     let diff = (model.forward_t(&x, false)? - plain.forward_t(&x, false)?)?
         .abs()?
         .max_all()?
         .to_scalar::<f32>()?;
+    let (trained_ms, deployed_ms) = (forward_ms(model.as_ref(), &x)?, forward_ms(plain.as_ref(), &x)?);
     Ok(json!({
         "command": "deploy",
         "checkpoint": output.display().to_string(),
         "folded": folded,
         "max_abs_diff": diff,
+        "forward_ms_batch128": { "trained": trained_ms, "deployed": deployed_ms },
     }))
 }
