@@ -1,35 +1,43 @@
-//! `structure.png`: how many branches each growable layer held after each epoch, from the
-//! `rep_branches` field of the run's metrics.
+//! `structure.png`: how many branches each growable layer held after each epoch (a grid,
+//! layers by epochs), from the `rep_branches` field of the run's metrics.
 
 use std::collections::BTreeMap;
 
-use ember_core::plot::{draw_curves, Panel, Series};
+use ember_core::plot::{draw_grid, Grid};
 use ember_core::{Result, RunDir};
 
 /// Draws the run's structure evolution; false when its metrics hold none.
 pub fn draw(run: &RunDir) -> Result<bool> {
-    let mut layers: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut epochs = Vec::new();
+    let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for record in run.read_metrics()? {
-        let (Some(epoch), Some(counts)) = (record["epoch"].as_f64(), record["rep_branches"].as_object()) else {
+        let (Some(epoch), Some(counts)) = (record["epoch"].as_u64(), record["rep_branches"].as_object()) else {
             continue;
         };
+        let column = epochs.len();
+        epochs.push(epoch.to_string());
         for (layer, n) in counts {
-            if let Some(n) = n.as_f64() {
-                layers.entry(layer.clone()).or_default().push((epoch, n));
-            }
+            let row = layers.entry(layer.clone()).or_default();
+            row.resize(column, 1.0);
+            row.push(n.as_f64().unwrap_or(1.0));
         }
     }
-    if layers.is_empty() {
+    if epochs.is_empty() {
         return Ok(false);
     }
-    let panel = Panel {
-        title: "branches per layer".into(),
-        y_label: "branches".into(),
-        series: layers
-            .into_iter()
-            .map(|(name, points)| Series { name, points })
-            .collect(),
+    for row in layers.values_mut() {
+        row.resize(epochs.len(), 1.0);
+    }
+    // Forward order reads best: the stem, then the stages.
+    let mut rows: Vec<(String, Vec<f64>)> = layers.into_iter().collect();
+    rows.sort_by_key(|(name, _)| (name != "conv1", name.clone()));
+    let grid = Grid {
+        title: "branches per layer after each epoch".into(),
+        x_label: "epoch".into(),
+        rows: rows.iter().map(|(n, _)| n.clone()).collect(),
+        columns: epochs,
+        values: rows.into_iter().map(|(_, v)| v).collect(),
     };
-    draw_curves(&run.file("structure.png"), &[panel])?;
+    draw_grid(&run.file("structure.png"), &grid)?;
     Ok(true)
 }

@@ -1,5 +1,6 @@
-//! `curves.png`: loss and accuracy per epoch, drawn with plotters. The font is compiled in
-//! (DejaVu Sans Mono, `assets/fonts`) so plotting needs no system fonts or fontconfig.
+//! `curves.png` (loss and accuracy per epoch) and value grids (a model's structure per
+//! epoch), drawn with plotters. The font is compiled in (DejaVu Sans Mono, `assets/fonts`)
+//! so plotting needs no system fonts or fontconfig.
 
 use std::path::Path;
 use std::sync::Once;
@@ -32,17 +33,42 @@ const COLOURS: [RGBColor; 4] = [
     RGBColor(214, 39, 40),
 ];
 
-/// Draws `panels` side by side into a PNG at `path` (written atomically). plotters renders
-/// into memory and our `image` encodes the PNG: plotters' own encoder would pull in a second
-/// version of the `image` crate.
+/// A labelled grid of values, one cell per (row, column), shaded by value and annotated.
+pub struct Grid {
+    pub title: String,
+    pub x_label: String,
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    /// `values[row][column]`.
+    pub values: Vec<Vec<f64>>,
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Draws `panels` side by side into a PNG at `path` (written atomically).
 pub fn draw_curves(path: &Path, panels: &[Panel]) -> Result<()> {
+    let size = (520 * panels.len().max(1) as u32, 400);
+    render(path, size, |rgb| draw(rgb, size, panels))
+}
+
+/// Draws `grid` into a PNG at `path` (written atomically).
+pub fn draw_grid(path: &Path, grid: &Grid) -> Result<()> {
+    let label = grid.rows.iter().map(|r| r.len()).max().unwrap_or(0) as u32;
+    let (left, cell_w, cell_h) = (16 + 8 * label, 34u32, 24u32);
+    let cols = grid.columns.len().max(1) as u32;
+    let title = 11 * grid.title.len() as u32;
+    let size = ((left + cols * cell_w).max(left + title) + 24, 56 + grid.rows.len() as u32 * cell_h + 56);
+    render(path, size, |rgb| draw_cells(rgb, size, grid, (left, cell_w, cell_h)))
+}
+
+/// plotters renders into memory and our `image` encodes the PNG: plotters' own encoder
+/// would pull in a second version of the `image` crate.
+fn render(path: &Path, (w, h): (u32, u32), paint: impl FnOnce(&mut [u8]) -> DrawResult) -> Result<()> {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let (w, h) = (520 * panels.len().max(1) as u32, 400);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
-    draw(&mut rgb, (w, h), panels)
-        .map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
+    paint(&mut rgb).map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
     let mut png = Vec::new();
     image::RgbImage::from_raw(w, h, rgb)
         .expect("the buffer holds w x h RGB pixels")
@@ -51,11 +77,44 @@ pub fn draw_curves(path: &Path, panels: &[Panel]) -> Result<()> {
     crate::atomic::write_atomic(path, &png)
 }
 
-fn draw(
-    rgb: &mut [u8],
-    size: (u32, u32),
-    panels: &[Panel],
-) -> std::result::Result<(), Box<dyn std::error::Error>> {
+fn draw_cells(rgb: &mut [u8], size: (u32, u32), grid: &Grid, (left, cw, ch): (u32, u32, u32)) -> DrawResult {
+    let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let text = |size: u32| TextStyle::from(("sans-serif", size).into_font()).color(&BLACK);
+    root.draw(&Text::new(grid.title.clone(), (left as i32, 14), text(18)))?;
+    let all = grid.values.iter().flatten().copied().filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let top = 48i32;
+    for (r, (name, row)) in grid.rows.iter().zip(&grid.values).enumerate() {
+        let y = top + (r as u32 * ch) as i32;
+        root.draw(&Text::new(name.clone(), (8, y + 6), text(13)))?;
+        for (c, v) in row.iter().enumerate() {
+            let x = (left + c as u32 * cw) as i32;
+            // White for the smallest value, deep blue for the largest.
+            let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+            let shade = |full: f64| (255.0 - t * (255.0 - full)) as u8;
+            let fill = RGBColor(shade(31.0), shade(119.0), shade(180.0));
+            root.draw(&Rectangle::new([(x, y), (x + cw as i32 - 1, y + ch as i32 - 1)], fill.filled()))?;
+            let label = if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") };
+            let colour = if t > 0.5 { WHITE } else { BLACK };
+            let style = TextStyle::from(("sans-serif", 12).into_font()).color(&colour);
+            root.draw(&Text::new(label, (x + 8, y + 6), style))?;
+        }
+    }
+    let bottom = top + (grid.rows.len() as u32 * ch) as i32;
+    // Column labels, thinned to every k-th when they would crowd.
+    let every = (grid.columns.len() / 20).max(1);
+    for (c, name) in grid.columns.iter().enumerate().filter(|(c, _)| c % every == 0) {
+        let x = (left + c as u32 * cw) as i32;
+        root.draw(&Text::new(name.clone(), (x + 8, bottom + 6), text(12)))?;
+    }
+    let x_label = grid.x_label.clone();
+    root.draw(&Text::new(x_label, (left as i32, bottom + 28), text(13)))?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw(rgb: &mut [u8], size: (u32, u32), panels: &[Panel]) -> DrawResult {
     let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
@@ -137,5 +196,20 @@ mod tests {
         assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
         assert!(bytes.len() > 5000);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn draws_a_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grid.png");
+        let grid = Grid {
+            title: "branches per layer".into(),
+            x_label: "epoch".into(),
+            rows: vec!["conv1".into(), "layer1.0.conv1".into()],
+            columns: (1..=4).map(|e| e.to_string()).collect(),
+            values: vec![vec![1.0, 7.0, 7.0, 13.0], vec![1.0, 1.0, 3.0, 3.0]],
+        };
+        draw_grid(&path, &grid).unwrap();
+        assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
     }
 }
