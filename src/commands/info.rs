@@ -48,6 +48,8 @@ fn checkpoint(spec: &str, input_size: Option<usize>) -> Result<Value> {
         "metrics": m.metrics,
         "preprocess": preprocess,
         "distill": extra("distill"),
+        "dyrep": extra("dyrep"),
+        "deployed_from": m.extra.get("deployed_from"),
         "resumable": m.extra.contains_key("train_state"),
     }))
 }

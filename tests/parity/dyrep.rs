@@ -37,7 +37,10 @@ pub fn cases(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> 
         lines.push(("cut".into(), cut_case(weights, io, tol)));
     }
     if lines.is_empty() {
-        lines.push((String::new(), Err("the dyrep section lists no cases".into())));
+        lines.push((
+            String::new(),
+            Err("the dyrep section lists no cases".into()),
+        ));
     }
     lines
 }
@@ -62,7 +65,10 @@ fn under(weights: &Tensors, prefix: &str) -> Tensors {
     let prefix = format!("{prefix}.");
     weights
         .iter()
-        .filter_map(|(k, t)| k.strip_prefix(&prefix).map(|rest| (rest.to_string(), t.clone())))
+        .filter_map(|(k, t)| {
+            k.strip_prefix(&prefix)
+                .map(|rest| (rest.to_string(), t.clone()))
+        })
         .collect()
 }
 
@@ -91,7 +97,11 @@ fn weights_tensor(w: [f64; 7]) -> Tensor {
 }
 
 /// A slot at `path` holding the block of `weights` (loaded), with `shape`.
-fn load_block(path: &str, shape: ConvShape, weights: &Tensors) -> Result<(SeededVarMap, RepConv), String> {
+fn load_block(
+    path: &str,
+    shape: ConvShape,
+    weights: &Tensors,
+) -> Result<(SeededVarMap, RepConv), String> {
     let branches = branches_in(weights, path);
     let mut plan = RepPlan::default();
     plan.set(path, SlotForm::Block(branches));
@@ -138,7 +148,13 @@ impl Checks<'_> {
     }
 }
 
-fn block_case(case: &str, cfg: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> Result<Outcome, String> {
+fn block_case(
+    case: &str,
+    cfg: &Value,
+    weights: &Tensors,
+    io: &Tensors,
+    tol: &Tolerance,
+) -> Result<Outcome, String> {
     let k = usize_of(cfg, "k")?;
     let shape = ConvShape {
         cin: usize_of(cfg, "cin")?,
@@ -161,9 +177,17 @@ fn block_case(case: &str, cfg: &Value, weights: &Tensors, io: &Tensors, tol: &To
     let t = |name: &str| get(io, &format!("{case}.{name}"));
     let mut c = Checks { tol, worst: 0.0 };
     c.check("branches", &flags(asked.fitted(&shape)), t("branches")?)?;
-    c.check("branches (built)", &flags(slot.branches().ok_or("not a block")?), t("branches")?)?;
+    c.check(
+        "branches (built)",
+        &flags(slot.branches().ok_or("not a block")?),
+        t("branches")?,
+    )?;
     let x = t("input")?;
-    c.check("output", &slot.forward_t(x, false).map_err(err)?, t("output")?)?;
+    c.check(
+        "output",
+        &slot.forward_t(x, false).map_err(err)?,
+        t("output")?,
+    )?;
     let (w, b) = slot.kernel().map_err(err)?;
     c.check("merged_weight", &w, t("merged_weight")?)?;
     c.check("merged_bias", &b, t("merged_bias")?)?;
@@ -174,7 +198,11 @@ fn block_case(case: &str, cfg: &Value, weights: &Tensors, io: &Tensors, tol: &To
     let bw = slot.branch_weights().map_err(err)?.ok_or("not a block")?;
     c.check("branch_weights", &weights_tensor(bw), t("branch_weights")?)?;
     // Last: training mode moves the running statistics.
-    c.check("output_train", &slot.forward_t(x, true).map_err(err)?, t("output_train")?)?;
+    c.check(
+        "output_train",
+        &slot.forward_t(x, true).map_err(err)?,
+        t("output_train")?,
+    )?;
     Ok(Outcome::Ok(c.worst))
 }
 
@@ -205,7 +233,15 @@ impl TinyNet {
             conv0: RepConv::new(vb.pp("conv0"), shape(cin), init, &plan)?,
             bn0: BatchNorm2d::new(vb.pp("bn0"), c)?,
             conv1: RepConv::new(vb.pp("conv1"), shape(c), init, &plan)?,
-            conv2: Conv2d::new(vb.pp("conv2"), c, c, 1, Conv2dParams::default(), false, init)?,
+            conv2: Conv2d::new(
+                vb.pp("conv2"),
+                c,
+                c,
+                1,
+                Conv2dParams::default(),
+                false,
+                init,
+            )?,
             fc: linear(vb.pp("fc"), c, classes)?,
         })
     }
@@ -219,9 +255,18 @@ impl TinyNet {
     }
 }
 
-fn grow_case(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> Result<Outcome, String> {
+fn grow_case(
+    spec: &Value,
+    weights: &Tensors,
+    io: &Tensors,
+    tol: &Tolerance,
+) -> Result<Outcome, String> {
     let metric: Importance = spec["metric"].as_str().unwrap_or("synflow").parse()?;
-    let (cin, c, classes) = (usize_of(spec, "cin")?, usize_of(spec, "c")?, usize_of(spec, "classes")?);
+    let (cin, c, classes) = (
+        usize_of(spec, "cin")?,
+        usize_of(spec, "c")?,
+        usize_of(spec, "classes")?,
+    );
     let before = under(weights, "grow.before");
     let after = under(weights, "grow.after");
     let vars = SeededVarMap::new(0);
@@ -230,13 +275,20 @@ fn grow_case(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> 
     load("grow.before")?;
     let mut c = Checks { tol, worst: 0.0 };
     let x_eval = get(io, "grow.eval_input")?;
-    c.check("eval_output_before", &net.forward(x_eval, false).map_err(err)?, get(io, "grow.eval_output_before")?)?;
+    c.check(
+        "eval_output_before",
+        &net.forward(x_eval, false).map_err(err)?,
+        get(io, "grow.eval_output_before")?,
+    )?;
 
     // The importance of each candidate over the fixture's training iterations.
     let candidates = [&net.conv0, &net.conv1];
     let mut scores: Vec<Vec<f64>> = vec![Vec::new(); candidates.len()];
     for i in 0.. {
-        let (Some(x), Some(y)) = (io.get(&format!("grow.train_input{i}")), io.get(&format!("grow.train_target{i}"))) else {
+        let (Some(x), Some(y)) = (
+            io.get(&format!("grow.train_input{i}")),
+            io.get(&format!("grow.train_target{i}")),
+        ) else {
             break;
         };
         let logits = net.forward(x, true).map_err(err)?;
@@ -244,16 +296,26 @@ fn grow_case(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> 
         let grads = loss.backward().map_err(err)?;
         for (slot, s) in candidates.iter().zip(scores.iter_mut()) {
             let w = slot.weight().ok_or("a candidate is not plain")?;
-            let g = grads.get(&w).ok_or(format!("{} got no gradient", slot.path()))?;
+            let g = grads
+                .get(&w)
+                .ok_or(format!("{} got no gradient", slot.path()))?;
             s.push(metric.score(g, &w).map_err(err)?);
         }
     }
     let mut averages = Vec::new();
     for (slot, s) in candidates.iter().zip(&scores) {
         let name = slot.path();
-        c.check(&format!("metric_iters.{name}"), &Tensor::new(s.as_slice(), &Device::Cpu).map_err(err)?, get(io, &format!("grow.metric_iters.{name}"))?)?;
+        c.check(
+            &format!("metric_iters.{name}"),
+            &Tensor::new(s.as_slice(), &Device::Cpu).map_err(err)?,
+            get(io, &format!("grow.metric_iters.{name}"))?,
+        )?;
         let avg = s.iter().sum::<f64>() / s.len().max(1) as f64;
-        c.check(&format!("metric_avg.{name}"), &Tensor::new(avg, &Device::Cpu).map_err(err)?, get(io, &format!("grow.metric_avg.{name}"))?)?;
+        c.check(
+            &format!("metric_avg.{name}"),
+            &Tensor::new(avg, &Device::Cpu).map_err(err)?,
+            get(io, &format!("grow.metric_avg.{name}"))?,
+        )?;
         averages.push((avg, *slot));
     }
     // Top-1 by average score, as `adjust_model` sorts them.
@@ -261,28 +323,51 @@ fn grow_case(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> 
     let chosen = averages[0].1;
     let expected = spec["grown"].as_str().unwrap_or("");
     if chosen.path() != expected {
-        return Err(format!("we grow {}, the official code grows {expected}", chosen.path()));
+        return Err(format!(
+            "we grow {}, the official code grows {expected}",
+            chosen.path()
+        ));
     }
 
     // Growth from the pre-growth state; new branch convolutions take the official draws.
     load("grow.before (again)")?;
     let original = chosen.grow(&vars, Branches::ALL).map_err(err)?;
-    c.check("original_weight", &original.0, get(io, "grow.original_weight")?)?;
+    c.check(
+        "original_weight",
+        &original.0,
+        get(io, "grow.original_weight")?,
+    )?;
     let kxk = format!("{expected}.{}.conv.weight", Branch::Kxk.key());
     for (name, var) in vars.named() {
         let leaf = name.rsplit('.').nth(1).unwrap_or("");
-        if name.starts_with(&format!("{expected}.")) && leaf.starts_with("conv") && name.ends_with(".weight") && name != kxk {
+        if name.starts_with(&format!("{expected}."))
+            && leaf.starts_with("conv")
+            && name.ends_with(".weight")
+            && name != kxk
+        {
             var.set(get(&after, &name)?).map_err(err)?;
         }
     }
     chosen.absorb(&original).map_err(err)?;
     c.check_vars(&vars, &after)?;
-    c.check("eval_output_after", &net.forward(x_eval, false).map_err(err)?, get(io, "grow.eval_output_after")?)?;
+    c.check(
+        "eval_output_after",
+        &net.forward(x_eval, false).map_err(err)?,
+        get(io, "grow.eval_output_after")?,
+    )?;
     let (w, b) = chosen.kernel().map_err(err)?;
-    c.check("merged_weight_after", &w, get(io, "grow.merged_weight_after")?)?;
+    c.check(
+        "merged_weight_after",
+        &w,
+        get(io, "grow.merged_weight_after")?,
+    )?;
     c.check("merged_bias_after", &b, get(io, "grow.merged_bias_after")?)?;
     let bw = chosen.branch_weights().map_err(err)?.ok_or("not a block")?;
-    c.check("branch_weights_after", &weights_tensor(bw), get(io, "grow.branch_weights_after")?)?;
+    c.check(
+        "branch_weights_after",
+        &weights_tensor(bw),
+        get(io, "grow.branch_weights_after")?,
+    )?;
     Ok(Outcome::Ok(c.worst))
 }
 
@@ -291,7 +376,8 @@ fn cut_case(weights: &Tensors, io: &Tensors, tol: &Tolerance) -> Result<Outcome,
     let after = under(weights, "cut.after");
     let w = get(&before, "blk.dbb_kxk.conv.weight")?;
     let (cout, cin_g, k, _) = w.dims4().map_err(err)?;
-    let cin = get(&before, "blk.dbb_1x1_kxk.conv1.weight").map_or(cin_g, |t| t.dim(0).unwrap_or(cin_g));
+    let cin =
+        get(&before, "blk.dbb_1x1_kxk.conv1.weight").map_or(cin_g, |t| t.dim(0).unwrap_or(cin_g));
     let shape = ConvShape {
         cin,
         cout,
@@ -304,19 +390,43 @@ fn cut_case(weights: &Tensors, io: &Tensors, tol: &Tolerance) -> Result<Outcome,
     let (vars, slot) = load_block("blk", shape, &before)?;
     let mut c = Checks { tol, worst: 0.0 };
     let x = get(io, "cut.input")?;
-    c.check("output_before", &slot.forward_t(x, false).map_err(err)?, get(io, "cut.output_before")?)?;
+    c.check(
+        "output_before",
+        &slot.forward_t(x, false).map_err(err)?,
+        get(io, "cut.output_before")?,
+    )?;
     let (w, b) = slot.kernel().map_err(err)?;
-    c.check("merged_weight_before", &w, get(io, "cut.merged_weight_before")?)?;
+    c.check(
+        "merged_weight_before",
+        &w,
+        get(io, "cut.merged_weight_before")?,
+    )?;
     c.check("merged_bias_before", &b, get(io, "cut.merged_bias_before")?)?;
     let bw = slot.branch_weights().map_err(err)?.ok_or("not a block")?;
-    c.check("branch_weights", &weights_tensor(bw), get(io, "cut.branch_weights")?)?;
+    c.check(
+        "branch_weights",
+        &weights_tensor(bw),
+        get(io, "cut.branch_weights")?,
+    )?;
     let keep = cut::branches_to_keep(&bw, SPREAD, FLOOR).ok_or("the cut rule cuts nothing")?;
-    c.check("branches_after", &flags(keep), get(io, "cut.branches_after")?)?;
+    c.check(
+        "branches_after",
+        &flags(keep),
+        get(io, "cut.branches_after")?,
+    )?;
     slot.cut(&vars, keep).map_err(err)?;
     c.check_vars(&vars, &after)?;
-    c.check("output_after", &slot.forward_t(x, false).map_err(err)?, get(io, "cut.output_after")?)?;
+    c.check(
+        "output_after",
+        &slot.forward_t(x, false).map_err(err)?,
+        get(io, "cut.output_after")?,
+    )?;
     let (w, b) = slot.kernel().map_err(err)?;
-    c.check("merged_weight_after", &w, get(io, "cut.merged_weight_after")?)?;
+    c.check(
+        "merged_weight_after",
+        &w,
+        get(io, "cut.merged_weight_after")?,
+    )?;
     c.check("merged_bias_after", &b, get(io, "cut.merged_bias_after")?)?;
     Ok(Outcome::Ok(c.worst))
 }

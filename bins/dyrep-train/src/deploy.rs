@@ -20,7 +20,11 @@ use crate::evolve::with_plan;
 /// A checkpoint's model, built from its metadata and loaded.
 fn load_model(ckpt: &Checkpoint, what: &str) -> Result<(Box<dyn Classifier>, SeededVarMap)> {
     let vars = SeededVarMap::new(0);
-    let model = ember_models::build(&ckpt.meta.arch, &ckpt.meta.config, vars.var_builder(DType::F32, &Device::Cpu))?;
+    let model = ember_models::build(
+        &ckpt.meta.arch,
+        &ckpt.meta.config,
+        vars.var_builder(DType::F32, &Device::Cpu),
+    )?;
     let weights = ember_train::trainer::model_weights(ckpt);
     ember_models::load_into(vars.vars(), &weights, what)?;
     Ok((model, vars))
@@ -63,7 +67,9 @@ pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
         let path = slot.path().to_string();
         let (w, b) = slot.kernel()?;
         let bn = site.next_bn.ok_or_else(|| {
-            EmberError::bad_input(format!("{what}: no BN follows {path}, so its merged bias has nowhere to go"))
+            EmberError::bad_input(format!(
+                "{what}: no BN follows {path}, so its merged bias has nowhere to go"
+            ))
         })?;
         let mean_key = format!("{bn}.running_mean");
         let mean = tensors
@@ -86,12 +92,20 @@ pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
     let deployed = Checkpoint::load(output, &Device::Cpu)?;
     let (plain, _) = load_model(&deployed, &output.display().to_string())?;
     let prep = Preprocess::of_checkpoint(&ckpt.meta, &what)?;
-    let x = Tensor::randn(0f32, 1.0, (128, prep.channels, prep.height, prep.width), &Device::Cpu)?;
+    let x = Tensor::randn(
+        0f32,
+        1.0,
+        (128, prep.channels, prep.height, prep.width),
+        &Device::Cpu,
+    )?;
     let diff = (model.forward_t(&x, false)? - plain.forward_t(&x, false)?)?
         .abs()?
         .max_all()?
         .to_scalar::<f32>()?;
-    let (trained_ms, deployed_ms) = (forward_ms(model.as_ref(), &x)?, forward_ms(plain.as_ref(), &x)?);
+    let (trained_ms, deployed_ms) = (
+        forward_ms(model.as_ref(), &x)?,
+        forward_ms(plain.as_ref(), &x)?,
+    );
     Ok(json!({
         "command": "deploy",
         "checkpoint": output.display().to_string(),

@@ -82,7 +82,8 @@ pub fn branch_counts(model: &dyn Classifier) -> BTreeMap<String, usize> {
         .filter(|site| site.conv.shape().can_grow())
         .map(|site| {
             let mut n = 1;
-            site.conv.visit(&mut |s| n += s.branches().map_or(0, |b| b.count() - 1));
+            site.conv
+                .visit(&mut |s| n += s.branches().map_or(0, |b| b.count() - 1));
             (site.conv.path().to_string(), n)
         })
         .collect()
@@ -95,7 +96,10 @@ pub fn with_plan(config: &Value, plan: &RepPlan) -> Value {
         if plan.is_empty() {
             fields.remove("rep");
         } else {
-            fields.insert("rep".into(), serde_json::to_value(plan).expect("plans serialise"));
+            fields.insert(
+                "rep".into(),
+                serde_json::to_value(plan).expect("plans serialise"),
+            );
         }
     }
     config
@@ -147,28 +151,38 @@ impl StructureHook for DyRep {
                 .collect();
             averages.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             let top = averages.first().map(|(k, _)| k.clone());
-            let grown = match top.and_then(|p| candidates(run.model).into_iter().find(|s| s.path() == p)) {
-                Some(slot) => {
-                    self.grow(run, &slot, epoch)?;
-                    Some(slot.path().to_string())
-                }
-                None => None,
-            };
+            let grown =
+                match top.and_then(|p| candidates(run.model).into_iter().find(|s| s.path() == p)) {
+                    Some(slot) => {
+                        self.grow(run, &slot, epoch)?;
+                        Some(slot.path().to_string())
+                    }
+                    None => None,
+                };
             self.records.borrow_mut().clear();
             let mut cuts = Vec::new();
             // By path, looked up afresh: a cut rebuilds the blocks nested in the one it cuts.
-            let paths: Vec<String> = slots(run.model).iter().map(|s| s.path().to_string()).collect();
+            let paths: Vec<String> = slots(run.model)
+                .iter()
+                .map(|s| s.path().to_string())
+                .collect();
             for path in paths {
                 let Some(slot) = slots(run.model).into_iter().find(|s| s.path() == path) else {
                     continue;
                 };
-                let Some(weights) = slot.branch_weights()? else { continue };
+                let Some(weights) = slot.branch_weights()? else {
+                    continue;
+                };
                 if let Some(keep) = cut::branches_to_keep(&weights, e.spread, e.floor) {
                     slot.cut(run.vars, keep)?;
                     cuts.push(json!({ "slot": slot.path(), "kept": keep.flags() }));
                 }
             }
-            let scores: Vec<Value> = averages.iter().take(3).map(|(k, v)| json!([k, v])).collect();
+            let scores: Vec<Value> = averages
+                .iter()
+                .take(3)
+                .map(|(k, v)| json!([k, v]))
+                .collect();
             record.insert("rep_grown".into(), json!(grown));
             record.insert("rep_cut".into(), json!(cuts));
             record.insert("rep_top_scores".into(), json!(scores));

@@ -82,7 +82,11 @@ fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
 /// when the model has none.
 fn reparameterise(cfg: &mut ModelConfig, branches: Option<Branches>) -> Result<()> {
     let probe = SeededVarMap::new(0);
-    let model = ember_models::build(&cfg.family, &cfg.config, probe.var_builder(DType::F32, &Device::Cpu))?;
+    let model = ember_models::build(
+        &cfg.family,
+        &cfg.config,
+        probe.var_builder(DType::F32, &Device::Cpu),
+    )?;
     let sites: Vec<String> = model
         .rep_sites()
         .into_iter()
@@ -144,7 +148,9 @@ pub fn run(cli: Cli) -> Result<Value> {
         method.meta = vec![("dyrep".into(), report.to_string())];
         method.report = report.clone();
         if mode != Mode::Plain {
-            method.configure = Some(Box::new(move |cfg: &mut ModelConfig| reparameterise(cfg, blocks)));
+            method.configure = Some(Box::new(move |cfg: &mut ModelConfig| {
+                reparameterise(cfg, blocks)
+            }));
         }
         if mode == Mode::Dyrep {
             method.structure = Some(Box::new(DyRep::new(evolution)));

@@ -72,7 +72,10 @@ impl DyRepArgs {
         Ok(Evolution {
             interval: self.grow_interval,
             max_adjust_epoch: self.max_adjust_epoch.unwrap_or(epochs * 5 / 6),
-            importance: self.importance.parse::<Importance>().map_err(EmberError::bad_input)?,
+            importance: self
+                .importance
+                .parse::<Importance>()
+                .map_err(EmberError::bad_input)?,
             branches: self.branches_or(Branches::ALL)?,
             recal_iters: self.recal_iters,
             spread: self.cut_spread,

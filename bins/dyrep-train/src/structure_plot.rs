@@ -11,7 +11,9 @@ pub fn draw(run: &RunDir) -> Result<bool> {
     let mut epochs = Vec::new();
     let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for record in run.read_metrics()? {
-        let (Some(epoch), Some(counts)) = (record["epoch"].as_u64(), record["rep_branches"].as_object()) else {
+        let (Some(epoch), Some(counts)) =
+            (record["epoch"].as_u64(), record["rep_branches"].as_object())
+        else {
             continue;
         };
         let column = epochs.len();

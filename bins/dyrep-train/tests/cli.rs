@@ -45,7 +45,11 @@ fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 fn ok(out: Output) -> Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout_json(&out)
 }
 
@@ -63,7 +67,12 @@ fn config(ckpt: &Path) -> Value {
 
 fn deploy(ckpt: &Path, out: &Path) -> Value {
     ok(tool()
-        .args(["deploy", ckpt.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "deploy",
+            ckpt.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap())
 }
@@ -75,8 +84,15 @@ fn assert_plain_deploy(report: &Value, deployed: &Path) {
     assert!(diff < 1e-4, "deployed outputs differ by {diff}");
     assert!(!report["folded"].as_array().unwrap().is_empty(), "{report}");
     let ckpt = Checkpoint::load(deployed, &Device::Cpu).unwrap();
-    assert!(ckpt.meta.config.get("rep").is_none(), "{}", ckpt.meta.config);
-    assert!(ckpt.tensors.keys().all(|k| !k.contains("dbb")), "block weights left");
+    assert!(
+        ckpt.meta.config.get("rep").is_none(),
+        "{}",
+        ckpt.meta.config
+    );
+    assert!(
+        ckpt.tensors.keys().all(|k| !k.contains("dbb")),
+        "block weights left"
+    );
 }
 
 #[test]
@@ -84,16 +100,38 @@ fn dyrep_grows_records_its_structure_and_deploys_to_the_plain_network() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     let result = ok(tool()
-        .args(train_args(&run, &["--epochs", "2", "--batch-size", "64", "--max-adjust-epoch", "2", "--recal-iters", "2"]))
+        .args(train_args(
+            &run,
+            &[
+                "--epochs",
+                "2",
+                "--batch-size",
+                "64",
+                "--max-adjust-epoch",
+                "2",
+                "--recal-iters",
+                "2",
+            ],
+        ))
         .output()
         .unwrap());
     assert_eq!(result["mode"], "dyrep");
     assert!(run.join("structure.png").exists());
     let m = metrics(&run);
-    let grown = m[0]["rep_grown"].as_str().expect("a slot grew after epoch 1").to_string();
-    assert!(m[0]["rep_branches"][&grown].as_u64().unwrap() > 1, "{}", m[0]);
+    let grown = m[0]["rep_grown"]
+        .as_str()
+        .expect("a slot grew after epoch 1")
+        .to_string();
+    assert!(
+        m[0]["rep_branches"][&grown].as_u64().unwrap() > 1,
+        "{}",
+        m[0]
+    );
     let plan = &config(&run.join("last.safetensors"))["rep"];
-    assert!(plan[&grown].is_array(), "the grown slot is in the saved config: {plan}");
+    assert!(
+        plan[&grown].is_array(),
+        "the grown slot is in the saved config: {plan}"
+    );
 
     let deployed = tmp.path().join("deployed.safetensors");
     let report = deploy(&run.join("last.safetensors"), &deployed);
@@ -105,16 +143,35 @@ fn repvgg_mode_trains_blocks_on_every_growable_conv() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     ok(tool()
-        .args(train_args(&run, &["--epochs", "1", "--batch-size", "128", "--mode", "repvgg"]))
+        .args(train_args(
+            &run,
+            &["--epochs", "1", "--batch-size", "128", "--mode", "repvgg"],
+        ))
         .output()
         .unwrap());
     let plan = config(&run.join("best.safetensors"))["rep"].clone();
-    let slots = ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.conv1", "layer2.0.conv2"];
+    let slots = [
+        "conv1",
+        "layer1.0.conv1",
+        "layer1.0.conv2",
+        "layer2.0.conv1",
+        "layer2.0.conv2",
+    ];
     for s in slots {
-        assert_eq!(plan[s], serde_json::json!([1, 0, 0, 1, 0, 0, 1]), "{s} in {plan}");
+        assert_eq!(
+            plan[s],
+            serde_json::json!([1, 0, 0, 1, 0, 0, 1]),
+            "{s} in {plan}"
+        );
     }
-    assert!(plan.get("layer2.0.downsample.0").is_none(), "1x1 convs stay plain");
-    assert!(metrics(&run)[0].get("rep_branches").is_none(), "no evolution in repvgg mode");
+    assert!(
+        plan.get("layer2.0.downsample.0").is_none(),
+        "1x1 convs stay plain"
+    );
+    assert!(
+        metrics(&run)[0].get("rep_branches").is_none(),
+        "no evolution in repvgg mode"
+    );
     let deployed = tmp.path().join("deployed.safetensors");
     assert_plain_deploy(&deploy(&run.join("best.safetensors"), &deployed), &deployed);
 }
@@ -129,10 +186,23 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
     let tmp = tempfile::tempdir().unwrap();
     let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     let extra = [
-        "--epochs", "3", "--batch-size", "4", "--checkpoint-secs", "1", "--workers", "1",
-        "--max-adjust-epoch", "3", "--recal-iters", "2",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--checkpoint-secs",
+        "1",
+        "--workers",
+        "1",
+        "--max-adjust-epoch",
+        "3",
+        "--recal-iters",
+        "2",
     ];
-    ok(tool().args(train_args(&reference, &extra)).output().unwrap());
+    ok(tool()
+        .args(train_args(&reference, &extra))
+        .output()
+        .unwrap());
 
     let mut child = tool()
         .args(train_args(&killed, &extra))
@@ -144,16 +214,27 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
     let started = Instant::now();
     loop {
         // Mid-epoch 2 or 3: after a growth, with importance records under way.
-        if train_state(&last).is_some_and(|s| s["epoch"].as_u64() >= Some(1) && s["batch"].as_u64() > Some(0)) {
+        if train_state(&last)
+            .is_some_and(|s| s["epoch"].as_u64() >= Some(1) && s["batch"].as_u64() > Some(0))
+        {
             child.kill().unwrap();
             child.wait().unwrap();
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it was killed");
-        assert!(started.elapsed() < Duration::from_secs(300), "no mid-epoch checkpoint in epoch 2");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it was killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no mid-epoch checkpoint in epoch 2"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    ok(tool().args(["--resume", killed.to_str().unwrap(), "--quiet"]).output().unwrap());
+    ok(tool()
+        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap());
     let (a, b) = (metrics(&reference), metrics(&killed));
     assert_eq!(b.len(), 3, "{b:?}");
     for (x, y) in a.iter().zip(&b) {
@@ -167,7 +248,17 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
 fn bad_input_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tool()
-        .args(["--arch", "lightvit_nano_32", "--image-size", "32", "--data", "fashion-mnist-subset", "--epochs", "1", "--out"])
+        .args([
+            "--arch",
+            "lightvit_nano_32",
+            "--image-size",
+            "32",
+            "--data",
+            "fashion-mnist-subset",
+            "--epochs",
+            "1",
+            "--out",
+        ])
         .arg(tmp.path().join("vit"))
         .output()
         .unwrap();

@@ -164,7 +164,9 @@ pub fn train_with(
             if let Some(n) = saved.threads {
                 // Fails only if the pool already exists (--threads given again), in which
                 // case that choice stands.
-                let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+                let _ = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build_global();
             }
             saved.clone()
         }

@@ -57,18 +57,28 @@ pub fn draw_grid(path: &Path, grid: &Grid) -> Result<()> {
     let (left, cell_w, cell_h) = (16 + 8 * label, 34u32, 24u32);
     let cols = grid.columns.len().max(1) as u32;
     let title = 11 * grid.title.len() as u32;
-    let size = ((left + cols * cell_w).max(left + title) + 24, 56 + grid.rows.len() as u32 * cell_h + 56);
-    render(path, size, |rgb| draw_cells(rgb, size, grid, (left, cell_w, cell_h)))
+    let size = (
+        (left + cols * cell_w).max(left + title) + 24,
+        56 + grid.rows.len() as u32 * cell_h + 56,
+    );
+    render(path, size, |rgb| {
+        draw_cells(rgb, size, grid, (left, cell_w, cell_h))
+    })
 }
 
 /// plotters renders into memory and our `image` encodes the PNG: plotters' own encoder
 /// would pull in a second version of the `image` crate.
-fn render(path: &Path, (w, h): (u32, u32), paint: impl FnOnce(&mut [u8]) -> DrawResult) -> Result<()> {
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    paint: impl FnOnce(&mut [u8]) -> DrawResult,
+) -> Result<()> {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let mut rgb = vec![0u8; (w * h * 3) as usize];
-    paint(&mut rgb).map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
+    paint(&mut rgb)
+        .map_err(|e| EmberError::Runtime(format!("plotting {}: {e}", path.display())))?;
     let mut png = Vec::new();
     image::RgbImage::from_raw(w, h, rgb)
         .expect("the buffer holds w x h RGB pixels")
@@ -77,13 +87,25 @@ fn render(path: &Path, (w, h): (u32, u32), paint: impl FnOnce(&mut [u8]) -> Draw
     crate::atomic::write_atomic(path, &png)
 }
 
-fn draw_cells(rgb: &mut [u8], size: (u32, u32), grid: &Grid, (left, cw, ch): (u32, u32, u32)) -> DrawResult {
+fn draw_cells(
+    rgb: &mut [u8],
+    size: (u32, u32),
+    grid: &Grid,
+    (left, cw, ch): (u32, u32, u32),
+) -> DrawResult {
     let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     root.fill(&WHITE)?;
     let text = |size: u32| TextStyle::from(("sans-serif", size).into_font()).color(&BLACK);
     root.draw(&Text::new(grid.title.clone(), (left as i32, 14), text(18)))?;
-    let all = grid.values.iter().flatten().copied().filter(|v| v.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let all = grid
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let top = 48i32;
     for (r, (name, row)) in grid.rows.iter().zip(&grid.values).enumerate() {
         let y = top + (r as u32 * ch) as i32;
@@ -94,8 +116,15 @@ fn draw_cells(rgb: &mut [u8], size: (u32, u32), grid: &Grid, (left, cw, ch): (u3
             let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
             let shade = |full: f64| (255.0 - t * (255.0 - full)) as u8;
             let fill = RGBColor(shade(31.0), shade(119.0), shade(180.0));
-            root.draw(&Rectangle::new([(x, y), (x + cw as i32 - 1, y + ch as i32 - 1)], fill.filled()))?;
-            let label = if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.1}") };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cw as i32 - 1, y + ch as i32 - 1)],
+                fill.filled(),
+            ))?;
+            let label = if v.fract() == 0.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            };
             let colour = if t > 0.5 { WHITE } else { BLACK };
             let style = TextStyle::from(("sans-serif", 12).into_font()).color(&colour);
             root.draw(&Text::new(label, (x + 8, y + 6), style))?;
@@ -104,7 +133,12 @@ fn draw_cells(rgb: &mut [u8], size: (u32, u32), grid: &Grid, (left, cw, ch): (u3
     let bottom = top + (grid.rows.len() as u32 * ch) as i32;
     // Column labels, thinned to every k-th when they would crowd.
     let every = (grid.columns.len() / 20).max(1);
-    for (c, name) in grid.columns.iter().enumerate().filter(|(c, _)| c % every == 0) {
+    for (c, name) in grid
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| c % every == 0)
+    {
         let x = (left + c as u32 * cw) as i32;
         root.draw(&Text::new(name.clone(), (x + 8, bottom + 6), text(12)))?;
     }

@@ -165,9 +165,10 @@ impl DiverseBranchBlock {
         let params = |s: usize, p: (usize, usize)| {
             Conv2dParams::default().stride(s).padding(p).groups(groups)
         };
-        let conv = |vb: VarBuilder, ci: usize, co: usize, kernel: (usize, usize), p: Conv2dParams| {
-            Conv2d::new(vb, ci, co, kernel, p, false, init.conv(kernel, co))
-        };
+        let conv =
+            |vb: VarBuilder, ci: usize, co: usize, kernel: (usize, usize), p: Conv2dParams| {
+                Conv2d::new(vb, ci, co, kernel, p, false, init.conv(kernel, co))
+            };
         let bn = |vb: VarBuilder, c: usize, last: bool| {
             BatchNorm2d::with_weight_init(vb, c, init.gamma(last))
         };
@@ -182,7 +183,10 @@ impl DiverseBranchBlock {
 
         let kxk = RepConv::with_init(
             vb.pp(Branch::Kxk.key()).pp("conv"),
-            ConvShape { bias: true, ..shape },
+            ConvShape {
+                bias: true,
+                ..shape
+            },
             init.kxk_conv(),
             init,
             plan,
@@ -224,7 +228,9 @@ impl DiverseBranchBlock {
         let avg = on(Branch::OneByOneAvg)
             .then(|| -> Result<AvgBranch> {
                 let vb = vb.pp(Branch::OneByOneAvg.key());
-                let pool = AvgPool2dParams::new(k).stride(stride).count_include_pad(true);
+                let pool = AvgPool2dParams::new(k)
+                    .stride(stride)
+                    .count_include_pad(true);
                 // A depthwise block has no 1x1 conv in front of the pooling.
                 if groups < cout {
                     Ok(AvgBranch {
@@ -317,7 +323,12 @@ impl DiverseBranchBlock {
             all.extend(b.first.iter().map(|(_, p)| p.bn.clone()));
             all.push(b.bn.clone());
         }
-        all.extend([&self.one_k, &self.k_one].into_iter().flatten().map(|b| b.bn.clone()));
+        all.extend(
+            [&self.one_k, &self.k_one]
+                .into_iter()
+                .flatten()
+                .map(|b| b.bn.clone()),
+        );
         all.extend(self.id.clone());
         all
     }

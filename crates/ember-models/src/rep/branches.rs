@@ -96,7 +96,12 @@ impl Branches {
         let keeps_shape = shape.cin == shape.cout && shape.stride == 1;
         let mut b = self.with(Branch::Identity, self.has(Branch::Identity) && keeps_shape);
         if shape.padding != shape.k / 2 {
-            for off in [Branch::OneByOne, Branch::OneByK, Branch::KByOne, Branch::Identity] {
+            for off in [
+                Branch::OneByOne,
+                Branch::OneByK,
+                Branch::KByOne,
+                Branch::Identity,
+            ] {
                 b = b.with(off, false);
             }
         }
@@ -177,9 +182,15 @@ mod tests {
 
     #[test]
     fn identity_needs_an_unchanged_shape() {
-        assert!(Branches::ALL.fitted(&shape(4, 4, 1, 1)).has(Branch::Identity));
-        assert!(!Branches::ALL.fitted(&shape(4, 8, 1, 1)).has(Branch::Identity));
-        assert!(!Branches::ALL.fitted(&shape(4, 4, 2, 1)).has(Branch::Identity));
+        assert!(Branches::ALL
+            .fitted(&shape(4, 4, 1, 1))
+            .has(Branch::Identity));
+        assert!(!Branches::ALL
+            .fitted(&shape(4, 8, 1, 1))
+            .has(Branch::Identity));
+        assert!(!Branches::ALL
+            .fitted(&shape(4, 4, 2, 1))
+            .has(Branch::Identity));
     }
 
     #[test]

@@ -166,11 +166,27 @@ mod tests {
         let dev = Device::Cpu;
         let avg = avg_kernel(4, 3, 2, &dev).unwrap();
         assert_eq!(avg.dims(), [4, 2, 3, 3]);
-        let v: Vec<f32> = avg.sum((2, 3)).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let v: Vec<f32> = avg
+            .sum((2, 3))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(v, [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]);
         let eye = identity_kernel(4, 1, &dev).unwrap();
-        let centre: Vec<f32> = eye.narrow(2, 1, 1).unwrap().narrow(3, 1, 1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let expected: Vec<f32> = (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect();
+        let centre: Vec<f32> = eye
+            .narrow(2, 1, 1)
+            .unwrap()
+            .narrow(3, 1, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let expected: Vec<f32> = (0..16)
+            .map(|i| if i % 5 == 0 { 1.0 } else { 0.0 })
+            .collect();
         assert_eq!(centre, expected);
     }
 }

@@ -171,7 +171,11 @@ impl RepConv {
     /// them for this shape: [`Branches::for_growth`]) whose new variables start as DyRep's
     /// growth sets them, and returns the original kernel. The block's kxk convolution holds
     /// the original kernel until [`RepConv::absorb`] makes the block compute it.
-    pub fn grow(&self, vars: &SeededVarMap, configured: Branches) -> Result<(Tensor, Option<Tensor>)> {
+    pub fn grow(
+        &self,
+        vars: &SeededVarMap,
+        configured: Branches,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let mut form = self.0.form.write().unwrap();
         let Form::Plain(conv) = &*form else {
             candle_core::bail!("{} is already a block", self.0.path)
@@ -247,7 +251,15 @@ impl RepConv {
         if keep.count() == 1 {
             vars.remove_under(&self.0.path);
             let shape = self.0.shape;
-            let conv = Conv2d::new(vb, shape.cin, shape.cout, shape.k, shape.params(), true, Init::Const(0.0))?;
+            let conv = Conv2d::new(
+                vb,
+                shape.cin,
+                shape.cout,
+                shape.k,
+                shape.params(),
+                true,
+                Init::Const(0.0),
+            )?;
             set_variable(conv.weight(), &w_all)?;
             set_variable(conv.bias().expect("built with a bias"), &b_all)?;
             *form = Form::Plain(conv);
@@ -316,13 +328,21 @@ fn build_form(
     plan: &RepPlan,
 ) -> Result<Form> {
     let conv = |vb: VarBuilder, bias: bool| {
-        Conv2d::new(vb, shape.cin, shape.cout, shape.k, shape.params(), bias, plain)
+        Conv2d::new(
+            vb,
+            shape.cin,
+            shape.cout,
+            shape.k,
+            shape.params(),
+            bias,
+            plain,
+        )
     };
     Ok(match form {
         None => Form::Plain(conv(vb, shape.bias)?),
         Some(SlotForm::Folded(_)) => Form::Plain(conv(vb, true)?),
-        Some(SlotForm::Block(b)) => {
-            Form::Block(Box::new(DiverseBranchBlock::new(vb, shape, b, branches, plan)?))
-        }
+        Some(SlotForm::Block(b)) => Form::Block(Box::new(DiverseBranchBlock::new(
+            vb, shape, b, branches, plan,
+        )?)),
     })
 }

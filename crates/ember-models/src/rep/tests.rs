@@ -12,7 +12,14 @@ use crate::layers::set_variable;
 
 const TOL: f32 = 1e-4;
 
-fn shape(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, groups: usize) -> ConvShape {
+fn shape(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+) -> ConvShape {
     ConvShape {
         cin,
         cout,
@@ -50,7 +57,14 @@ fn randomise(vars: &SeededVarMap) {
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 fn slot_with(shape: ConvShape, branches: Branches) -> (SeededVarMap, RepConv) {
@@ -100,7 +114,10 @@ fn every_branch_subset_folds_exactly() {
             let branches = Branches::try_from(flags.clone()).unwrap();
             let (_, slot) = slot_with(s, branches);
             let gap = merge_gap(&slot, &x);
-            assert!(gap < TOL, "{s:?} branches {flags:?}: merged differs by {gap}");
+            assert!(
+                gap < TOL,
+                "{s:?} branches {flags:?}: merged differs by {gap}"
+            );
         }
     }
 }
@@ -130,13 +147,26 @@ fn nested_blocks_fold_exactly() {
 fn plain(s: ConvShape) -> (SeededVarMap, RepConv) {
     let vars = SeededVarMap::new(2);
     let vb = vars.var_builder(DType::F32, &Device::Cpu).pp("conv");
-    let slot = RepConv::new(vb, s, Init::Randn { mean: 0.0, stdev: 0.3 }, &RepPlan::default()).unwrap();
+    let slot = RepConv::new(
+        vb,
+        s,
+        Init::Randn {
+            mean: 0.0,
+            stdev: 0.3,
+        },
+        &RepPlan::default(),
+    )
+    .unwrap();
     (vars, slot)
 }
 
 #[test]
 fn growth_and_cuts_preserve_the_eval_function() {
-    for s in [shape(4, 4, 3, 1, 1, 1), shape(4, 8, 3, 2, 1, 1), shape(4, 4, 3, 1, 0, 1)] {
+    for s in [
+        shape(4, 4, 3, 1, 1, 1),
+        shape(4, 8, 3, 2, 1, 1),
+        shape(4, 4, 3, 1, 0, 1),
+    ] {
         let x = input(&s, (8, 8), "x");
         let (vars, slot) = plain(s);
         let before = slot.forward_t(&x, false).unwrap();
@@ -144,13 +174,17 @@ fn growth_and_cuts_preserve_the_eval_function() {
         // Training-mode batches move the new branches' statistics, as recalibration does.
         slot.begin_calibration().unwrap();
         for i in 0..3 {
-            slot.forward_t(&input(&s, (8, 8), &format!("batch{i}")), false).unwrap();
+            slot.forward_t(&input(&s, (8, 8), &format!("batch{i}")), false)
+                .unwrap();
         }
         assert_eq!(slot.end_calibration(), 3);
         slot.absorb(&original).unwrap();
         // The reset kxk BN scales the kxk part by 1/sqrt(1 + eps).
         let grown = slot.forward_t(&x, false).unwrap();
-        assert!(max_diff(&before, &grown) < TOL, "{s:?}: growth changed the output");
+        assert!(
+            max_diff(&before, &grown) < TOL,
+            "{s:?}: growth changed the output"
+        );
         assert!(merge_gap(&slot, &x) < TOL);
         // The new variables are all in the map, the plain weight is gone.
         let names: Vec<String> = vars.named().into_iter().map(|(k, _)| k).collect();
@@ -163,11 +197,18 @@ fn growth_and_cuts_preserve_the_eval_function() {
             .into_iter()
             .filter(|b| *b != Branch::Kxk && have.has(*b))
             .take(1)
-            .fold(Branches::try_from(vec![0, 0, 0, 1, 0, 0, 0]).unwrap(), |k, b| k.with(b, true));
+            .fold(
+                Branches::try_from(vec![0, 0, 0, 1, 0, 0, 0]).unwrap(),
+                |k, b| k.with(b, true),
+            );
         slot.cut(&vars, keep_one).unwrap();
         assert_eq!(slot.branches(), Some(keep_one.fitted(&s)));
         assert!(max_diff(&before, &slot.forward_t(&x, false).unwrap()) < TOL);
-        slot.cut(&vars, Branches::try_from(vec![0, 0, 0, 1, 0, 0, 0]).unwrap()).unwrap();
+        slot.cut(
+            &vars,
+            Branches::try_from(vec![0, 0, 0, 1, 0, 0, 0]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(slot.branches(), None);
         assert!(max_diff(&before, &slot.forward_t(&x, false).unwrap()) < TOL);
         let names: Vec<String> = vars.named().into_iter().map(|(k, _)| k).collect();
