@@ -22,8 +22,10 @@ def final_top1(run):
 def median_rate(run):
     return statistics.median(r["images_per_s"] for r in metrics(run))
 
-def forward_ms(run, which):
-    return json.load(open(os.path.join(run, "deploy.json")))["forward_ms_batch128"][which]
+def inference_ratio(run, which):
+    """`which` (trained or deployed) over the plain baseline, timed in one process."""
+    ms = json.load(open(os.path.join(run, "deploy.json")))["forward_ms_batch128"]
+    return ms[which] / ms["baseline"]
 
 def branches(run):
     last = metrics(run)[-1]
@@ -41,15 +43,14 @@ present = {m: runs(m) for m in modes if runs(m)}
 if "plain" not in present:
     sys.exit(f"no finished plain runs in {out}")
 plain_rate = mean([median_rate(r) for r in present["plain"]])
-plain_ms = mean([forward_ms(r, "deployed") for r in present["plain"]])
 print("| training | test top-1 % (final epoch) | seeds | train step time vs plain | inference vs plain: trained | deployed | branches at the end |")
 print("|---|---|---|---|---|---|---|")
 for mode, rs in present.items():
     accs = [final_top1(r) for r in rs]
     sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
     step = plain_rate / mean([median_rate(r) for r in rs])
-    trained = mean([forward_ms(r, "trained") for r in rs]) / plain_ms
-    deployed = mean([forward_ms(r, "deployed") for r in rs]) / plain_ms
+    trained = mean([inference_ratio(r, "trained") for r in rs])
+    deployed = mean([inference_ratio(r, "deployed") for r in rs])
     b = [x for x in (branches(r) for r in rs) if x is not None]
     bcell = f"{mean(b):.1f}" if b else "1 per conv"
     print(f"| {mode} | {mean(accs):.2f} +- {sd:.2f} | {len(accs)} | {step:.2f}x | {trained:.2f}x | {deployed:.2f}x | {bcell} |")

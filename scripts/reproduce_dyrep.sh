@@ -2,7 +2,7 @@
 # Reproduces README's DyRep table on Fashion-MNIST: one small ResNet trained plain, with
 # every 3x3 conv a RepVGG block from the start (--mode repvgg), and with DyRep, for the same
 # epochs over several seeds; each final network deployed (merged into the plain
-# architecture) and timed; then the table (scripts/dyrep_table.py) and structure.png of the
+# architecture) and timed against the plain network; then the table (scripts/dyrep_table.py) and structure.png of the
 # first DyRep run.
 #
 #   scripts/reproduce_dyrep.sh [OUT_DIR]          # default runs/dyrep
@@ -34,8 +34,11 @@ for seed in $seeds; do
           --seed "$seed" --out "$dir" > "$dir.json"
       fi
     fi
-    if [ ! -f "$dir/deploy.json" ]; then
-      "$bin" deploy "$dir/last.safetensors" --out "$dir/deployed.safetensors" > "$dir/deploy.json.tmp"
+    # Deployed, then timed against the plain run of the same seed in the same process.
+    plain="$out/plain-s$seed/last.safetensors"
+    if [ ! -f "$dir/deploy.json" ] && [ -f "$plain" ]; then
+      "$bin" deploy "$dir/last.safetensors" --out "$dir/deployed.safetensors" --compare "$plain" \
+        > "$dir/deploy.json.tmp"
       mv "$dir/deploy.json.tmp" "$dir/deploy.json"
     fi
     echo "done: $dir" >&2

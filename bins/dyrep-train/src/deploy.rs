@@ -30,24 +30,34 @@ fn load_model(ckpt: &Checkpoint, what: &str) -> Result<(Box<dyn Classifier>, See
     Ok((model, vars))
 }
 
-/// Median milliseconds of an eval-mode forward of `x` (after two warm-up passes).
-fn forward_ms(model: &dyn Classifier, x: &Tensor) -> Result<f64> {
-    let mut times = Vec::new();
-    for i in 0..12 {
-        let start = Instant::now();
-        model.forward_t(x, false)?;
-        if i >= 2 {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
+/// Median milliseconds of an eval-mode forward of `x` through each model, timed in
+/// alternation (round after round, after two warm-up rounds) so that a busy machine slows
+/// them alike and their ratios hold.
+fn forward_ms(models: &[&dyn Classifier], x: &Tensor) -> Result<Vec<f64>> {
+    let mut times = vec![Vec::new(); models.len()];
+    for round in 0..12 {
+        for (model, t) in models.iter().zip(times.iter_mut()) {
+            let start = Instant::now();
+            model.forward_t(x, false)?;
+            if round >= 2 {
+                t.push(start.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(times
+        .into_iter()
+        .map(|mut t| {
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        })
+        .collect())
 }
 
 /// Writes the deployed network of `input` to `output` and reports what was folded, how far
 /// the deployed outputs are from the trained ones on a random batch (eval mode), and the
-/// time of a 128-image forward pass of each.
-pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
+/// time of a 128-image forward pass of each (and of `baseline`'s model, when given: the
+/// plain network trained without re-parameterisation).
+pub fn deploy(input: &Path, output: &Path, baseline: Option<&Path>) -> Result<Value> {
     let what = input.display().to_string();
     let ckpt = Checkpoint::load(input, &Device::Cpu)?;
     let (model, vars) = load_model(&ckpt, &what)?;
@@ -102,15 +112,25 @@ pub fn deploy(input: &Path, output: &Path) -> Result<Value> {
         .abs()?
         .max_all()?
         .to_scalar::<f32>()?;
-    let (trained_ms, deployed_ms) = (
-        forward_ms(model.as_ref(), &x)?,
-        forward_ms(plain.as_ref(), &x)?,
-    );
+    let base = match baseline {
+        Some(p) => {
+            let ckpt = Checkpoint::load(p, &Device::Cpu)?;
+            Some(load_model(&ckpt, &p.display().to_string())?.0)
+        }
+        None => None,
+    };
+    let mut models: Vec<&dyn Classifier> = vec![model.as_ref(), plain.as_ref()];
+    models.extend(base.as_deref());
+    let ms = forward_ms(&models, &x)?;
+    let mut timing = json!({ "trained": ms[0], "deployed": ms[1] });
+    if let Some(b) = ms.get(2) {
+        timing["baseline"] = json!(b);
+    }
     Ok(json!({
         "command": "deploy",
         "checkpoint": output.display().to_string(),
         "folded": folded,
         "max_abs_diff": diff,
-        "forward_ms_batch128": { "trained": trained_ms, "deployed": deployed_ms },
+        "forward_ms_batch128": timing,
     }))
 }

@@ -59,6 +59,9 @@ pub enum Command {
         /// Where to write the deployed checkpoint.
         #[arg(long)]
         out: PathBuf,
+        /// A plain network's checkpoint to time against (same input size).
+        #[arg(long, value_name = "CKPT")]
+        compare: Option<PathBuf>,
     },
 }
 
@@ -107,8 +110,13 @@ fn reparameterise(cfg: &mut ModelConfig, branches: Option<Branches>) -> Result<(
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
-    if let Some(Command::Deploy { checkpoint, out }) = &cli.command {
-        return deploy::deploy(checkpoint, out);
+    if let Some(Command::Deploy {
+        checkpoint,
+        out,
+        compare,
+    }) = &cli.command
+    {
+        return deploy::deploy(checkpoint, out, compare.as_deref());
     }
     let (device, _) = cli.runtime.setup()?;
     // A resumed run is the run it was started as: its saved flags, this folder.
