@@ -140,7 +140,7 @@ impl StructureHook for DyRep {
 
     fn after_epoch(&self, run: &RunContext, epoch: usize) -> Result<EpochChange> {
         let e = &self.evolution;
-        let due = (epoch + 1) % e.interval.max(1) == 0 && epoch < e.max_adjust_epoch;
+        let due = (epoch + 1).is_multiple_of(e.interval.max(1)) && epoch < e.max_adjust_epoch;
         let mut record = Map::new();
         if due {
             let mut averages: Vec<(String, f64)> = self

@@ -61,6 +61,9 @@ pub struct RunSpec {
     pub argv: Vec<String>,
 }
 
+/// Rewrites a fresh run's model config (see [`Method::configure`]).
+pub type Configure = Box<dyn FnOnce(&mut ModelConfig) -> Result<()>>;
+
 /// What a method adds to supervised training (distillation: a teacher and its loss).
 pub struct Method {
     /// What each step minimises instead of the plain cross-entropy.
@@ -71,7 +74,7 @@ pub struct Method {
     pub report: Value,
     /// Rewrites the model config of a fresh run before the model is built (a resumed run
     /// rebuilds what its checkpoint holds).
-    pub configure: Option<Box<dyn FnOnce(&mut ModelConfig) -> Result<()>>>,
+    pub configure: Option<Configure>,
     /// Changes the model's structure as it trains.
     pub structure: Option<Box<dyn StructureHook>>,
 }
