@@ -6,8 +6,9 @@
 #   scripts/reproduce_dist.sh [OUT_DIR]          # default runs/dist
 #
 # Environment: SEEDS (default "0 1 2"), TEACHER_EPOCHS (10), STUDENT_EPOCHS (10),
-# DATA (fashion-mnist). Roughly an hour on 2 cores with the defaults (estimated from the
-# speeds distill_overhead.sh measures; not yet timed end to end). A killed script
+# DATA (fashion-mnist). About 95 minutes on 2 cores with the defaults (measured with other
+# runs sharing the cores, and seed 2's students in a second copy, `SEEDS=2`, started once
+# the teachers had finished: two copies must never share a run). A killed script
 # continues where it stopped: run the same command again.
 #
 # Students train without random crop or flip (the same inputs every epoch), so the teacher's
