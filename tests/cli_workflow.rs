@@ -7,15 +7,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ember::ember_core::Checkpoint;
 use serde_json::Value;
-
-fn metrics(dir: &std::path::Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 fn train_then_eval_predict_and_info() {
@@ -143,11 +135,6 @@ fn checkpoints_from_an_offline_hub_cache() {
         &hub(&["pull", "hf://ember-ml/tiny-resnet/other.safetensors"]),
         "HF_HUB_OFFLINE",
     );
-}
-
-fn train_state(path: &std::path::Path) -> Option<Value> {
-    let ckpt = Checkpoint::load(path, &candle_core::Device::Cpu).ok()?;
-    serde_json::from_str(ckpt.meta.extra.get("train_state")?).ok()
 }
 
 #[test]

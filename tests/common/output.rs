@@ -1,9 +1,28 @@
-//! Reading a tool's output in end-to-end tests: the JSON result line on stdout, and the
-//! one-line bad-input error. Shared by the tool crates' tests (included by path).
+//! Reading a tool's output in end-to-end tests: the JSON result line on stdout, the
+//! one-line bad-input error, and a run directory's metrics and checkpoint state. Shared by
+//! the tool crates' tests (included by path).
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Output;
+
+use serde_json::Value;
+
+/// The records of a run directory's `metrics.jsonl` (none before the file exists).
+pub fn metrics(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A checkpoint's `ember.train_state`, when the file can be read.
+pub fn train_state(ckpt: &Path) -> Option<Value> {
+    let ckpt = ember_core::Checkpoint::load(ckpt, &candle_core::Device::Cpu).ok()?;
+    serde_json::from_str(ckpt.meta.extra.get("train_state")?).ok()
+}
 
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);

@@ -9,9 +9,9 @@ mod recipe;
 mod teacher;
 
 use clap::Parser;
-use ember_cli::supervised::{self, saved_argv, Method, RunSpec, Setup, SupervisedArgs};
+use ember_cli::supervised::{self, Method, RunSpec, Setup, SupervisedArgs};
 use ember_cli::RuntimeArgs;
-use ember_core::{EmberError, Result, RunDir};
+use ember_core::{EmberError, Result};
 use ember_train::CrossEntropy;
 use serde_json::{json, Value};
 
@@ -56,16 +56,11 @@ fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
 
 pub fn run(cli: Cli) -> Result<Value> {
     let (device, _) = cli.runtime.setup()?;
-    // A resumed run is the run it was started as: its saved flags, this folder.
-    let (cli, argv) = match &cli.run.resume {
-        Some(dir) => {
-            let argv = saved_argv(&RunDir::open(dir)?)?;
-            let mut saved = parse_saved(&argv)?;
-            saved.run.resume = Some(dir.clone());
-            (saved, argv)
-        }
-        None => (cli, std::env::args().skip(1).collect()),
-    };
+    let resume = cli.run.resume.clone();
+    let (cli, argv) =
+        supervised::resolve_command(cli, resume.as_deref(), parse_saved, |c, dir| {
+            c.run.resume = Some(dir)
+        })?;
     let recipe = cli.distill.recipe()?;
     let reparse = |argv: &[String]| spec(&parse_saved(argv)?, argv.to_vec());
     let prepare = |setup: &Setup| prepare(&cli, recipe, setup).map(Some);

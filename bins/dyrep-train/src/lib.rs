@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use clap::{Parser, Subcommand};
-use ember_cli::supervised::{self, saved_argv, Method, RunSpec, Setup, SupervisedArgs};
+use ember_cli::supervised::{self, Method, RunSpec, Setup, SupervisedArgs};
 use ember_cli::RuntimeArgs;
 use ember_core::{EmberError, Result, RunDir, SeededVarMap};
 use ember_models::rep::{Branches, RepPlan};
@@ -119,16 +119,11 @@ pub fn run(cli: Cli) -> Result<Value> {
         return deploy::deploy(checkpoint, out, compare.as_deref());
     }
     let (device, _) = cli.runtime.setup()?;
-    // A resumed run is the run it was started as: its saved flags, this folder.
-    let (cli, argv) = match &cli.run.resume {
-        Some(dir) => {
-            let argv = saved_argv(&RunDir::open(dir)?)?;
-            let mut saved = parse_saved(&argv)?;
-            saved.run.resume = Some(dir.clone());
-            (saved, argv)
-        }
-        None => (cli, std::env::args().skip(1).collect()),
-    };
+    let resume = cli.run.resume.clone();
+    let (cli, argv) =
+        supervised::resolve_command(cli, resume.as_deref(), parse_saved, |c, dir| {
+            c.run.resume = Some(dir)
+        })?;
     let args = &cli.dyrep;
     let mode = args.mode;
     let evolution = args.evolution(cli.run.train.epochs)?;

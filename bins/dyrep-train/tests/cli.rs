@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use ember_core::Checkpoint;
-use output::{assert_bad_input, stdout_json};
+use output::{assert_bad_input, metrics, stdout_json, train_state};
 use serde_json::Value;
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
@@ -51,14 +51,6 @@ fn ok(out: Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout_json(&out)
-}
-
-fn metrics(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn config(ckpt: &Path) -> Value {
@@ -174,11 +166,6 @@ fn repvgg_mode_trains_blocks_on_every_growable_conv() {
     );
     let deployed = tmp.path().join("deployed.safetensors");
     assert_plain_deploy(&deploy(&run.join("best.safetensors"), &deployed), &deployed);
-}
-
-fn train_state(ckpt: &Path) -> Option<Value> {
-    let ckpt = Checkpoint::load(ckpt, &Device::Cpu).ok()?;
-    serde_json::from_str(ckpt.meta.extra.get("train_state")?).ok()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! data and settings: the tool re-parses the saved command line with its own parser.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
@@ -113,6 +113,26 @@ pub fn saved_argv(run: &RunDir) -> Result<Vec<String>> {
     serde_json::from_value(config["argv"].clone()).map_err(|_| {
         EmberError::bad_input(format!("{}: config.json has no argv", run.root().display()))
     })
+}
+
+/// The command line a tool runs and its arguments (without the program name): its own, or
+/// with `--resume DIR` (`resume`) the one the run was started with, re-parsed by `parse`
+/// and pointed back at DIR by `resuming`: a resumed run is the run it was started as.
+pub fn resolve_command<C>(
+    cli: C,
+    resume: Option<&Path>,
+    parse: impl Fn(&[String]) -> Result<C>,
+    resuming: impl FnOnce(&mut C, PathBuf),
+) -> Result<(C, Vec<String>)> {
+    match resume {
+        Some(dir) => {
+            let argv = saved_argv(&RunDir::open(dir)?)?;
+            let mut saved = parse(&argv)?;
+            resuming(&mut saved, dir.to_path_buf());
+            Ok((saved, argv))
+        }
+        None => Ok((cli, std::env::args().skip(1).collect())),
+    }
 }
 
 /// `--model-config`: inline JSON or a file holding it.

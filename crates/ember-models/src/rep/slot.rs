@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, Module, VarBuilder};
 use ember_core::SeededVarMap;
 
@@ -309,13 +309,6 @@ impl RepConv {
     /// Disarms recalibration and returns the number of batches it saw.
     pub fn end_calibration(&self) -> usize {
         self.0.calibrating.lock().unwrap().take().unwrap_or(0)
-    }
-
-    pub fn dtype(&self) -> DType {
-        match &*self.0.form.read().unwrap() {
-            Form::Plain(c) => c.weight().dtype(),
-            Form::Block(b) => b.kxk_bn.weight().dtype(),
-        }
     }
 }
 
