@@ -16,6 +16,8 @@ mod dyrep;
 mod model;
 #[path = "parity/sections.rs"]
 mod sections;
+#[path = "parity/ssl.rs"]
+mod ssl;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +64,7 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
     }
 }
 
-/// Sections by name: `dist` and `dyrep` are implemented; the others are pending until their issues land.
+/// Sections by name: `dist`, `dyrep`, `ressl` and `lewel` are implemented; the others are pending until their issues land.
 fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
     let family = name.rsplit_once('/').map_or(name, |(f, _)| f);
     let tolerance = compare::Tolerance::from_manifest(&manifest["tolerance"]);
@@ -78,20 +80,24 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
                 ),
                 Err(e) => lines.push((label, Err(e))),
             },
-            "dyrep" => {
-                let files = compare::load_file(dir, &section.io).and_then(|io| {
-                    let weights = section.spec["weights"].as_str().ok_or("no weights file")?;
-                    Ok((io, compare::load_file(dir, weights)?))
+            "ressl" | "lewel" => {
+                let outcome = with_weights(dir, &section).and_then(|(io, weights)| {
+                    if section.name == "ressl" {
+                        ssl::ressl(section.spec, &weights, &io, &tolerance)
+                    } else {
+                        ssl::lewel(section.spec, &weights, &io, &tolerance)
+                    }
                 });
-                match files {
-                    Ok((io, weights)) => lines.extend(
-                        dyrep::cases(section.spec, &weights, &io, &tolerance)
-                            .into_iter()
-                            .map(|(case, r)| (format!("{label}/{case}"), r)),
-                    ),
-                    Err(e) => lines.push((label, Err(e))),
-                }
+                lines.push((label, outcome));
             }
+            "dyrep" => match with_weights(dir, &section) {
+                Ok((io, weights)) => lines.extend(
+                    dyrep::cases(section.spec, &weights, &io, &tolerance)
+                        .into_iter()
+                        .map(|(case, r)| (format!("{label}/{case}"), r)),
+                ),
+                Err(e) => lines.push((label, Err(e))),
+            },
             _ => lines.push((label, Ok(Outcome::Pending))),
         }
     }
@@ -99,6 +105,16 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
         lines.push((name.to_string(), Err("no sections found".into())));
     }
     lines
+}
+
+/// A section's io and weights files.
+fn with_weights(
+    dir: &Path,
+    section: &sections::Section,
+) -> Result<(compare::Tensors, compare::Tensors), String> {
+    let io = compare::load_file(dir, &section.io)?;
+    let weights = section.spec["weights"].as_str().ok_or("no weights file")?;
+    Ok((io, compare::load_file(dir, weights)?))
 }
 
 /// The device the models run on: `EMBER_PARITY_DEVICE` (cpu, cuda, cuda:N, metal; default

@@ -4,7 +4,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
+use ember_core::SeededVarMap;
 use serde_json::Value;
+
+/// Fixture tensors by name.
+pub type Tensors = HashMap<String, Tensor>;
 
 /// `|ours - theirs| <= abs + rel * |theirs| + rel_to_max_abs * max |theirs|` per element,
 /// with the manifest's fields (absent ones are 0; `abs` defaults to 1e-4).
@@ -61,4 +65,62 @@ fn values(t: &Tensor) -> Result<Vec<f64>, String> {
 /// The tensors of fixture file `file` in `dir`, on the CPU.
 pub fn load_file(dir: &Path, file: &str) -> Result<HashMap<String, Tensor>, String> {
     candle_core::safetensors::load(dir.join(file), &Device::Cpu).map_err(|e| format!("{file}: {e}"))
+}
+
+/// A candle error as the parity line's message.
+pub fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The fixture tensor `name`.
+pub fn get<'a>(t: &'a Tensors, name: &str) -> Result<&'a Tensor, String> {
+    t.get(name).ok_or(format!("fixture lacks `{name}`"))
+}
+
+/// The tensors under `prefix.`, with the prefix removed.
+pub fn under(weights: &Tensors, prefix: &str) -> Tensors {
+    let prefix = format!("{prefix}.");
+    weights
+        .iter()
+        .filter_map(|(k, t)| {
+            k.strip_prefix(&prefix)
+                .map(|rest| (rest.to_string(), t.clone()))
+        })
+        .collect()
+}
+
+/// Worst difference over the named comparisons; the first failure stops.
+pub struct Checks<'a> {
+    pub tol: &'a Tolerance,
+    pub worst: f64,
+}
+
+impl Checks<'_> {
+    pub fn check(&mut self, name: &str, ours: &Tensor, theirs: &Tensor) -> Result<(), String> {
+        let ours = ours.to_device(&Device::Cpu).map_err(err)?;
+        self.worst = self.worst.max(self.tol.check(name, &ours, theirs)?);
+        Ok(())
+    }
+
+    /// Every variable of `vars` against `expected` (same names), and no name missing.
+    pub fn check_vars(&mut self, vars: &SeededVarMap, expected: &Tensors) -> Result<(), String> {
+        let ours: HashMap<String, Tensor> = vars
+            .named()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect();
+        for (name, theirs) in expected {
+            if name.ends_with("num_batches_tracked") {
+                continue;
+            }
+            let mine = ours
+                .get(name)
+                .ok_or(format!("we have no variable `{name}`"))?;
+            self.check(name, mine, theirs)?;
+        }
+        if let Some(extra) = ours.keys().find(|k| !expected.contains_key(*k)) {
+            return Err(format!("we have `{extra}`, the official module does not"));
+        }
+        Ok(())
+    }
 }

@@ -3,8 +3,6 @@
 //! scores, the grown slot, the function-preserving new block) and one cut step. Shapes and
 //! settings come from the manifest; block structure from the weight names.
 
-use std::collections::HashMap;
-
 use candle_core::{DType, Device, ModuleT, Tensor};
 use candle_nn::{Init, Module};
 use ember_core::SeededVarMap;
@@ -13,11 +11,10 @@ use ember_models::rep::{cut, Branch, Branches, ConvShape, Importance, RepConv, R
 use ember_ops::{conv2d, Conv2dParams};
 use serde_json::Value;
 
-use crate::compare::Tolerance;
+use crate::compare::{err, get, under, Checks, Tensors, Tolerance};
 use crate::Outcome;
 
 type Lines = Vec<(String, Result<Outcome, String>)>;
-type Tensors = HashMap<String, Tensor>;
 
 /// The official cut thresholds (`adjust_model`).
 const SPREAD: f64 = 0.02;
@@ -45,31 +42,11 @@ pub fn cases(spec: &Value, weights: &Tensors, io: &Tensors, tol: &Tolerance) -> 
     lines
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-fn get<'a>(t: &'a Tensors, name: &str) -> Result<&'a Tensor, String> {
-    t.get(name).ok_or(format!("fixture lacks `{name}`"))
-}
-
 fn usize_of(v: &Value, key: &str) -> Result<usize, String> {
     v[key]
         .as_u64()
         .map(|x| x as usize)
         .ok_or(format!("manifest lacks `{key}`"))
-}
-
-/// The tensors under `prefix.`, with the prefix removed.
-fn under(weights: &Tensors, prefix: &str) -> Tensors {
-    let prefix = format!("{prefix}.");
-    weights
-        .iter()
-        .filter_map(|(k, t)| {
-            k.strip_prefix(&prefix)
-                .map(|rest| (rest.to_string(), t.clone()))
-        })
-        .collect()
 }
 
 /// The branches whose weights exist under `path`.
@@ -110,42 +87,6 @@ fn load_block(
     let slot = RepConv::new(vb, shape, Init::Const(0.0), &plan).map_err(err)?;
     ember_models::load_into(vars.vars(), weights, "the fixture's block").map_err(err)?;
     Ok((vars, slot))
-}
-
-/// Worst difference over the named comparisons; the first failure stops.
-struct Checks<'a> {
-    tol: &'a Tolerance,
-    worst: f64,
-}
-
-impl Checks<'_> {
-    fn check(&mut self, name: &str, ours: &Tensor, theirs: &Tensor) -> Result<(), String> {
-        let ours = ours.to_device(&Device::Cpu).map_err(err)?;
-        self.worst = self.worst.max(self.tol.check(name, &ours, theirs)?);
-        Ok(())
-    }
-
-    /// Every variable of `vars` against `expected` (same names), and no name missing.
-    fn check_vars(&mut self, vars: &SeededVarMap, expected: &Tensors) -> Result<(), String> {
-        let ours: HashMap<String, Tensor> = vars
-            .named()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect();
-        for (name, theirs) in expected {
-            if name.ends_with("num_batches_tracked") {
-                continue;
-            }
-            let mine = ours
-                .get(name)
-                .ok_or(format!("we have no variable `{name}`"))?;
-            self.check(name, mine, theirs)?;
-        }
-        if let Some(extra) = ours.keys().find(|k| !expected.contains_key(*k)) {
-            return Err(format!("we have `{extra}`, the official module does not"));
-        }
-        Ok(())
-    }
 }
 
 fn block_case(

@@ -1,9 +1,13 @@
-//! Ember's losses. Each takes logits `[n, classes]` (DIST also `[n, classes, h, w]`) and
-//! returns a scalar reduced as the official code reduces it; all are compositions of
-//! differentiable candle ops, computed in f32.
+//! Ember's losses. The supervised ones take logits `[n, classes]` (DIST also `[n, classes, h,
+//! w]`), the self-supervised ones embeddings; each returns a scalar reduced as the official
+//! code reduces it; all are compositions of differentiable candle and Ember ops.
 
 mod cross_entropy;
 mod distill;
+mod ssl;
 
 pub use cross_entropy::{cross_entropy, soft_target_cross_entropy};
 pub use distill::{kd_loss, Dist, DistTerms, Probabilities};
+pub use ssl::{
+    as_rows, infonce, lewel_pair, normalized_mse, relation_from_logits, relation_loss, Relation,
+};

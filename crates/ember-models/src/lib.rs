@@ -7,6 +7,7 @@ pub mod lightvit;
 pub mod registry;
 pub mod rep;
 pub mod resnet;
+pub mod ssl;
 pub mod taps;
 pub mod weights;
 

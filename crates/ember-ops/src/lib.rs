@@ -26,6 +26,7 @@ pub mod conv;
 pub mod gelu;
 pub mod gradcheck;
 pub mod norm;
+pub mod normalize;
 pub mod pool;
 pub mod softmax;
 pub mod upsample;
@@ -37,6 +38,7 @@ pub use conv::{
 };
 pub use gelu::gelu;
 pub use norm::{layer_norm, layer_norm_channels};
+pub use normalize::l2_normalize;
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, AvgPool2dParams, MaxPool2dParams};
 pub use softmax::softmax;
 pub use upsample::{upsample_bilinear2d, upsample_nearest2d, Resize};

@@ -184,6 +184,18 @@ fn softmax_over_any_dim() {
 }
 
 #[test]
+fn l2_normalize_over_any_dim() {
+    let mut c = Cases::new(6);
+    for i in 0..6 {
+        let shape = [c.int(1, 4), c.int(1, 5), c.int(1, 7)];
+        let dim = c.int(0, 2);
+        let case = format!("#{i} {shape:?} dim {dim}");
+        let inputs = [f64s(&shape, c.seed())];
+        check("l2_normalize", &case, &inputs, |t| l2_normalize(&t[0], dim));
+    }
+}
+
+#[test]
 fn gelu_everywhere_on_the_curve() {
     // Values from -4 to 4: the tails and the bend near 0.
     let x = (f64s(&[3, 11], 40) * 2.0).unwrap();
