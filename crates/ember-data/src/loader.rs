@@ -1,5 +1,6 @@
-//! Batches from a dataset: a seeded shuffle per epoch, then decoding and augmentation on
-//! worker threads while the model trains on earlier batches. Batches come out in order, and
+//! Batches from a dataset: a seeded shuffle per epoch, then decoding and augmentation (one
+//! view per image, or several for self-supervised methods) on worker threads while the
+//! model trains on earlier batches. Batches come out in order, and
 //! every random choice depends only on (seed, epoch, position in the epoch), so a run is the
 //! same whatever the number of workers, and an epoch can restart at any batch (resume).
 
@@ -14,6 +15,7 @@ use ember_core::{EmberError, EmberRng, Result};
 
 use crate::dataset::Dataset;
 use crate::transforms::Pipeline;
+use crate::views::Views;
 
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
@@ -33,6 +35,8 @@ pub struct Batch {
     pub labels: Vec<u32>,
     /// The dataset index of each image (what per-sample caches key on).
     pub indices: Vec<usize>,
+    /// The second and later views of the same images, each laid out as `images`.
+    pub more_views: Vec<Vec<f32>>,
 }
 
 impl Batch {
@@ -50,18 +54,35 @@ impl Batch {
         let labels = Tensor::from_slice(&self.labels, self.labels.len(), device)?;
         Ok((images, labels))
     }
+
+    /// View `v` (0 is `images`) as `[n, c, h, w]` on `device`.
+    pub fn view(&self, v: usize, device: &Device) -> Result<Tensor> {
+        let data = match v {
+            0 => &self.images,
+            _ => self
+                .more_views
+                .get(v - 1)
+                .ok_or_else(|| EmberError::Runtime(format!("the batch has no view {v}")))?,
+        };
+        Ok(Tensor::from_slice(data, self.dims.as_slice(), device)?)
+    }
 }
 
 #[derive(Clone)]
 pub struct Loader {
     dataset: Arc<dyn Dataset>,
-    pipeline: Arc<Pipeline>,
+    views: Arc<Views>,
     cfg: LoaderConfig,
     item_dims: [usize; 3],
 }
 
 impl Loader {
     pub fn new(dataset: Arc<dyn Dataset>, pipeline: Pipeline, cfg: LoaderConfig) -> Result<Self> {
+        Self::with_views(dataset, Views(vec![pipeline]), cfg)
+    }
+
+    /// Each image augmented once per pipeline of `views` (which must agree on the shape).
+    pub fn with_views(dataset: Arc<dyn Dataset>, views: Views, cfg: LoaderConfig) -> Result<Self> {
         if cfg.batch_size == 0 {
             return Err(EmberError::bad_input("batch size must be at least 1"));
         }
@@ -71,10 +92,20 @@ impl Loader {
                 dataset.source()
             )));
         }
-        let item_dims = pipeline.output_dims(dataset.image_dims())?;
+        let mut item_dims = None;
+        for pipeline in &views.0 {
+            let dims = pipeline.output_dims(dataset.image_dims())?;
+            if item_dims.is_some_and(|d| d != dims) {
+                return Err(EmberError::bad_input(
+                    "the augmented views of an image differ in shape",
+                ));
+            }
+            item_dims = Some(dims);
+        }
+        let item_dims = item_dims.ok_or_else(|| EmberError::bad_input("no view to augment"))?;
         Ok(Self {
             dataset,
-            pipeline: Arc::new(pipeline),
+            views: Arc::new(views),
             cfg,
             item_dims,
         })
@@ -162,21 +193,33 @@ impl EpochJob {
         let first = k * cfg.batch_size;
         let positions = first..(first + cfg.batch_size).min(self.order.len());
         let [c, h, w] = self.loader.item_dims;
-        let mut images = Vec::with_capacity(positions.len() * c * h * w);
+        let per_view = positions.len() * c * h * w;
+        let views = &self.loader.views.0;
+        let mut images: Vec<Vec<f32>> =
+            views.iter().map(|_| Vec::with_capacity(per_view)).collect();
         let mut labels = Vec::with_capacity(positions.len());
         let indices = self.order[positions.clone()].to_vec();
         for pos in positions {
             let (img, label) = self.loader.dataset.get(self.order[pos])?;
-            let mut rng = EmberRng::for_name(cfg.seed, &format!("augment/{}/{pos}", self.epoch));
-            let img = self.loader.pipeline.apply(img, &mut rng);
-            images.extend_from_slice(&img.data);
+            for (v, pipeline) in views.iter().enumerate() {
+                // View 0 keeps the single-view stream, so supervised runs are unchanged.
+                let name = match v {
+                    0 => format!("augment/{}/{pos}", self.epoch),
+                    _ => format!("augment/{}/{pos}/view{v}", self.epoch),
+                };
+                let mut rng = EmberRng::for_name(cfg.seed, &name);
+                images[v].extend_from_slice(&pipeline.apply(img.clone(), &mut rng).data);
+            }
             labels.push(label);
         }
+        let more_views = images.split_off(1);
+        let images = images.pop().expect("at least one view");
         Ok(Batch {
             images,
             dims: [labels.len(), c, h, w],
             labels,
             indices,
+            more_views,
         })
     }
 }
@@ -327,6 +370,38 @@ mod tests {
         }
         assert_eq!(resumed.len(), 2);
         assert_eq!(resumed[0].images, serial[1].images);
+    }
+
+    #[test]
+    fn extra_views_leave_the_first_view_as_a_single_view_loader_makes_it() {
+        let single = loader(2, true, false);
+        let pipeline = Pipeline(vec![Transform::RandomCrop {
+            height: 2,
+            width: 2,
+            padding: 1,
+        }]);
+        let cfg = LoaderConfig {
+            batch_size: 4,
+            shuffle: true,
+            drop_last: false,
+            workers: 2,
+            seed: 7,
+        };
+        let views = Views(vec![pipeline.clone(), pipeline]);
+        let two = Loader::with_views(Arc::new(Numbers(10, vec![])), views, cfg).unwrap();
+        let (a, b) = (collect(&single, 2, 0), collect(&two, 2, 0));
+        for (one, both) in a.iter().zip(&b) {
+            assert_eq!(one.images, both.images);
+            assert_eq!(both.more_views.len(), 1);
+            assert_eq!(both.more_views[0].len(), both.images.len());
+        }
+        assert!(
+            b.iter().any(|x| x.more_views[0] != x.images),
+            "the second view draws its own crops"
+        );
+        let t = b[0].view(1, &Device::Cpu).unwrap();
+        assert_eq!(t.dims(), &[4, 1, 2, 2]);
+        assert!(b[0].view(2, &Device::Cpu).is_err());
     }
 
     #[test]

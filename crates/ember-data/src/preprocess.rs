@@ -41,7 +41,7 @@ impl Preprocess {
         }
     }
 
-    fn normalize(&self) -> Transform {
+    pub fn normalize(&self) -> Transform {
         Transform::Normalize {
             mean: self.mean.clone(),
             std: self.std.clone(),

@@ -1,10 +1,14 @@
 //! Image transforms, torchvision semantics: `Resize` (bilinear, half-pixel centres, no
-//! antialias), `RandomCrop(size, padding)` with zero fill, `RandomHorizontalFlip(p)`,
+//! antialias), `RandomCrop(size, padding)` with zero fill, `RandomResizedCrop`,
+//! `RandomHorizontalFlip(p)`, the self-supervised colour augmentations (`ColorJitter`,
+//! `RandomGrayscale`, Gaussian blur, `RandomSolarize`, each applied with a probability),
 //! `Normalize(mean, std)`. Random choices draw from the per-sample generator the loader
 //! passes in, so an epoch's augmentation depends only on (seed, epoch, position).
 
 use ember_core::{EmberError, EmberRng, Result};
 
+use crate::photometric::{color_jitter, gaussian_blur, grayscale, solarize, Jitter};
+use crate::resized_crop::random_resized_crop;
 use crate::sample::Chw;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +23,31 @@ pub enum Transform {
         padding: usize,
     },
     HorizontalFlip {
+        p: f64,
+    },
+    /// A window of `scale` of the area and aspect in `ratio`, resized to `height x width`.
+    RandomResizedCrop {
+        height: usize,
+        width: usize,
+        scale: (f64, f64),
+        ratio: (f64, f64),
+    },
+    /// `RandomApply([ColorJitter(...)], p)`.
+    ColorJitter {
+        jitter: Jitter,
+        p: f64,
+    },
+    Grayscale {
+        p: f64,
+    },
+    /// Blur with sigma uniform in `sigma`, with probability `p`.
+    GaussianBlur {
+        sigma: (f64, f64),
+        p: f64,
+    },
+    /// Values at or above `threshold` (in [0, 1]) inverted, with probability `p`.
+    Solarize {
+        threshold: f32,
         p: f64,
     },
     Normalize {
@@ -57,7 +86,12 @@ impl Pipeline {
                 }
                 Ok([c, *height, *width])
             }
-            Transform::HorizontalFlip { .. } => Ok([c, h, w]),
+            Transform::RandomResizedCrop { height, width, .. } => Ok([c, *height, *width]),
+            Transform::HorizontalFlip { .. }
+            | Transform::ColorJitter { .. }
+            | Transform::Grayscale { .. }
+            | Transform::GaussianBlur { .. }
+            | Transform::Solarize { .. } => Ok([c, h, w]),
             Transform::Normalize { mean, std } => {
                 if mean.len() != c || std.len() != c {
                     return Err(EmberError::bad_input(format!(
@@ -97,6 +131,40 @@ impl Transform {
             Transform::HorizontalFlip { p } => {
                 if rng.bernoulli(*p) {
                     flip_horizontal(img)
+                } else {
+                    img
+                }
+            }
+            Transform::RandomResizedCrop {
+                height,
+                width,
+                scale,
+                ratio,
+            } => random_resized_crop(&img, *height, *width, *scale, *ratio, rng),
+            Transform::ColorJitter { jitter, p } => {
+                if rng.bernoulli(*p) {
+                    color_jitter(img, jitter, rng)
+                } else {
+                    img
+                }
+            }
+            Transform::Grayscale { p } => {
+                if rng.bernoulli(*p) {
+                    grayscale(img)
+                } else {
+                    img
+                }
+            }
+            Transform::GaussianBlur { sigma, p } => {
+                if rng.bernoulli(*p) {
+                    gaussian_blur(&img, rng.uniform(sigma.0, sigma.1))
+                } else {
+                    img
+                }
+            }
+            Transform::Solarize { threshold, p } => {
+                if rng.bernoulli(*p) {
+                    solarize(img, *threshold)
                 } else {
                     img
                 }

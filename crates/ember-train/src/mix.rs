@@ -97,6 +97,7 @@ mod tests {
             dims: [2, 1, 4, 4],
             labels: vec![0, 1],
             indices: vec![0, 1],
+            more_views: Vec::new(),
         }
     }
 
