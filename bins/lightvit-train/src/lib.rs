@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ember_cli::supervised::{self, model_overrides, RunSpec, SupervisedArgs};
-use ember_cli::RuntimeArgs;
+use ember_cli::{preset, RuntimeArgs};
 use ember_core::{EmberError, Result};
 use serde_json::Value;
 
-pub use presets::{Preset, PRESETS};
+pub use presets::PRESETS;
 
 /// Train, fine-tune and evaluate LightViT. Results go to stdout as one JSON line, progress
 /// to stderr; the run directory holds metrics, curves.png and checkpoints.
@@ -31,10 +31,10 @@ pub struct Cli {
     /// Recipe to start from: fashion-mnist (the default), imagenet (the official ImageNet-1K
     /// recipe) or quick (a minute on the bundled subset). Later flags override its values;
     /// `lightvit-train --show-preset NAME` prints its flags.
-    #[arg(long, default_value = "fashion-mnist", value_parser = presets::names())]
+    #[arg(long, default_value = "fashion-mnist", value_parser = preset::names(PRESETS))]
     pub preset: String,
     /// Print the flags of a preset and exit.
-    #[arg(long, value_name = "NAME", value_parser = presets::names())]
+    #[arg(long, value_name = "NAME", value_parser = preset::names(PRESETS))]
     pub show_preset: Option<String>,
     /// LightViT arch: lightvit (any config), lightvit_tiny, lightvit_small, lightvit_base,
     /// lightvit_tiny_32, lightvit_tiny_64, lightvit_nano_32 [default: the preset's].
@@ -49,27 +49,10 @@ pub struct Cli {
 
 /// The command line with the preset's flags put before the user's; the program name first.
 fn expand(argv: &[String]) -> Vec<String> {
-    let mut preset = "fashion-mnist".to_string();
-    let mut it = argv.iter().skip(1).peekable();
-    while let Some(a) = it.next() {
-        if a == "--preset" {
-            if let Some(v) = it.peek() {
-                preset = v.to_string();
-            }
-        } else if let Some(v) = a.strip_prefix("--preset=") {
-            preset = v.to_string();
-        }
+    let mut out = preset::expand(argv, PRESETS, "fashion-mnist");
+    if out[0].is_empty() {
+        out[0] = "lightvit-train".into();
     }
-    let flags = PRESETS
-        .iter()
-        .find(|p| p.name == preset)
-        .map_or(&[][..], |p| p.flags);
-    let mut out = vec![argv
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "lightvit-train".into())];
-    out.extend(flags.iter().map(|f| f.to_string()));
-    out.extend(argv.iter().skip(1).cloned());
     out
 }
 
@@ -119,13 +102,7 @@ fn spec(cli: &Cli, expanded: &[String]) -> Result<RunSpec> {
 pub fn run(invocation: &Invocation) -> Result<Value> {
     let cli = &invocation.cli;
     if let Some(name) = &cli.show_preset {
-        let preset = PRESETS
-            .iter()
-            .find(|p| p.name == name)
-            .expect("clap checked the name");
-        return Ok(
-            serde_json::json!({ "preset": name, "about": preset.about, "flags": preset.flags }),
-        );
+        return Ok(preset::show(PRESETS, name));
     }
     let (device, _) = cli.runtime.setup()?;
     // A resumed run reports the preset it was started with.

@@ -3,11 +3,7 @@
 //! goes; `fashion-mnist` scales it to 32 px grey images on 2 CPU cores; `quick` is a smoke
 //! run on the bundled subset.
 
-pub struct Preset {
-    pub name: &'static str,
-    pub about: &'static str,
-    pub flags: &'static [&'static str],
-}
+use ember_cli::preset::Preset;
 
 pub const PRESETS: &[Preset] = &[
     Preset {
@@ -42,8 +38,3 @@ pub const PRESETS: &[Preset] = &[
         ],
     },
 ];
-
-/// The preset names, for clap.
-pub fn names() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(PRESETS.iter().map(|p| p.name))
-}

@@ -6,6 +6,9 @@
 pub mod alloc;
 pub mod data;
 pub mod edge;
+pub mod preset;
+pub mod pretrain;
+pub mod run_setup;
 pub mod runtime;
 pub mod startup;
 pub mod supervised;

@@ -5,18 +5,17 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
-use ember_data::{DataSource, Loader, LoaderConfig, OpenedData, Preprocess};
+use ember_data::{Loader, LoaderConfig, OpenedData, Preprocess};
 use ember_models::ModelConfig;
 use ember_train::{Objective, StructureHook, TrainSettings, Trainer};
 use serde_json::{json, Value};
 
-use crate::{DataArgs, TrainArgs};
+use crate::{run_setup, DataArgs, TrainArgs};
 
 /// The flags of a supervised run (the arch is each tool's own flag).
 #[derive(Debug, Clone, Args)]
@@ -169,28 +168,10 @@ pub fn train_with(
     reparse: impl Fn(&[String]) -> Result<RunSpec>,
     prepare: impl FnOnce(&Setup) -> Result<Option<Method>>,
 ) -> Result<Value> {
-    let resumed = match &spec.args.resume {
-        Some(dir) => {
-            let run = RunDir::open(dir)?;
-            let saved = reparse(&saved_argv(&run)?).map_err(|e| {
-                EmberError::bad_input(format!(
-                    "{}: saved command no longer parses ({e})",
-                    run.root().display()
-                ))
-            })?;
-            Some((saved, run))
-        }
-        None => None,
-    };
+    let resumed = run_setup::resumed(spec.args.resume.as_deref(), reparse)?;
     let spec = match &resumed {
         Some((saved, _)) => {
-            if let Some(n) = saved.threads {
-                // Fails only if the pool already exists (--threads given again), in which
-                // case that choice stands.
-                let _ = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build_global();
-            }
+            run_setup::use_threads(saved.threads);
             saved.clone()
         }
         None => spec,
@@ -206,7 +187,6 @@ pub fn train_with(
     let (seed, dtype) = (*seed, *dtype);
     // Everything the flags decide is checked before the run directory is touched.
     let settings = cmd.train.settings(seed)?;
-    let source = DataSource::from_str(&cmd.data.data)?;
     let overrides = model_overrides(&cmd.model_config)?;
     let mut model_cfg = ember_models::resolve(arch, &overrides)?;
     let init = match &cmd.init {
@@ -214,16 +194,8 @@ pub fn train_with(
         None => None,
     };
 
-    let data = ember_data::open(&source, cmd.data.channels as usize, cmd.data.folder_size())?;
-    let [c, h, w] = data.train.image_dims();
-    let (h, w) = cmd.data.image_size.map_or((h, w), |s| (s, s));
-    let prep = Preprocess {
-        channels: c,
-        height: h,
-        width: w,
-        mean: data.mean.clone(),
-        std: data.std.clone(),
-    };
+    let (data, prep) = run_setup::open_data(&cmd.data)?;
+    let (c, h, w) = (prep.channels, prep.height, prep.width);
 
     ember_models::registry::check_input(&model_cfg.family, &model_cfg.config, h, w)?;
     let loader = |ds, pipeline, shuffle| {
@@ -254,41 +226,13 @@ pub fn train_with(
         quiet: cmd.quiet,
     })?;
 
-    let (run, resume) = match resumed {
-        Some((_, run)) => {
-            let last = run.file("last.safetensors");
-            // A run killed before its first checkpoint starts over in the same folder.
-            let resume = if last.exists() {
-                Some(Checkpoint::load(&last, device)?)
-            } else {
-                None
-            };
-            eprintln!(
-                "resuming {} from {}",
-                run.root().display(),
-                if resume.is_some() {
-                    "its last checkpoint"
-                } else {
-                    "the start"
-                }
-            );
-            (run, resume)
-        }
-        None => {
-            let out = cmd.out.clone().unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                PathBuf::from(format!("runs/{arch}-{now}"))
-            });
-            let run = RunDir::create(&out)?;
-            // The command line goes to config.json before anything else, so even a run
-            // killed in its first epoch can be resumed.
-            run.write_json("config.json", &json!({ "argv": argv }))?;
-            (run, None)
-        }
-    };
+    let (run, resume) = run_setup::open_run(
+        resumed.map(|(_, run)| run),
+        cmd.out.clone(),
+        arch,
+        argv,
+        device,
+    )?;
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
     let mut method = method;

@@ -8,8 +8,9 @@ pub struct TrainArgs {
     /// Passes over the training set.
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
-    /// sgd (momentum, optional Nesterov) or adamw (decoupled weight decay).
-    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw"])]
+    /// sgd (momentum, optional Nesterov), adamw (decoupled weight decay) or lars (SGD with
+    /// layer-wise trust ratios, eta 0.001, as the BYOL/LEWEL recipes).
+    #[arg(long, default_value = "sgd", value_parser = ["sgd", "adamw", "lars"])]
     pub optimizer: String,
     /// Peak learning rate (after warm-up).
     #[arg(long, default_value_t = 0.1)]
@@ -68,10 +69,10 @@ impl TrainArgs {
     pub fn settings(&self, seed: u64) -> Result<TrainSettings> {
         let settings = TrainSettings {
             epochs: self.epochs,
-            optimizer: if self.optimizer == "adamw" {
-                OptimizerKind::Adamw
-            } else {
-                OptimizerKind::Sgd
+            optimizer: match self.optimizer.as_str() {
+                "adamw" => OptimizerKind::Adamw,
+                "lars" => OptimizerKind::Lars,
+                _ => OptimizerKind::Sgd,
             },
             lr: self.lr,
             momentum: self.momentum,

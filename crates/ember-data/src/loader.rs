@@ -37,6 +37,8 @@ pub struct Batch {
     pub indices: Vec<usize>,
     /// The second and later views of the same images, each laid out as `images`.
     pub more_views: Vec<Vec<f32>>,
+    /// Seconds spent augmenting this batch (on whichever thread made it).
+    pub augment_seconds: f64,
 }
 
 impl Batch {
@@ -199,8 +201,10 @@ impl EpochJob {
             views.iter().map(|_| Vec::with_capacity(per_view)).collect();
         let mut labels = Vec::with_capacity(positions.len());
         let indices = self.order[positions.clone()].to_vec();
+        let mut augment_seconds = 0.0;
         for pos in positions {
             let (img, label) = self.loader.dataset.get(self.order[pos])?;
+            let started = std::time::Instant::now();
             for (v, pipeline) in views.iter().enumerate() {
                 // View 0 keeps the single-view stream, so supervised runs are unchanged.
                 let name = match v {
@@ -210,6 +214,7 @@ impl EpochJob {
                 let mut rng = EmberRng::for_name(cfg.seed, &name);
                 images[v].extend_from_slice(&pipeline.apply(img.clone(), &mut rng).data);
             }
+            augment_seconds += started.elapsed().as_secs_f64();
             labels.push(label);
         }
         let more_views = images.split_off(1);
@@ -220,6 +225,7 @@ impl EpochJob {
             labels,
             indices,
             more_views,
+            augment_seconds,
         })
     }
 }

@@ -17,6 +17,14 @@ use crate::taps::Taps;
 pub trait Classifier: Send + Sync {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
 
+    /// The classifier layer's input `[n, d]`: the backbone's pooled features (what
+    /// self-supervised methods, kNN monitors and linear probes read).
+    fn features(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
+
+    /// The backbone's last feature map `[n, d, h, w]`, before pooling (LEWEL's alignment
+    /// maps are computed on it).
+    fn feature_map(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
+
     /// Named intermediate outputs (as the parity fixtures name them), `logits` last.
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
         Ok(vec![("logits".into(), self.forward_t(x, train)?)])
@@ -49,6 +57,14 @@ impl Classifier for ResNet {
         ModuleT::forward_t(self, x, train)
     }
 
+    fn features(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        self.forward_features(x, train)
+    }
+
+    fn feature_map(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        ResNet::feature_map(self, x, train)
+    }
+
     fn head_prefix(&self) -> &'static str {
         "fc."
     }
@@ -71,6 +87,14 @@ impl Classifier for ResNet {
 impl Classifier for LightViT {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
         self.forward_taps(x, train, &mut Taps::off())
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        LightViT::features(self, x, train)
+    }
+
+    fn feature_map(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        LightViT::feature_map(self, x, train)
     }
 
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {

@@ -375,13 +375,18 @@ impl ResNet {
 
     /// Pooled features before `fc`, `[n, feature_dim]`.
     pub fn forward_features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.feature_map(x, train)?.mean((2, 3))
+    }
+
+    /// The last stage's output `[n, feature_dim, h, w]`, before pooling.
+    pub fn feature_map(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = self.forward_stem(x, train)?;
         for stage in &self.stages {
             for block in stage {
                 h = block.forward_t(&h, train)?;
             }
         }
-        h.mean((2, 3))
+        Ok(h)
     }
 
     fn forward_stem(&self, x: &Tensor, train: bool) -> Result<Tensor> {

@@ -98,6 +98,7 @@ mod tests {
             labels: vec![0, 1],
             indices: vec![0, 1],
             more_views: Vec::new(),
+            augment_seconds: 0.0,
         }
     }
 

@@ -1,6 +1,6 @@
-//! SGD (momentum, Nesterov, weight decay) and AdamW (decoupled weight decay) with parameter
-//! groups and state that can be saved and restored, following `torch.optim.SGD` and
-//! `torch.optim.AdamW` step for step. candle-nn's `SGD` has no momentum or weight decay,
+//! SGD (momentum, Nesterov, weight decay), AdamW (decoupled weight decay) and LARS (LEWEL's
+//! `utils/LARS.py`) with parameter groups and state that can be saved and restored,
+//! following `torch.optim.SGD`, `torch.optim.AdamW` and the official LARS step for step. candle-nn's `SGD` has no momentum or weight decay,
 //! and its `AdamW` decays every parameter and keeps its state private.
 
 use std::collections::HashMap;
@@ -12,12 +12,19 @@ use candle_core::{DType, Result, Tensor, Var};
 pub enum Method {
     Sgd { momentum: f64, nesterov: bool },
     AdamW { beta1: f64, beta2: f64, eps: f64 },
+    /// Layer-wise adaptive rate scaling as LEWEL's code has it: for a group with `trust`,
+    /// `d = (g + wd w) * lr * eta ||w|| / (||g|| + wd ||w||)` (the ratio 1 when either norm
+    /// is 0), `buf = momentum buf + d`, `w -= buf`: the rate sits inside the momentum
+    /// buffer. Groups without `trust` take `d = g * lr` (plain SGD, no weight decay).
+    Lars { momentum: f64, eta: f64 },
 }
 
 /// Parameters sharing one weight decay.
 pub struct ParamGroup {
     pub params: Vec<(String, Var)>,
     pub weight_decay: f64,
+    /// LARS scales this group's steps by its trust ratio (other methods ignore it).
+    pub trust: bool,
 }
 
 /// timm's default split: no weight decay on biases, norm parameters and any other 1-d (or
@@ -35,10 +42,37 @@ pub fn default_groups(
         ParamGroup {
             params: decay,
             weight_decay,
+            trust: true,
         },
         ParamGroup {
             params: no_decay,
             weight_decay: 0.0,
+            trust: false,
+        },
+    ]
+}
+
+/// The split of the official self-supervised code: no weight decay (and no LARS trust
+/// ratio) for parameters whose name contains one of `exempt` (ReSSL: "bn" and "bias", which
+/// leaves torchvision's `downsample.1.weight` decayed).
+pub fn groups_by_name(
+    params: Vec<(String, Var)>,
+    weight_decay: f64,
+    exempt: &[&str],
+) -> Vec<ParamGroup> {
+    let (no_decay, decay): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|(name, _)| exempt.iter().any(|e| name.contains(e)));
+    vec![
+        ParamGroup {
+            params: decay,
+            weight_decay,
+            trust: true,
+        },
+        ParamGroup {
+            params: no_decay,
+            weight_decay: 0.0,
+            trust: false,
         },
     ]
 }
@@ -144,6 +178,29 @@ impl Optimizer {
                         self.state.insert(name.clone(), vec![m, v]);
                         (w - (step * self.lr)?)?
                     }
+                    Method::Lars { momentum, eta } => {
+                        let d = if group.trust {
+                            let wd = group.weight_decay;
+                            let norm = |t: &Tensor| -> Result<f64> {
+                                t.sqr()?.sum_all()?.sqrt()?.to_dtype(DType::F64)?.to_scalar()
+                            };
+                            let (wn, gn) = (norm(&w)?, norm(&g)?);
+                            let ratio = if wn > 0.0 && gn > 0.0 {
+                                eta * wn / (gn + wd * wn)
+                            } else {
+                                1.0
+                            };
+                            ((&g + (&w * wd)?)? * (ratio * self.lr))?
+                        } else {
+                            (&g * self.lr)?
+                        };
+                        let buf = match self.state.get(name) {
+                            Some(s) => ((&s[0] * momentum)? + d)?,
+                            None => d,
+                        };
+                        self.state.insert(name.clone(), vec![buf.clone()]);
+                        (w - buf)?
+                    }
                 };
                 var.set(&updated.to_dtype(var.dtype())?)?;
             }
@@ -180,7 +237,7 @@ impl Optimizer {
         self.state.clear();
         let slots = match self.method {
             Method::Sgd { momentum: 0.0, .. } => 0,
-            Method::Sgd { .. } => 1,
+            Method::Sgd { .. } | Method::Lars { .. } => 1,
             Method::AdamW { .. } => 2,
         };
         if steps == 0 {
@@ -233,6 +290,7 @@ mod tests {
         let groups = vec![ParamGroup {
             params: vec![("w".into(), w.clone())],
             weight_decay: 0.01,
+            trust: true,
         }];
         let mut opt = Optimizer::new(
             Method::Sgd {
@@ -266,12 +324,50 @@ mod tests {
     }
 
     #[test]
+    fn lars_scales_by_the_trust_ratio_and_keeps_the_rate_in_the_buffer() {
+        // w = [3, 4] (norm 5), grad = w (norm 5), wd 0.1, eta 0.001, lr 2:
+        // ratio = 0.001 * 5 / (5 + 0.5), d = 1.1 w * 2 * ratio = w * 0.002, buf = d.
+        let w = Var::new(&[3f32, 4.], &Device::Cpu).unwrap();
+        let b = Var::new(&[1f32], &Device::Cpu).unwrap();
+        let groups = vec![
+            ParamGroup {
+                params: vec![("w".into(), w.clone())],
+                weight_decay: 0.1,
+                trust: true,
+            },
+            ParamGroup {
+                params: vec![("b".into(), b.clone())],
+                weight_decay: 0.0,
+                trust: false,
+            },
+        ];
+        let method = Method::Lars {
+            momentum: 0.9,
+            eta: 0.001,
+        };
+        let mut opt = Optimizer::new(method, groups, 2.0);
+        let loss = ((w.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap()
+            + b.as_tensor().sum_all().unwrap())
+        .unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        let got = values(&w);
+        assert!((got[0] - 2.994).abs() < 1e-6 && (got[1] - 3.992).abs() < 1e-6, "{got:?}");
+        // The exempt bias: plain SGD at the full rate, grad 1.
+        assert!((values(&b)[0] - -1.0).abs() < 1e-6);
+        // Second step on the bias: buf = 0.9 * 2 + 2 = 3.8.
+        let loss = b.as_tensor().sum_all().unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        assert!((values(&b)[0] - -4.8).abs() < 1e-6);
+    }
+
+    #[test]
     fn adamw_first_step_moves_by_lr_and_decays_decoupled() {
         // First AdamW step: m/bc1 = g, sqrt(v/bc2) = |g|, so w1 = w0 (1 - lr wd) - lr sign(g).
         let w = Var::new(&[0.5f32, -3.], &Device::Cpu).unwrap();
         let groups = vec![ParamGroup {
             params: vec![("w".into(), w.clone())],
             weight_decay: 0.1,
+            trust: true,
         }];
         let mut opt = Optimizer::new(
             Method::AdamW {
@@ -302,6 +398,7 @@ mod tests {
                 vec![ParamGroup {
                     params: vec![("w".into(), w.clone())],
                     weight_decay: 0.05,
+                    trust: true,
                 }]
             };
             let mut opt = Optimizer::new(method, group(), 0.1);
@@ -340,6 +437,7 @@ mod tests {
             let groups = vec![ParamGroup {
                 params: vec![("w".into(), w.clone())],
                 weight_decay: 0.1,
+                trust: true,
             }];
             let mut opt = Optimizer::new(method, groups, 0.1);
             quadratic_step(&mut opt, &w);

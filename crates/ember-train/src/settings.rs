@@ -12,7 +12,11 @@ use crate::schedule::{Decay, Schedule};
 pub enum OptimizerKind {
     Sgd,
     Adamw,
+    Lars,
 }
+
+/// LARS's trust coefficient in LEWEL's recipes (`utils/LARS.py`, eta = 0.001).
+pub const LARS_ETA: f64 = 0.001;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,6 +61,10 @@ impl TrainSettings {
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-8,
+            },
+            OptimizerKind::Lars => Method::Lars {
+                momentum: self.momentum,
+                eta: LARS_ETA,
             },
         }
     }

@@ -126,6 +126,43 @@ impl LightViT {
     /// Logits `[b, num_classes]` (the pooled features when `num_classes` is 0), collecting
     /// intermediate outputs into `taps` under the parity fixtures' names.
     pub fn forward_taps(&self, x: &Tensor, train: bool, taps: &mut Taps) -> Result<Tensor> {
+        let (tokens, _) = self.neck_tokens(x, train, taps)?;
+        let features = Self::pool(&tokens)?;
+        taps.put(|| "features".into(), &features);
+        match &self.head {
+            Some(head) => head.forward(&features),
+            None => Ok(features),
+        }
+    }
+
+    /// The head's input `[b, neck_dim]`: the mean over every token, global ones included.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Self::pool(&self.neck_tokens(x, train, &mut Taps::off())?.0)
+    }
+
+    /// The image tokens after the neck as a map `[b, neck_dim, h, w]` (global tokens left out).
+    pub fn feature_map(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (tokens, (gh, gw)) = self.neck_tokens(x, train, &mut Taps::off())?;
+        let (b, _, c) = tokens.dims3()?;
+        tokens
+            .narrow(1, self.cfg.num_tokens, gh * gw)?
+            .transpose(1, 2)?
+            .reshape((b, c, gh, gw))
+    }
+
+    fn pool(tokens: &Tensor) -> Result<Tensor> {
+        let n = tokens.dim(1)?;
+        ember_ops::sum_keepdim(tokens, 1)?.squeeze(1)? / n as f64
+    }
+
+    /// Every token after the final norm and the neck `[b, global + h*w, neck_dim]`, and the
+    /// last stage's grid.
+    fn neck_tokens(
+        &self,
+        x: &Tensor,
+        train: bool,
+        taps: &mut Taps,
+    ) -> Result<(Tensor, (usize, usize))> {
         let (_, _, h, w) = x.dims4()?;
         let grids = self.cfg.grids(h, w).map_err(candle_core::Error::msg)?;
         let (tokens, _) = self.patch_embed.forward_t(x, train, taps)?;
@@ -154,13 +191,7 @@ impl LightViT {
             .forward(&self.neck_fc.forward(&x)?)?
             .apply(&ember_ops::gelu)?;
         taps.put(|| "neck".into(), &x);
-        let tokens = x.dim(1)?;
-        let features = (ember_ops::sum_keepdim(&x, 1)?.squeeze(1)? / tokens as f64)?;
-        taps.put(|| "features".into(), &features);
-        match &self.head {
-            Some(head) => head.forward(&features),
-            None => Ok(features),
-        }
+        Ok((x, grid))
     }
 }
 

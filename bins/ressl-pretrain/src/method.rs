@@ -1,0 +1,146 @@
+//! ReSSL as `network/ressl.py` runs it, on any registered backbone: the student
+//! (`encoder_q`) embeds the strong view, the teacher (`encoder_k`, a momentum copy) the weak
+//! one; the loss is the cross-entropy between their sharpened similarity distributions over
+//! a queue of past teacher embeddings. Optionally the first steps use InfoNCE with the same
+//! queue (the journal version's warm-up; off by default, as the released code).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use candle_core::{DType, Module, Tensor};
+use ember_core::{EmberError, EmberRng, Result, SeededVarMap};
+use ember_losses::{infonce, relation_loss};
+use ember_models::ssl::ProjectionHead;
+use ember_models::Classifier;
+use ember_ops::l2_normalize;
+use ember_train::optim::{groups_by_name, ParamGroup};
+use ember_train::{FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss};
+
+use ember_cli::pretrain::Build;
+
+/// The student's prefix in the var map and in official checkpoints.
+pub const STUDENT: &str = "encoder_q";
+pub const TEACHER: &str = "encoder_k";
+/// The student's backbone (what is exported).
+pub const BACKBONE: &str = "encoder_q.net";
+/// InfoNCE temperature of the warm-up (MoCo v2's).
+const INFONCE_TAU: f64 = 0.2;
+
+/// ReSSL's knobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResslSettings {
+    pub dim: usize,
+    pub hidden: usize,
+    pub queue: usize,
+    pub momentum: f64,
+    pub tau_s: f64,
+    pub tau_t: f64,
+    /// Optimizer steps trained with InfoNCE before the relation loss.
+    pub warmup_steps: usize,
+}
+
+pub struct Ressl {
+    student: Box<dyn Classifier>,
+    teacher: Box<dyn Classifier>,
+    head_q: ProjectionHead,
+    head_k: ProjectionHead,
+    ema: MomentumEncoder,
+    queue: RefCell<FeatureQueue>,
+    cfg: ResslSettings,
+}
+
+impl Ressl {
+    pub fn new(b: &Build, cfg: ResslSettings) -> Result<Self> {
+        if cfg.queue < b.batch_size {
+            return Err(EmberError::bad_input(format!(
+                "--queue {} is smaller than a batch ({})",
+                cfg.queue, b.batch_size
+            )));
+        }
+        let student = b.backbone(BACKBONE)?;
+        let teacher = b.backbone(&format!("{TEACHER}.net"))?;
+        let (width, _) = b.widths(student.as_ref())?;
+        let vb = b.vars.var_builder(b.dtype, b.device);
+        let head_q = ProjectionHead::new(vb.pp(STUDENT).pp("head"), width, cfg.hidden, cfg.dim)?;
+        let head_k = ProjectionHead::new(vb.pp(TEACHER).pp("head"), width, cfg.hidden, cfg.dim)?;
+        // The teacher starts as a copy of the student and then only follows it.
+        let ema = MomentumEncoder::pair(&b.vars.named(), STUDENT, TEACHER, MomentumScope::Parameters)?;
+        ema.copy_online()?;
+        let mut rng = EmberRng::for_name(b.seed, "ressl/queue");
+        let queue = FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?;
+        Ok(Self {
+            student,
+            teacher,
+            head_q,
+            head_k,
+            ema,
+            queue: RefCell::new(queue),
+            cfg,
+        })
+    }
+}
+
+impl Pretext for Ressl {
+    /// `views`: (strong, weak), the order of ReSSL's dataset.
+    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss> {
+        let [strong, weak] = views else {
+            return Err(EmberError::Runtime("ReSSL needs two views".into()));
+        };
+        let q = l2_normalize(&self.head_q.forward(&self.student.features(strong, true)?)?, 1)?;
+        // ReSSL.forward: the teacher moves before it embeds (with the student's weights of
+        // before this step's update); it runs in training mode, as the official teacher.
+        self.ema.update(self.cfg.momentum)?;
+        let k = l2_normalize(&self.head_k.forward(&self.teacher.features(weak, true)?)?, 1)?
+            .detach();
+        let (q, k) = (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?);
+        let mut queue = self.queue.borrow_mut();
+        let total = if step < self.cfg.warmup_steps {
+            infonce(&q, &k, queue.entries(), INFONCE_TAU)?
+        } else {
+            relation_loss(&q, &k, queue.entries(), self.cfg.tau_s, self.cfg.tau_t)?.loss
+        };
+        queue.enqueue(&k)?;
+        Ok(StepLoss {
+            total,
+            parts: Vec::new(),
+        })
+    }
+
+    /// The official split: no weight decay for names with "bn" or "bias".
+    fn groups(&self, vars: &SeededVarMap, weight_decay: f64) -> Vec<ParamGroup> {
+        let student = format!("{STUDENT}.");
+        let params = vars
+            .named()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&student) && !ember_core::checkpoint::is_buffer(n))
+            .collect();
+        groups_by_name(params, weight_decay, &["bn", "bias"])
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let queue = self.queue.borrow();
+        let ptr = Tensor::new(&[queue.ptr() as i64], queue.entries().device())
+            .expect("a one-element tensor");
+        vec![
+            ("queue".into(), queue.entries().clone()),
+            ("queue_ptr".into(), ptr),
+        ]
+    }
+
+    fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        let (Some(entries), Some(ptr)) = (saved.get("queue"), saved.get("queue_ptr")) else {
+            return Err(EmberError::bad_input("the checkpoint holds no ReSSL queue"));
+        };
+        let ptr = ptr.flatten_all()?.to_vec1::<i64>()?[0] as usize;
+        *self.queue.borrow_mut() = FeatureQueue::new(entries.clone(), ptr)?;
+        Ok(())
+    }
+
+    fn backbone(&self) -> &dyn Classifier {
+        self.student.as_ref()
+    }
+
+    fn backbone_prefix(&self) -> &str {
+        BACKBONE
+    }
+}
