@@ -47,27 +47,18 @@ pub struct Cli {
     pub run: SupervisedArgs,
 }
 
-/// The command line with the preset's flags put before the user's; the program name first.
-fn expand(argv: &[String]) -> Vec<String> {
-    let mut out = preset::expand(argv, PRESETS, "fashion-mnist");
-    if out[0].is_empty() {
-        out[0] = "lightvit-train".into();
-    }
-    out
-}
+const TOOL: preset::Presets = preset::Presets {
+    tool: "lightvit-train",
+    list: PRESETS,
+    default: "fashion-mnist",
+};
 
-/// A parsed command line and its preset-expanded form.
-pub struct Invocation {
-    pub cli: Cli,
-    pub expanded: Vec<String>,
-}
+pub type Invocation = preset::Invocation<Cli>;
 
 /// Parses `argv` (the program name first) with its preset expanded; errors are one line
 /// and exit code 2.
 pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
-    let expanded = expand(argv);
-    let cli = ember_cli::parse_args_from(expanded.clone())?;
-    Ok(Invocation { cli, expanded })
+    TOOL.parse(argv)
 }
 
 /// The run the flags describe (`expanded`: the command line with the preset written out);
@@ -108,14 +99,9 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
     // A resumed run reports the preset it was started with.
     let preset = std::cell::RefCell::new(cli.preset.clone());
     let reparse = |argv: &[String]| {
-        let full: Vec<String> = std::iter::once("lightvit-train".to_string())
-            .chain(argv.iter().cloned())
-            .collect();
-        let expanded = expand(&full);
-        let saved = Cli::try_parse_from(&expanded)
-            .map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
-        preset.replace(saved.preset.clone());
-        spec(&saved, &expanded)
+        let saved: Invocation = TOOL.reparse(argv)?;
+        preset.replace(saved.cli.preset.clone());
+        spec(&saved.cli, &saved.expanded)
     };
     let mut summary = supervised::train(spec(cli, &invocation.expanded)?, &device, reparse)?;
     summary["command"] = Value::from("lightvit-train");

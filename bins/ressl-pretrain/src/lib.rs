@@ -115,26 +115,18 @@ impl ResslArgs {
     }
 }
 
-fn expand(argv: &[String]) -> Vec<String> {
-    let mut out = preset::expand(argv, PRESETS, "fashion-mnist");
-    if out[0].is_empty() {
-        out[0] = "ressl-pretrain".into();
-    }
-    out
-}
+const TOOL: preset::Presets = preset::Presets {
+    tool: "ressl-pretrain",
+    list: PRESETS,
+    default: "fashion-mnist",
+};
 
-/// A parsed command line and its preset-expanded form.
-pub struct Invocation {
-    pub cli: Cli,
-    pub expanded: Vec<String>,
-}
+pub type Invocation = preset::Invocation<Cli>;
 
 /// Parses `argv` (the program name first) with its preset expanded; errors are one line
 /// and exit code 2.
 pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
-    let expanded = expand(argv);
-    let cli = ember_cli::parse_args_from(expanded.clone())?;
-    Ok(Invocation { cli, expanded })
+    TOOL.parse(argv)
 }
 
 fn spec(cli: &Cli, expanded: &[String]) -> PretrainSpec<ResslArgs> {
@@ -156,13 +148,8 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
     }
     let (device, _) = cli.runtime.setup()?;
     let reparse = |argv: &[String]| {
-        let full: Vec<String> = std::iter::once("ressl-pretrain".to_string())
-            .chain(argv.iter().cloned())
-            .collect();
-        let expanded = expand(&full);
-        let saved = Cli::try_parse_from(&expanded)
-            .map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
-        Ok(spec(&saved, &expanded))
+        let saved: Invocation = TOOL.reparse(argv)?;
+        Ok(spec(&saved.cli, &saved.expanded))
     };
     pretrain::pretrain(spec(cli, &invocation.expanded), &device, reparse, |args, b| {
         let steps_per_epoch = b.total_steps / b.epochs.max(1);

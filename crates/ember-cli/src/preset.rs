@@ -3,6 +3,10 @@
 //! earlier one: clap's `args_override_self`) and a resumed run re-expands the preset it was
 //! started with.
 
+use std::process::ExitCode;
+
+use clap::Parser;
+use ember_core::{EmberError, Result};
 use serde_json::{json, Value};
 
 pub struct Preset {
@@ -33,6 +37,49 @@ pub fn expand(argv: &[String], presets: &[Preset], default: &str) -> Vec<String>
     out.extend(flags.iter().map(|f| f.to_string()));
     out.extend(argv.iter().skip(1).cloned());
     out
+}
+
+/// A parsed command line and its preset-expanded form (what a run records).
+pub struct Invocation<C> {
+    pub cli: C,
+    pub expanded: Vec<String>,
+}
+
+/// A tool's presets: the list and the one used when `--preset` is not given.
+pub struct Presets {
+    pub tool: &'static str,
+    pub list: &'static [Preset],
+    pub default: &'static str,
+}
+
+impl Presets {
+    fn expand(&self, argv: &[String]) -> Vec<String> {
+        let mut out = expand(argv, self.list, self.default);
+        if out[0].is_empty() {
+            out[0] = self.tool.into();
+        }
+        out
+    }
+
+    /// `argv` (the program name first) with its preset expanded, parsed; a bad command line
+    /// is one line on stderr and exit code 2.
+    pub fn parse<C: Parser>(&self, argv: &[String]) -> std::result::Result<Invocation<C>, ExitCode> {
+        let expanded = self.expand(argv);
+        let cli = crate::parse_args_from(expanded.clone())?;
+        Ok(Invocation { cli, expanded })
+    }
+
+    /// A run's saved command line (without the program name) parsed again, its preset
+    /// expanded as it was.
+    pub fn reparse<C: Parser>(&self, saved: &[String]) -> Result<Invocation<C>> {
+        let full: Vec<String> = std::iter::once(self.tool.to_string())
+            .chain(saved.iter().cloned())
+            .collect();
+        let expanded = self.expand(&full);
+        let cli = C::try_parse_from(&expanded)
+            .map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
+        Ok(Invocation { cli, expanded })
+    }
 }
 
 /// The preset names, for clap.

@@ -1,0 +1,13 @@
+//! `lewel-pretrain`: argument parsing only; the procedure is in the library.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    ember_cli::startup::configure();
+    let argv: Vec<String> = std::env::args().collect();
+    let invocation = match lewel_pretrain::parse(&argv) {
+        Ok(invocation) => invocation,
+        Err(code) => return code,
+    };
+    ember_cli::run(|| lewel_pretrain::run(&invocation))
+}

@@ -1,0 +1,310 @@
+//! LEWEL as `models/lewel.py` (`LEWELB_EMAN`) runs it, on any registered backbone, and its
+//! bases alone. Both views go through the online network (training mode) and the momentum
+//! target (evaluation mode on averaged statistics: EMAN); the neck's `proj` gives the global
+//! embedding and the alignment maps, `proj_obj` the aligned embeddings. The loss of each
+//! direction (view i online against view j target) is `w * global + (1 - w) * aligned`, the
+//! two directions summed:
+//!
+//! - BYOL base (the released code): predictors on the online side, normalised MSE.
+//! - MoCo base (LEWEL_M, not released): InfoNCE against queues of target embeddings, one for
+//!   global and one for aligned embeddings. Our choices where the paper's code is missing:
+//!   both directions (as the BYOL form), both views' keys enqueued, and the aligned queue
+//!   takes each step the embeddings of one map index per image (cycling through the maps)
+//!   so a batch adds as many entries as the global queue gets.
+//!
+//! Without alignment (`--no-align`) the neck's `proj` sees only the pooled feature: plain
+//! BYOL or MoCo (with EMAN and a BN projector), the baselines.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use candle_core::{ModuleT, Tensor};
+use ember_cli::pretrain::Build;
+use ember_core::{EmberError, EmberRng, Result, SeededVarMap};
+use ember_losses::{as_rows, infonce, lewel_pair, normalized_mse};
+use ember_models::ssl::{Mlp1d, NeckOutput, ObjectNeck};
+use ember_models::Classifier;
+use ember_ops::l2_normalize;
+use ember_train::optim::{groups_by_name, ParamGroup};
+use ember_train::{
+    cosine_momentum, FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss,
+};
+
+pub const ONLINE: &str = "online_net";
+pub const TARGET: &str = "target_net";
+pub const BACKBONE: &str = "online_net.backbone";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Base {
+    Byol,
+    Moco,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LewelSettings {
+    pub base: Base,
+    /// LEWEL's alignment (false: the base alone).
+    pub align: bool,
+    pub dim: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub scale: f64,
+    /// `w`: the global term's weight.
+    pub loss_weight: f64,
+    /// The first step's target momentum (cosine to 1 over the run).
+    pub base_momentum: f64,
+    pub total_steps: usize,
+    /// MoCo: InfoNCE temperature and queue length.
+    pub tau: f64,
+    pub queue: usize,
+}
+
+/// The MoCo base's memory.
+struct Queues {
+    global: FeatureQueue,
+    aligned: FeatureQueue,
+}
+
+pub struct Lewel {
+    online: Box<dyn Classifier>,
+    target: Box<dyn Classifier>,
+    online_neck: ObjectNeck,
+    target_neck: ObjectNeck,
+    predictors: Option<(Mlp1d, Mlp1d)>,
+    ema: MomentumEncoder,
+    queues: Option<RefCell<Queues>>,
+    cfg: LewelSettings,
+}
+
+/// What one view gives: the global embedding `[n, d, 1]` and, with alignment, the aligned
+/// ones `[n, d, k]`.
+struct Embedded {
+    global: Tensor,
+    objects: Option<Tensor>,
+}
+
+impl Lewel {
+    pub fn new(b: &Build, cfg: LewelSettings) -> Result<Self> {
+        let online = b.backbone(BACKBONE)?;
+        let target = b.backbone(&format!("{TARGET}.backbone"))?;
+        let (_, channels) = b.widths(online.as_ref())?;
+        let vb = b.vars.var_builder(b.dtype, b.device);
+        let neck = |net: &str| {
+            ObjectNeck::new(
+                vb.pp(net).pp("neck"),
+                channels,
+                cfg.hidden,
+                cfg.dim,
+                cfg.heads,
+                cfg.scale,
+            )
+            .map_err(|e| EmberError::bad_input(e.to_string()))
+        };
+        let (online_neck, target_neck) = (neck(ONLINE)?, neck(TARGET)?);
+        let predictors = match cfg.base {
+            Base::Byol => Some((
+                Mlp1d::new(vb.pp("predictor"), cfg.dim, cfg.hidden, cfg.dim)?,
+                Mlp1d::new(vb.pp("predictor_obj"), cfg.dim, cfg.hidden, cfg.dim)?,
+            )),
+            Base::Moco => None,
+        };
+        let ema = MomentumEncoder::pair(&b.vars.named(), ONLINE, TARGET, MomentumScope::State)?;
+        ema.copy_online()?;
+        let queues = match cfg.base {
+            Base::Moco => {
+                if cfg.queue < 2 * b.batch_size {
+                    return Err(EmberError::bad_input(format!(
+                        "--queue {} is smaller than the two views of a batch ({})",
+                        cfg.queue,
+                        2 * b.batch_size
+                    )));
+                }
+                let mut rng = EmberRng::for_name(b.seed, "lewel/queue");
+                Some(RefCell::new(Queues {
+                    global: FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?,
+                    aligned: FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?,
+                }))
+            }
+            Base::Byol => None,
+        };
+        Ok(Self {
+            online,
+            target,
+            online_neck,
+            target_neck,
+            predictors,
+            ema,
+            queues,
+            cfg,
+        })
+    }
+
+    fn embed(&self, neck: &ObjectNeck, net: &dyn Classifier, x: &Tensor, train: bool) -> Result<Embedded> {
+        let map = net.feature_map(x, train)?;
+        Ok(if self.cfg.align {
+            let NeckOutput {
+                global, objects, ..
+            } = neck.forward_t(&map, train)?;
+            Embedded {
+                global,
+                objects: Some(objects),
+            }
+        } else {
+            Embedded {
+                global: neck.global_t(&map, train)?,
+                objects: None,
+            }
+        })
+    }
+
+    /// One direction's loss: online embedding `o` against target embedding `t`; returns
+    /// (global term, aligned term if any, weighted total).
+    fn direction(&self, o: &Embedded, t: &Embedded) -> Result<(Tensor, Option<Tensor>, Tensor)> {
+        let w = self.cfg.loss_weight;
+        match (&self.predictors, &self.queues) {
+            (Some((pred, pred_obj)), _) => {
+                let p = pred.forward_t(&o.global, true)?;
+                match (&o.objects, &t.objects) {
+                    (Some(oo), Some(to)) => {
+                        let po = pred_obj.forward_t(oo, true)?;
+                        let (inst, obj, total) = lewel_pair(&p, &t.global, &po, to, w)?;
+                        Ok((inst, Some(obj), total))
+                    }
+                    _ => {
+                        let inst = normalized_mse(&as_rows(&p)?, &as_rows(&t.global)?)?;
+                        Ok((inst.clone(), None, inst))
+                    }
+                }
+            }
+            (None, Some(queues)) => {
+                let queues = queues.borrow();
+                let tau = self.cfg.tau;
+                let (q, k) = (unit_rows(&o.global)?, unit_rows(&t.global)?);
+                let inst = infonce(&q, &k, queues.global.entries(), tau)?;
+                match (&o.objects, &t.objects) {
+                    (Some(oo), Some(to)) => {
+                        let (qa, ka) = (unit_rows(oo)?, unit_rows(to)?);
+                        let obj = infonce(&qa, &ka, queues.aligned.entries(), tau)?;
+                        let total = ((&inst * w)? + (&obj * (1.0 - w))?)?;
+                        Ok((inst, Some(obj), total))
+                    }
+                    _ => Ok((inst.clone(), None, inst)),
+                }
+            }
+            (None, None) => Err(EmberError::Runtime("LEWEL has neither predictors nor queues".into())),
+        }
+    }
+}
+
+/// `[n, d, k]` embeddings as L2-normalised `[n * k, d]` rows.
+fn unit_rows(x: &Tensor) -> Result<Tensor> {
+    Ok(l2_normalize(&as_rows(x)?, 1)?)
+}
+
+impl Pretext for Lewel {
+    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss> {
+        let [x1, x2] = views else {
+            return Err(EmberError::Runtime("LEWEL needs two views".into()));
+        };
+        let online = [
+            self.embed(&self.online_neck, self.online.as_ref(), x1, true)?,
+            self.embed(&self.online_neck, self.online.as_ref(), x2, true)?,
+        ];
+        // EMAN: the target runs in evaluation mode on its averaged statistics, no gradient.
+        let detach = |e: Embedded| Embedded {
+            global: e.global.detach(),
+            objects: e.objects.map(|o| o.detach()),
+        };
+        let target = [
+            detach(self.embed(&self.target_neck, self.target.as_ref(), &x1.detach(), false)?),
+            detach(self.embed(&self.target_neck, self.target.as_ref(), &x2.detach(), false)?),
+        ];
+        let (g12, a12, l12) = self.direction(&online[0], &target[1])?;
+        let (g21, a21, l21) = self.direction(&online[1], &target[0])?;
+        let mut parts = vec![("global", (g12 + g21)?)];
+        if let (Some(a), Some(b)) = (a12, a21) {
+            parts.push(("aligned", (a + b)?));
+        }
+        if let Some(queues) = &self.queues {
+            let mut queues = queues.borrow_mut();
+            let keys = Tensor::cat(&[&target[0].global, &target[1].global], 0)?;
+            queues.global.enqueue(&unit_rows(&keys)?)?;
+            if let (Some(o1), Some(o2)) = (&target[0].objects, &target[1].objects) {
+                let k = o1.dim(2)?;
+                let pick = |o: &Tensor| o.narrow(2, step % k, 1);
+                let keys = Tensor::cat(&[&pick(o1)?, &pick(o2)?], 0)?;
+                queues.aligned.enqueue(&unit_rows(&keys)?)?;
+            }
+        }
+        Ok(StepLoss {
+            total: (l12 + l21)?,
+            parts,
+        })
+    }
+
+    /// The target follows after the optimizer step, with BYOL's cosine momentum schedule.
+    fn after_step(&self, step: usize) -> Result<()> {
+        let m = cosine_momentum(self.cfg.base_momentum, step, self.cfg.total_steps);
+        Ok(self.ema.update(m)?)
+    }
+
+    /// The official EMAN split: no weight decay and no LARS trust ratio for names with
+    /// "bn", "downsample.1" or "bias", nor for the neck and predictor BNs (`mlp.1`).
+    fn groups(&self, vars: &SeededVarMap, weight_decay: f64) -> Vec<ParamGroup> {
+        let trained = [format!("{ONLINE}."), "predictor".to_string()];
+        let params = vars
+            .named()
+            .into_iter()
+            .filter(|(n, _)| {
+                trained.iter().any(|p| n.starts_with(p.as_str()))
+                    && !ember_core::checkpoint::is_buffer(n)
+            })
+            .collect();
+        groups_by_name(params, weight_decay, &["bn", "downsample.1", "bias", "mlp.1"])
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let Some(queues) = &self.queues else {
+            return Vec::new();
+        };
+        let q = queues.borrow();
+        let ptr = |f: &FeatureQueue| {
+            Tensor::new(&[f.ptr() as i64], f.entries().device()).expect("a one-element tensor")
+        };
+        vec![
+            ("queue".into(), q.global.entries().clone()),
+            ("queue_ptr".into(), ptr(&q.global)),
+            ("queue_aligned".into(), q.aligned.entries().clone()),
+            ("queue_aligned_ptr".into(), ptr(&q.aligned)),
+        ]
+    }
+
+    fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        let Some(queues) = &self.queues else {
+            return Ok(());
+        };
+        let load = |name: &str| -> Result<FeatureQueue> {
+            let (Some(entries), Some(ptr)) = (saved.get(name), saved.get(&format!("{name}_ptr")))
+            else {
+                return Err(EmberError::bad_input(format!(
+                    "the checkpoint holds no MoCo {name}"
+                )));
+            };
+            let ptr = ptr.flatten_all()?.to_vec1::<i64>()?[0] as usize;
+            Ok(FeatureQueue::new(entries.clone(), ptr)?)
+        };
+        *queues.borrow_mut() = Queues {
+            global: load("queue")?,
+            aligned: load("queue_aligned")?,
+        };
+        Ok(())
+    }
+
+    fn backbone(&self) -> &dyn Classifier {
+        self.online.as_ref()
+    }
+
+    fn backbone_prefix(&self) -> &str {
+        BACKBONE
+    }
+}
