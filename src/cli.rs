@@ -28,6 +28,9 @@ pub enum Command {
     Predict(PredictCommand),
     /// Show what a checkpoint holds: arch, config, labels, parameters, metrics.
     Info(InfoCommand),
+    /// Linear probe of a frozen backbone (a pre-trained checkpoint): features extracted once,
+    /// one linear layer trained on them, test top-1 reported.
+    LinearEval(LinearEvalCommand),
     /// Download a file from the Hugging Face Hub into the local cache and print its path.
     Pull(PullCommand),
 }
@@ -87,6 +90,38 @@ pub struct InfoCommand {
     /// meant for: LightViT's img_size, a checkpoint's training size, 224 for ResNets).
     #[arg(long)]
     pub input_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LinearEvalCommand {
+    /// The backbone: any checkpoint (`backbone.safetensors` of a pre-training run, a path or
+    /// hf://owner/repo[@revision]/file.safetensors); its classifier layer is ignored.
+    #[arg(long)]
+    pub backbone: String,
+    /// Labelled dataset to probe on (see `ember train --help`); its train split trains the
+    /// layer, its test split measures it.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Share of each class's training images the layer sees (e.g. 0.1 or 0.01, as
+    /// semi-supervised evaluations do), drawn with --seed.
+    #[arg(long, default_value_t = 1.0)]
+    pub fraction: f64,
+    /// Epochs of the linear layer (ReSSL's protocol: 100).
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// SGD learning rate (momentum 0.9, no weight decay, cosine per step; ReSSL's 0.3).
+    #[arg(long, default_value_t = 0.3)]
+    pub lr: f64,
+    /// Features per step.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Threads decoding images ahead of the backbone.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Also write the backbone with the trained layer as its classifier: a checkpoint for
+    /// `ember eval` and `ember predict`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

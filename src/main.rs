@@ -16,6 +16,9 @@ fn main() -> ExitCode {
             Command::Eval(cmd) => commands::eval::run(cmd, &device, dtype),
             Command::Predict(cmd) => commands::predict::run(cmd, &device, dtype),
             Command::Info(cmd) => commands::info::run(cmd),
+            Command::LinearEval(cmd) => {
+                commands::linear_eval::run(cmd, &device, dtype, cli.runtime.seed)
+            }
             Command::Pull(cmd) => commands::pull::run(cmd),
         }
     })

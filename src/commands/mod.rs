@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod info;
+pub mod linear_eval;
 pub mod predict;
 pub mod pull;
 pub mod train;

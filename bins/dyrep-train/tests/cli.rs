@@ -5,14 +5,15 @@
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use ember_core::Checkpoint;
-use output::{assert_bad_input, metrics, stdout_json, train_state};
+use output::{assert_bad_input, metrics, stdout_json};
 use serde_json::Value;
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
@@ -191,33 +192,14 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
         .output()
         .unwrap());
 
-    let mut child = tool()
+    let child = tool()
         .args(train_args(&killed, &extra))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let last = killed.join("last.safetensors");
-    let started = Instant::now();
-    loop {
-        // Mid-epoch 2 or 3: after a growth, with importance records under way.
-        if train_state(&last)
-            .is_some_and(|s| s["epoch"].as_u64() >= Some(1) && s["batch"].as_u64() > Some(0))
-        {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run finished before it was killed"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no mid-epoch checkpoint in epoch 2"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Mid-epoch 2 or 3: after a growth, with importance records under way.
+    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
     ok(tool()
         .args(["--resume", killed.to_str().unwrap(), "--quiet"])
         .output()

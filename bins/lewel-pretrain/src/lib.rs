@@ -75,6 +75,11 @@ pub struct LewelArgs {
     /// The target's first momentum; it follows a cosine to 1 over the run, after each step.
     #[arg(long, default_value_t = 0.98)]
     pub teacher_momentum: f64,
+    /// How the target normalises: eman (evaluation mode on averaged BN statistics, the
+    /// 100/200-epoch recipe, LEWELB_EMAN) or batch (training mode, parameters averaged only:
+    /// the SyncBN recipe, LEWELB).
+    #[arg(long, default_value = "eman", value_parser = ["eman", "batch"])]
+    pub target_norm: String,
     /// MoCo base: InfoNCE temperature.
     #[arg(long, default_value_t = 0.2)]
     pub tau: f64,
@@ -89,7 +94,9 @@ impl LewelArgs {
             return Err(EmberError::bad_input("--loss-weight must be in [0, 1]"));
         }
         if !(0.0..=1.0).contains(&self.teacher_momentum) {
-            return Err(EmberError::bad_input("--teacher-momentum must be in [0, 1]"));
+            return Err(EmberError::bad_input(
+                "--teacher-momentum must be in [0, 1]",
+            ));
         }
         if !(self.scale > 0.0 && self.tau > 0.0) {
             return Err(EmberError::bad_input("--scale and --tau must be positive"));
@@ -111,6 +118,7 @@ impl LewelArgs {
             total_steps,
             tau: self.tau,
             queue: self.queue,
+            eman: self.target_norm == "eman",
         })
     }
 
@@ -126,6 +134,7 @@ impl LewelArgs {
             "dim": self.dim,
             "hidden": self.hidden,
             "teacher_momentum": self.teacher_momentum,
+            "target_norm": self.target_norm,
         });
         if !self.no_align {
             r["heads"] = json!(self.heads);
@@ -176,13 +185,18 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
         let saved: Invocation = TOOL.reparse(argv)?;
         Ok(spec(&saved.cli, &saved.expanded))
     };
-    pretrain::pretrain(spec(cli, &invocation.expanded), &device, reparse, |args, b| {
-        Ok(Built {
-            pretext: Box::new(Lewel::new(b, args.settings(b.total_steps)?)?),
-            views: ViewRecipe::Byol,
-            report: args.report(),
-        })
-    })
+    pretrain::pretrain(
+        spec(cli, &invocation.expanded),
+        &device,
+        reparse,
+        |args, b| {
+            Ok(Built {
+                pretext: Box::new(Lewel::new(b, args.settings(b.total_steps)?)?),
+                views: ViewRecipe::Byol,
+                report: args.report(),
+            })
+        },
+    )
 }
 
 #[cfg(test)]

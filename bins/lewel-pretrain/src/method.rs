@@ -1,6 +1,7 @@
-//! LEWEL as `models/lewel.py` (`LEWELB_EMAN`) runs it, on any registered backbone, and its
-//! bases alone. Both views go through the online network (training mode) and the momentum
-//! target (evaluation mode on averaged statistics: EMAN); the neck's `proj` gives the global
+//! LEWEL as `models/lewel.py` (`LEWELB_EMAN`, or `LEWELB` with `--target-norm batch`) runs
+//! it, on any registered backbone, and its bases alone. Both views go through the online
+//! network (training mode) and the momentum target (evaluation mode on averaged statistics
+//! under EMAN); the neck's `proj` gives the global
 //! embedding and the alignment maps, `proj_obj` the aligned embeddings. The loss of each
 //! direction (view i online against view j target) is `w * global + (1 - w) * aligned`, the
 //! two directions summed:
@@ -57,6 +58,10 @@ pub struct LewelSettings {
     /// MoCo: InfoNCE temperature and queue length.
     pub tau: f64,
     pub queue: usize,
+    /// EMAN (`LEWELB_EMAN`): the target runs in evaluation mode and its BN statistics are
+    /// averaged too; otherwise (`LEWELB`, the SyncBN recipe) it runs in training mode and
+    /// only its parameters are averaged.
+    pub eman: bool,
 }
 
 /// The MoCo base's memory.
@@ -108,7 +113,12 @@ impl Lewel {
             )),
             Base::Moco => None,
         };
-        let ema = MomentumEncoder::pair(&b.vars.named(), ONLINE, TARGET, MomentumScope::State)?;
+        let scope = if cfg.eman {
+            MomentumScope::State
+        } else {
+            MomentumScope::Parameters
+        };
+        let ema = MomentumEncoder::pair(&b.vars.named(), ONLINE, TARGET, scope)?;
         ema.copy_online()?;
         let queues = match cfg.base {
             Base::Moco => {
@@ -139,7 +149,13 @@ impl Lewel {
         })
     }
 
-    fn embed(&self, neck: &ObjectNeck, net: &dyn Classifier, x: &Tensor, train: bool) -> Result<Embedded> {
+    fn embed(
+        &self,
+        neck: &ObjectNeck,
+        net: &dyn Classifier,
+        x: &Tensor,
+        train: bool,
+    ) -> Result<Embedded> {
         let map = net.feature_map(x, train)?;
         Ok(if self.cfg.align {
             let NeckOutput {
@@ -191,7 +207,9 @@ impl Lewel {
                     _ => Ok((inst.clone(), None, inst)),
                 }
             }
-            (None, None) => Err(EmberError::Runtime("LEWEL has neither predictors nor queues".into())),
+            (None, None) => Err(EmberError::Runtime(
+                "LEWEL has neither predictors nor queues".into(),
+            )),
         }
     }
 }
@@ -210,14 +228,26 @@ impl Pretext for Lewel {
             self.embed(&self.online_neck, self.online.as_ref(), x1, true)?,
             self.embed(&self.online_neck, self.online.as_ref(), x2, true)?,
         ];
-        // EMAN: the target runs in evaluation mode on its averaged statistics, no gradient.
+        // No gradient through the target; under EMAN it runs in evaluation mode on its
+        // averaged statistics.
+        let target_train = !self.cfg.eman;
         let detach = |e: Embedded| Embedded {
             global: e.global.detach(),
             objects: e.objects.map(|o| o.detach()),
         };
         let target = [
-            detach(self.embed(&self.target_neck, self.target.as_ref(), &x1.detach(), false)?),
-            detach(self.embed(&self.target_neck, self.target.as_ref(), &x2.detach(), false)?),
+            detach(self.embed(
+                &self.target_neck,
+                self.target.as_ref(),
+                &x1.detach(),
+                target_train,
+            )?),
+            detach(self.embed(
+                &self.target_neck,
+                self.target.as_ref(),
+                &x2.detach(),
+                target_train,
+            )?),
         ];
         let (g12, a12, l12) = self.direction(&online[0], &target[1])?;
         let (g21, a21, l21) = self.direction(&online[1], &target[0])?;
@@ -260,7 +290,11 @@ impl Pretext for Lewel {
                     && !ember_core::checkpoint::is_buffer(n)
             })
             .collect();
-        groups_by_name(params, weight_decay, &["bn", "downsample.1", "bias", "mlp.1"])
+        groups_by_name(
+            params,
+            weight_decay,
+            &["bn", "downsample.1", "bias", "mlp.1"],
+        )
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -78,12 +78,14 @@ pub struct ResslArgs {
 impl ResslArgs {
     fn settings(&self, steps_per_epoch: usize) -> Result<ResslSettings> {
         for (flag, v) in [("--tau-s", self.tau_s), ("--tau-t", self.tau_t)] {
-            if !(v > 0.0) {
+            if v.is_nan() || v <= 0.0 {
                 return Err(EmberError::bad_input(format!("{flag} must be positive")));
             }
         }
         if !(0.0..=1.0).contains(&self.teacher_momentum) {
-            return Err(EmberError::bad_input("--teacher-momentum must be in [0, 1]"));
+            return Err(EmberError::bad_input(
+                "--teacher-momentum must be in [0, 1]",
+            ));
         }
         if self.dim == 0 || self.hidden == 0 || self.queue == 0 || self.infonce_warmup < 0.0 {
             return Err(EmberError::bad_input(
@@ -151,14 +153,19 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
         let saved: Invocation = TOOL.reparse(argv)?;
         Ok(spec(&saved.cli, &saved.expanded))
     };
-    pretrain::pretrain(spec(cli, &invocation.expanded), &device, reparse, |args, b| {
-        let steps_per_epoch = b.total_steps / b.epochs.max(1);
-        Ok(Built {
-            pretext: Box::new(Ressl::new(b, args.settings(steps_per_epoch)?)?),
-            views: ViewRecipe::Ressl,
-            report: args.report(),
-        })
-    })
+    pretrain::pretrain(
+        spec(cli, &invocation.expanded),
+        &device,
+        reparse,
+        |args, b| {
+            let steps_per_epoch = b.total_steps / b.epochs.max(1);
+            Ok(Built {
+                pretext: Box::new(Ressl::new(b, args.settings(steps_per_epoch)?)?),
+                views: ViewRecipe::Ressl,
+                report: args.report(),
+            })
+        },
+    )
 }
 
 #[cfg(test)]

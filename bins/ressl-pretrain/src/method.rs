@@ -64,7 +64,8 @@ impl Ressl {
         let head_q = ProjectionHead::new(vb.pp(STUDENT).pp("head"), width, cfg.hidden, cfg.dim)?;
         let head_k = ProjectionHead::new(vb.pp(TEACHER).pp("head"), width, cfg.hidden, cfg.dim)?;
         // The teacher starts as a copy of the student and then only follows it.
-        let ema = MomentumEncoder::pair(&b.vars.named(), STUDENT, TEACHER, MomentumScope::Parameters)?;
+        let ema =
+            MomentumEncoder::pair(&b.vars.named(), STUDENT, TEACHER, MomentumScope::Parameters)?;
         ema.copy_online()?;
         let mut rng = EmberRng::for_name(b.seed, "ressl/queue");
         let queue = FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?;
@@ -86,12 +87,18 @@ impl Pretext for Ressl {
         let [strong, weak] = views else {
             return Err(EmberError::Runtime("ReSSL needs two views".into()));
         };
-        let q = l2_normalize(&self.head_q.forward(&self.student.features(strong, true)?)?, 1)?;
+        let q = l2_normalize(
+            &self.head_q.forward(&self.student.features(strong, true)?)?,
+            1,
+        )?;
         // ReSSL.forward: the teacher moves before it embeds (with the student's weights of
         // before this step's update); it runs in training mode, as the official teacher.
         self.ema.update(self.cfg.momentum)?;
-        let k = l2_normalize(&self.head_k.forward(&self.teacher.features(weak, true)?)?, 1)?
-            .detach();
+        let k = l2_normalize(
+            &self.head_k.forward(&self.teacher.features(weak, true)?)?,
+            1,
+        )?
+        .detach();
         let (q, k) = (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?);
         let mut queue = self.queue.borrow_mut();
         let total = if step < self.cfg.warmup_steps {

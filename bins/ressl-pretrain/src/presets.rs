@@ -33,13 +33,13 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "quick",
-        about: "a smoke run: the fashion-mnist recipe for 2 epochs on the bundled 4000-image subset, queue 1024, kNN bank 1000",
+        about: "a smoke run: the fashion-mnist recipe for 2 epochs on the bundled 4000-image subset, queue 1024, kNN bank 1000 with k 20",
         flags: &[
             "--arch", "resnet", "--model-config", SMALL_NET, "--data", "fashion-mnist-subset",
             "--epochs", "2", "--batch-size", "128", "--optimizer", "sgd", "--lr", "0.05",
             "--momentum", "0.9", "--weight-decay", "5e-4", "--warmup-epochs", "0.25",
             "--schedule", "cosine", "--dim", "128", "--hidden", "512", "--queue", "1024",
-            "--teacher-momentum", "0.99", "--knn-bank", "1000",
+            "--teacher-momentum", "0.99", "--knn-bank", "1000", "--knn-k", "20",
         ],
     },
 ];

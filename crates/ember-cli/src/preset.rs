@@ -63,7 +63,10 @@ impl Presets {
 
     /// `argv` (the program name first) with its preset expanded, parsed; a bad command line
     /// is one line on stderr and exit code 2.
-    pub fn parse<C: Parser>(&self, argv: &[String]) -> std::result::Result<Invocation<C>, ExitCode> {
+    pub fn parse<C: Parser>(
+        &self,
+        argv: &[String],
+    ) -> std::result::Result<Invocation<C>, ExitCode> {
         let expanded = self.expand(argv);
         let cli = crate::parse_args_from(expanded.clone())?;
         Ok(Invocation { cli, expanded })
@@ -119,7 +122,10 @@ mod tests {
     #[test]
     fn the_chosen_preset_goes_first() {
         let out = expand(&strings(&["tool", "--preset=b", "--lr", "3"]), PRESETS, "a");
-        assert_eq!(out, strings(&["tool", "--lr", "2", "--preset=b", "--lr", "3"]));
+        assert_eq!(
+            out,
+            strings(&["tool", "--lr", "2", "--preset=b", "--lr", "3"])
+        );
         let out = expand(&strings(&["tool"]), PRESETS, "a");
         assert_eq!(out, strings(&["tool", "--lr", "1"]));
     }

@@ -10,13 +10,23 @@ use candle_core::{DType, Result, Tensor, Var};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
-    Sgd { momentum: f64, nesterov: bool },
-    AdamW { beta1: f64, beta2: f64, eps: f64 },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+    },
+    AdamW {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
     /// Layer-wise adaptive rate scaling as LEWEL's code has it: for a group with `trust`,
     /// `d = (g + wd w) * lr * eta ||w|| / (||g|| + wd ||w||)` (the ratio 1 when either norm
     /// is 0), `buf = momentum buf + d`, `w -= buf`: the rate sits inside the momentum
     /// buffer. Groups without `trust` take `d = g * lr` (plain SGD, no weight decay).
-    Lars { momentum: f64, eta: f64 },
+    Lars {
+        momentum: f64,
+        eta: f64,
+    },
 }
 
 /// Parameters sharing one weight decay.
@@ -182,7 +192,11 @@ impl Optimizer {
                         let d = if group.trust {
                             let wd = group.weight_decay;
                             let norm = |t: &Tensor| -> Result<f64> {
-                                t.sqr()?.sum_all()?.sqrt()?.to_dtype(DType::F64)?.to_scalar()
+                                t.sqr()?
+                                    .sum_all()?
+                                    .sqrt()?
+                                    .to_dtype(DType::F64)?
+                                    .to_scalar()
                             };
                             let (wn, gn) = (norm(&w)?, norm(&g)?);
                             let ratio = if wn > 0.0 && gn > 0.0 {
@@ -351,7 +365,10 @@ mod tests {
         .unwrap();
         opt.step(&loss.backward().unwrap()).unwrap();
         let got = values(&w);
-        assert!((got[0] - 2.994).abs() < 1e-6 && (got[1] - 3.992).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 2.994).abs() < 1e-6 && (got[1] - 3.992).abs() < 1e-6,
+            "{got:?}"
+        );
         // The exempt bias: plain SGD at the full rate, grad 1.
         assert!((values(&b)[0] - -1.0).abs() < 1e-6);
         // Second step on the bias: buf = 0.9 * 2 + 2 = 3.8.

@@ -131,8 +131,11 @@ impl Pretrainer<'_> {
                 state.totals.wait_seconds += wait.elapsed().as_secs_f64();
                 let batch = batch?;
                 let n = batch.len();
-                *state.totals.parts.entry("augment_seconds".into()).or_default() +=
-                    batch.augment_seconds;
+                *state
+                    .totals
+                    .parts
+                    .entry("augment_seconds".into())
+                    .or_default() += batch.augment_seconds;
                 let views = (0..=batch.more_views.len())
                     .map(|v| Ok(batch.view(v, &self.device)?.to_dtype(self.dtype)?))
                     .collect::<Result<Vec<_>>>()?;
@@ -200,9 +203,7 @@ impl Pretrainer<'_> {
                 match name.as_str() {
                     // CPU seconds the loader's workers spent decoding and augmenting, as a
                     // share of the epoch's wall time (above 1 with several workers busy).
-                    "augment_seconds" => {
-                        record["augment_share"] = json!(sum / t.seconds.max(1e-9))
-                    }
+                    "augment_seconds" => record["augment_share"] = json!(sum / t.seconds.max(1e-9)),
                     _ => record[format!("train_{name}")] = json!(sum / seen),
                 }
             }

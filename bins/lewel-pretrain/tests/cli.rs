@@ -1,0 +1,148 @@
+//! `lewel-pretrain` end to end on the bundled subset with a tiny ResNet: LEWEL on both bases
+//! reports its global and aligned terms, the bases alone report only the global one, a MoCo
+//! run killed mid-epoch resumes exactly (queues included), and bad input is refused.
+
+#[path = "../../../tests/common/output.rs"]
+mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use output::{assert_bad_input, metrics, stdout_json};
+use serde_json::Value;
+
+const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
+
+fn tool() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lewel-pretrain"));
+    c.env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+fn args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--preset",
+        "quick",
+        "--model-config",
+        NET,
+        "--dim",
+        "8",
+        "--hidden",
+        "16",
+        "--heads",
+        "2",
+        "--queue",
+        "64",
+        "--batch-size",
+        "16",
+        "--knn-bank",
+        "200",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(out.display().to_string());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn ok(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(&out)
+}
+
+#[test]
+fn lewel_and_its_bases_train_on_both_bases() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (extra, method, aligned) in [
+        (vec!["--base", "byol"], "lewel-byol", true),
+        (vec!["--base", "byol", "--no-align"], "byol", false),
+        (
+            vec!["--base", "moco", "--target-norm", "eman"],
+            "lewel-moco",
+            true,
+        ),
+        (vec!["--base", "moco", "--no-align"], "moco", false),
+    ] {
+        let run = tmp.path().join(method);
+        let r = ok(tool().args(args(&run, &extra)).output().unwrap());
+        assert_eq!(r["method"], method);
+        let m = &metrics(&run)[0];
+        assert!(m["train_global"].is_number(), "{m}");
+        assert_eq!(m["train_aligned"].is_number(), aligned, "{m}");
+        assert!(m["knn_top1"].as_f64().unwrap() >= 0.0);
+        assert!(run.join("backbone.safetensors").exists());
+    }
+}
+
+#[test]
+fn a_moco_run_killed_mid_epoch_resumes_and_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
+    let extra = [
+        "--base",
+        "moco",
+        "--epochs",
+        "2",
+        "--checkpoint-secs",
+        "1",
+        "--workers",
+        "1",
+        "--batch-size",
+        "8",
+    ];
+    ok(tool().args(args(&reference, &extra)).output().unwrap());
+    let child = tool()
+        .args(args(&killed, &extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
+    ok(tool()
+        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap());
+    let (a, b) = (metrics(&reference), metrics(&killed));
+    assert_eq!(b.len(), 2, "{b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "train_aligned", "knn_top1"] {
+            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tool()
+        .args(args(&tmp.path().join("a"), &["--heads", "3"]))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "heads");
+    let out = tool()
+        .args(args(
+            &tmp.path().join("b"),
+            &["--base", "moco", "--queue", "16"],
+        ))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "--queue");
+    let out = tool()
+        .args(args(&tmp.path().join("c"), &["--loss-weight", "2"]))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "--loss-weight");
+}

@@ -1,0 +1,150 @@
+//! `ressl-pretrain` end to end on the bundled subset with a tiny ResNet: a run reports its
+//! kNN monitor and exports a plain backbone checkpoint, a run killed mid-epoch resumes
+//! exactly (queue, teacher and optimizer included), and bad input is refused.
+
+#[path = "../../../tests/common/output.rs"]
+mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use candle_core::Device;
+use ember_core::Checkpoint;
+use output::{assert_bad_input, metrics, stdout_json};
+use serde_json::Value;
+
+const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
+
+fn tool() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ressl-pretrain"));
+    c.env("HF_HUB_OFFLINE", "1");
+    c
+}
+
+fn args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--preset",
+        "quick",
+        "--model-config",
+        NET,
+        "--dim",
+        "16",
+        "--hidden",
+        "32",
+        "--queue",
+        "64",
+        "--batch-size",
+        "16",
+        "--knn-bank",
+        "200",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(out.display().to_string());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn ok(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(&out)
+}
+
+#[test]
+fn pretrains_monitors_and_exports_a_backbone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let r = ok(tool()
+        .args(args(&run, &["--epochs", "1"]))
+        .output()
+        .unwrap());
+    assert_eq!(r["method"], "ressl");
+    let knn = r["knn_top1"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&knn), "{r}");
+    let m = metrics(&run);
+    assert_eq!(m.len(), 1);
+    for key in ["train_loss", "knn_top1", "augment_share", "images_per_s"] {
+        assert!(m[0][key].is_number(), "{key} in {}", m[0]);
+    }
+    assert!(run.join("curves.png").exists());
+    let last = Checkpoint::load(&run.join("last.safetensors"), &Device::Cpu).unwrap();
+    for name in [
+        "encoder_q.net.conv1.weight",
+        "encoder_k.head.linear2.weight",
+        "@train/pretext/queue",
+    ] {
+        assert!(last.tensors.contains_key(name), "{name}");
+    }
+    // The backbone is a plain ResNet checkpoint under the torchvision names.
+    let backbone = run.join("backbone.safetensors");
+    let b = Checkpoint::load(&backbone, &Device::Cpu).unwrap();
+    assert_eq!(b.meta.arch, "resnet");
+    assert!(b.tensors.contains_key("conv1.weight") && b.tensors.contains_key("fc.weight"));
+    assert!(b.tensors.keys().all(|k| !k.starts_with("encoder")));
+}
+
+#[test]
+fn a_run_killed_mid_epoch_resumes_and_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
+    let extra = [
+        "--epochs",
+        "2",
+        "--checkpoint-secs",
+        "1",
+        "--workers",
+        "1",
+        "--batch-size",
+        "8",
+    ];
+    ok(tool().args(args(&reference, &extra)).output().unwrap());
+    let child = tool()
+        .args(args(&killed, &extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
+    ok(tool()
+        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap());
+    let (a, b) = (metrics(&reference), metrics(&killed));
+    assert_eq!(b.len(), 2, "{b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "knn_top1"] {
+            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_refused_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tool()
+        .args(args(&tmp.path().join("a"), &["--queue", "8"]))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "--queue");
+    let out = tool()
+        .args(args(&tmp.path().join("b"), &["--mixup", "0.2"]))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "--mixup");
+    let out = tool()
+        .args(args(&tmp.path().join("c"), &["--tau-t", "0"]))
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "--tau-t");
+}
