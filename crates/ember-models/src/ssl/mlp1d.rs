@@ -5,7 +5,7 @@ use crate::layers::BatchNorm2d;
 
 /// LEWEL's `MLP1D` with two layers: `mlp.0` Conv1d(in, hid, 1, bias=False) -> `mlp.1`
 /// BatchNorm1d(hid) -> ReLU -> `mlp.3` Conv1d(hid, out, 1, bias=False), on `[n, c, l]`
-/// tensors. A 1x1 Conv1d is a matrix product over the channel axis, computed as one; the
+/// tensors. A 1x1 Conv1d is a matrix product over the channel axis; the
 /// batch norm takes its statistics over `n` and `l` (our batch-norm op works on any `[n, c,
 /// ...]`, so BatchNorm1d is the same layer as BatchNorm2d).
 #[derive(Debug, Clone)]
@@ -38,9 +38,17 @@ impl Mlp1d {
     }
 }
 
-/// `w [out, in, 1]` applied to `x [n, in, l]`: `[n, out, l]`.
+/// `w [out, in, 1]` applied to `x [n, in, l]`: `[n, out, l]`, as one GEMM over the `n * l`
+/// positions (a batched product would broadcast the weight to every sample, copying it `n`
+/// times each way).
 fn pointwise(w: &Tensor, x: &Tensor) -> Result<Tensor> {
-    w.squeeze(2)?.broadcast_matmul(&x.contiguous()?)
+    let (n, c, l) = x.dims3()?;
+    let out = w.dim(0)?;
+    let rows = x.transpose(1, 2)?.contiguous()?.reshape((n * l, c))?;
+    rows.matmul(&w.squeeze(2)?.t()?)?
+        .reshape((n, l, out))?
+        .transpose(1, 2)?
+        .contiguous()
 }
 
 impl ModuleT for Mlp1d {
