@@ -96,8 +96,19 @@ pub struct InfoCommand {
 pub struct LinearEvalCommand {
     /// The backbone: any checkpoint (`backbone.safetensors` of a pre-training run, a path or
     /// hf://owner/repo[@revision]/file.safetensors); its classifier layer is ignored.
-    #[arg(long)]
-    pub backbone: String,
+    #[arg(
+        long,
+        required_unless_present = "random_arch",
+        conflicts_with = "random_arch"
+    )]
+    pub backbone: Option<String>,
+    /// Instead of --backbone: a randomly initialised network of this arch (drawn from
+    /// --seed), the baseline of self-supervised tables.
+    #[arg(long, value_name = "ARCH")]
+    pub random_arch: Option<String>,
+    /// With --random-arch: JSON object (or a path to a JSON file) overriding its config.
+    #[arg(long, value_name = "JSON|FILE", requires = "random_arch")]
+    pub model_config: Option<String>,
     /// Labelled dataset to probe on (see `ember train --help`); its train split trains the
     /// layer, its test split measures it.
     #[arg(long, default_value = "fashion-mnist")]

@@ -53,4 +53,27 @@ fn probes_a_backbone_and_writes_a_usable_classifier() {
     assert!((380..=420).contains(&n), "{few}");
 
     assert_bad_input(&linear_eval(backbone, &["--fraction", "0"]), "--fraction");
+
+    // The random-initialisation baseline needs no checkpoint.
+    let net = r#"{"stem_type":"small","layers":[1],"channels":[4],"stem_width":4}"#;
+    let args = [
+        "linear-eval",
+        "--data",
+        "fashion-mnist-subset",
+        "--epochs",
+        "2",
+        "--random-arch",
+        "resnet",
+        "--model-config",
+        net,
+    ];
+    let random = stdout_json(&run(&args));
+    assert!(
+        random["backbone"]
+            .as_str()
+            .unwrap()
+            .starts_with("random resnet"),
+        "{random}"
+    );
+    assert!(random["top1"].as_f64().unwrap() > 0.0);
 }

@@ -7,8 +7,12 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use ember_core::{Checkpoint, EmberError, Result};
-use ember_data::{DataSource, Loader, LoaderConfig};
+use ember_cli::run_setup::open_data;
+use ember_cli::supervised::model_overrides;
+use ember_cli::DataArgs;
+use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, SeededVarMap};
+use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
+use ember_models::LoadedModel;
 use ember_train::probe::select;
 use ember_train::{class_fraction, extract, linear_probe, ProbeSettings};
 use serde_json::{json, Value};
@@ -24,7 +28,18 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
             "--epochs, --batch-size and --lr must be positive",
         ));
     }
-    let (loaded, prep) = super::open_checkpoint(&cmd.backbone, device, dtype)?;
+    let (loaded, prep, name) = match (&cmd.backbone, &cmd.random_arch) {
+        (Some(spec), _) => {
+            let (loaded, prep) = super::open_checkpoint(spec, device, dtype)?;
+            (loaded, prep, spec.clone())
+        }
+        (None, Some(arch)) => {
+            let (loaded, prep) =
+                random_backbone(arch, &cmd.model_config, &cmd.data, device, dtype, seed)?;
+            (loaded, prep, format!("random {arch} (seed {seed})"))
+        }
+        (None, None) => return Err(EmberError::bad_input("give --backbone or --random-arch")),
+    };
     let data = ember_data::open(
         &DataSource::from_str(&cmd.data)?,
         prep.channels,
@@ -77,7 +92,7 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
     let r = linear_probe((&train_x, &train_y), (&test_x, &test_y), classes, &settings)?;
     let mut result = json!({
         "command": "linear-eval",
-        "backbone": cmd.backbone,
+        "backbone": name,
         "arch": loaded.checkpoint.meta.arch,
         "data": data.test.source(),
         "feature_dim": train_x.dim(1)?,
@@ -108,4 +123,51 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
         result["checkpoint"] = json!(out.display().to_string());
     }
     Ok(result)
+}
+
+/// A freshly initialised `arch` (with `overrides`) sized for `data`, as a loaded model.
+fn random_backbone(
+    arch: &str,
+    overrides: &Option<String>,
+    data: &str,
+    device: &Device,
+    dtype: DType,
+    seed: u64,
+) -> Result<(LoadedModel, Preprocess)> {
+    // A folder is decoded as DataArgs' default (RGB at 32 px).
+    let args = DataArgs {
+        data: data.to_string(),
+        batch_size: 1,
+        workers: 0,
+        image_size: None,
+        channels: 3,
+    };
+    let (data, prep) = open_data(&args)?;
+    let overrides = model_overrides(overrides)?;
+    let mut cfg = ember_models::resolve(arch, &overrides)?;
+    ember_models::registry::check_input(&cfg.family, &cfg.config, prep.height, prep.width)?;
+    cfg.fit("in_chans", prep.channels, &overrides)?;
+    cfg.fit("num_classes", data.classes.len(), &overrides)?;
+    let vars = SeededVarMap::new(seed);
+    let model = ember_models::build(&cfg.family, &cfg.config, vars.var_builder(dtype, device))?;
+    let meta = CheckpointMeta::new(
+        &cfg.family,
+        cfg.config.clone(),
+        "classification",
+        data.classes.clone(),
+    );
+    let tensors = vars
+        .named()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().clone()))
+        .collect();
+    let checkpoint = Checkpoint { meta, tensors };
+    Ok((
+        LoadedModel {
+            model,
+            vars,
+            checkpoint,
+        },
+        prep,
+    ))
 }
