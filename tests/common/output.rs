@@ -24,6 +24,16 @@ pub fn train_state(ckpt: &Path) -> Option<Value> {
     serde_json::from_str(ckpt.meta.extra.get("train_state")?).ok()
 }
 
+/// The JSON result of a run that must have succeeded (its stderr shown if not).
+pub fn ok_json(out: Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout_json(&out)
+}
+
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_else(|| {

@@ -9,7 +9,7 @@ mod output;
 mod runs;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use candle_core::Device;
 use ember_core::Checkpoint;
@@ -172,7 +172,6 @@ fn repvgg_mode_trains_blocks_on_every_growable_conv() {
 #[test]
 fn a_run_killed_after_a_structure_change_resumes_and_matches() {
     let tmp = tempfile::tempdir().unwrap();
-    let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     let extra = [
         "--epochs",
         "3",
@@ -187,30 +186,14 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
         "--recal-iters",
         "2",
     ];
-    ok(tool()
-        .args(train_args(&reference, &extra))
-        .output()
-        .unwrap());
-
-    let child = tool()
-        .args(train_args(&killed, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Mid-epoch 2 or 3: after a growth, with importance records under way.
-    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
-    ok(tool()
-        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap());
-    let (a, b) = (metrics(&reference), metrics(&killed));
-    assert_eq!(b.len(), 3, "{b:?}");
-    for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "test_top1", "rep_grown", "rep_plan"] {
-            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
-        }
-    }
+    // Killed mid-epoch 2 or 3: after a growth, with importance records under way.
+    runs::assert_resume_matches(
+        tool,
+        |dir| train_args(dir, &extra),
+        tmp.path(),
+        1,
+        &["train_loss", "test_top1", "rep_grown", "rep_plan"],
+    );
 }
 
 #[test]

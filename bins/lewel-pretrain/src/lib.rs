@@ -164,15 +164,13 @@ pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
 }
 
 fn spec(cli: &Cli, expanded: &[String]) -> PretrainSpec<LewelArgs> {
-    PretrainSpec {
-        tool: "lewel-pretrain",
-        args: cli.run.clone(),
-        method: cli.lewel.clone(),
-        seed: cli.runtime.seed,
-        dtype: cli.runtime.dtype(),
-        threads: cli.runtime.threads,
-        argv: expanded.iter().skip(1).cloned().collect(),
-    }
+    PretrainSpec::new(
+        TOOL.tool,
+        &cli.runtime,
+        &cli.run,
+        cli.lewel.clone(),
+        expanded,
+    )
 }
 
 pub fn run(invocation: &Invocation) -> Result<Value> {

@@ -8,10 +8,9 @@ mod output;
 mod runs;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use output::{assert_bad_input, metrics, stdout_json};
-use serde_json::Value;
+use output::{assert_bad_input, metrics, ok_json};
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
@@ -54,15 +53,6 @@ fn args(out: &Path, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(&out)
-}
-
 #[test]
 fn lewel_and_its_bases_train_on_both_bases() {
     let tmp = tempfile::tempdir().unwrap();
@@ -77,7 +67,7 @@ fn lewel_and_its_bases_train_on_both_bases() {
         (vec!["--base", "moco", "--no-align"], "moco", false),
     ] {
         let run = tmp.path().join(method);
-        let r = ok(tool().args(args(&run, &extra)).output().unwrap());
+        let r = ok_json(tool().args(args(&run, &extra)).output().unwrap());
         assert_eq!(r["method"], method);
         let m = &metrics(&run)[0];
         assert!(m["train_global"].is_number(), "{m}");
@@ -90,7 +80,6 @@ fn lewel_and_its_bases_train_on_both_bases() {
 #[test]
 fn a_moco_run_killed_mid_epoch_resumes_and_matches() {
     let tmp = tempfile::tempdir().unwrap();
-    let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     let extra = [
         "--base",
         "moco",
@@ -103,25 +92,13 @@ fn a_moco_run_killed_mid_epoch_resumes_and_matches() {
         "--batch-size",
         "8",
     ];
-    ok(tool().args(args(&reference, &extra)).output().unwrap());
-    let child = tool()
-        .args(args(&killed, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
-    ok(tool()
-        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap());
-    let (a, b) = (metrics(&reference), metrics(&killed));
-    assert_eq!(b.len(), 2, "{b:?}");
-    for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "train_aligned", "knn_top1"] {
-            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
-        }
-    }
+    runs::assert_resume_matches(
+        tool,
+        |dir| args(dir, &extra),
+        tmp.path(),
+        1,
+        &["train_loss", "train_aligned", "knn_top1"],
+    );
 }
 
 #[test]

@@ -8,12 +8,11 @@ mod output;
 mod runs;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use candle_core::Device;
 use ember_core::Checkpoint;
-use output::{assert_bad_input, metrics, stdout_json};
-use serde_json::Value;
+use output::{assert_bad_input, metrics, ok_json};
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
@@ -52,23 +51,16 @@ fn args(out: &Path, extra: &[&str]) -> Vec<String> {
     a
 }
 
-fn ok(out: Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(&out)
-}
-
 #[test]
 fn pretrains_monitors_and_exports_a_backbone() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let r = ok(tool()
-        .args(args(&run, &["--epochs", "1"]))
-        .output()
-        .unwrap());
+    let r = ok_json(
+        tool()
+            .args(args(&run, &["--epochs", "1"]))
+            .output()
+            .unwrap(),
+    );
     assert_eq!(r["method"], "ressl");
     let knn = r["knn_top1"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&knn), "{r}");
@@ -97,7 +89,6 @@ fn pretrains_monitors_and_exports_a_backbone() {
 #[test]
 fn a_run_killed_mid_epoch_resumes_and_matches() {
     let tmp = tempfile::tempdir().unwrap();
-    let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     let extra = [
         "--epochs",
         "2",
@@ -108,25 +99,13 @@ fn a_run_killed_mid_epoch_resumes_and_matches() {
         "--batch-size",
         "8",
     ];
-    ok(tool().args(args(&reference, &extra)).output().unwrap());
-    let child = tool()
-        .args(args(&killed, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    runs::kill_mid_epoch(child, &killed.join("last.safetensors"), 1);
-    ok(tool()
-        .args(["--resume", killed.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap());
-    let (a, b) = (metrics(&reference), metrics(&killed));
-    assert_eq!(b.len(), 2, "{b:?}");
-    for (x, y) in a.iter().zip(&b) {
-        for key in ["train_loss", "knn_top1"] {
-            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
-        }
-    }
+    runs::assert_resume_matches(
+        tool,
+        |dir| args(dir, &extra),
+        tmp.path(),
+        1,
+        &["train_loss", "knn_top1"],
+    );
 }
 
 #[test]

@@ -87,6 +87,28 @@ pub struct PretrainSpec<M> {
     pub argv: Vec<String>,
 }
 
+impl<M> PretrainSpec<M> {
+    /// The spec of a parsed command line; `expanded` is the command line with any preset
+    /// written out, program name first.
+    pub fn new(
+        tool: &'static str,
+        runtime: &crate::RuntimeArgs,
+        args: &PretrainArgs,
+        method: M,
+        expanded: &[String],
+    ) -> Self {
+        Self {
+            tool,
+            args: args.clone(),
+            method,
+            seed: runtime.seed,
+            dtype: runtime.dtype(),
+            threads: runtime.threads,
+            argv: expanded.iter().skip(1).cloned().collect(),
+        }
+    }
+}
+
 /// What a method builds its pretext from.
 pub struct Build<'a> {
     pub vars: &'a SeededVarMap,

@@ -48,6 +48,15 @@ pub fn default_groups(
     let (no_decay, decay): (Vec<_>, Vec<_>) = params
         .into_iter()
         .partition(|(name, v)| v.rank() <= 1 || exempt.iter().any(|e| name.contains(e)));
+    decay_split(decay, no_decay, weight_decay)
+}
+
+/// A decayed group (with LARS's trust ratio) and an exempt one.
+fn decay_split(
+    decay: Vec<(String, Var)>,
+    no_decay: Vec<(String, Var)>,
+    weight_decay: f64,
+) -> Vec<ParamGroup> {
     vec![
         ParamGroup {
             params: decay,
@@ -73,18 +82,7 @@ pub fn groups_by_name(
     let (no_decay, decay): (Vec<_>, Vec<_>) = params
         .into_iter()
         .partition(|(name, _)| exempt.iter().any(|e| name.contains(e)));
-    vec![
-        ParamGroup {
-            params: decay,
-            weight_decay,
-            trust: true,
-        },
-        ParamGroup {
-            params: no_decay,
-            weight_decay: 0.0,
-            trust: false,
-        },
-    ]
+    decay_split(decay, no_decay, weight_decay)
 }
 
 pub struct Optimizer {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::plot::{draw_curves, Panel, Series};
+use ember_core::plot::{draw_curves, Panel};
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
 use ember_models::Classifier;
@@ -21,9 +21,8 @@ use crate::objective::StepLoss;
 use crate::optim::{Optimizer, ParamGroup};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
-use crate::trainer::{EpochTotals, TrainState};
+use crate::trainer::{restore_run, series, train_losses, EpochTotals, TrainState, OPTIM_PREFIX};
 
-const OPTIM_PREFIX: &str = "@train/optim/";
 const PRETEXT_PREFIX: &str = "@train/pretext/";
 
 /// A self-supervised method as the loop drives it.
@@ -267,23 +266,7 @@ impl Pretrainer<'_> {
     }
 
     fn restore(&self, ckpt: &Checkpoint, opt: &mut Optimizer) -> Result<TrainState> {
-        let bad = |e: String| {
-            EmberError::bad_input(format!(
-                "{}: {e}",
-                self.run.file("last.safetensors").display()
-            ))
-        };
-        let state: TrainState = ckpt
-            .meta
-            .extra
-            .get("train_state")
-            .ok_or_else(|| bad("no ember.train_state: not a resumable checkpoint".into()))
-            .and_then(|s| {
-                serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})")))
-            })?;
-        ember_models::load_into(self.vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
-        opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64)
-            .map_err(|e| bad(e.to_string()))?;
+        let state = restore_run(ckpt, &self.run, self.vars, opt)?;
         let saved: HashMap<String, Tensor> = ckpt
             .tensors
             .iter()
@@ -334,33 +317,16 @@ impl Pretrainer<'_> {
     }
 
     fn draw(&self, history: &[Value]) -> Result<()> {
-        let series = |name: &str, key: &str| Series {
-            name: name.into(),
-            points: history
-                .iter()
-                .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
-                .collect(),
-        };
-        let mut losses = vec![series("train", "train_loss")];
-        if let Some(last) = history.last().and_then(Value::as_object) {
-            for key in last.keys() {
-                if let Some(part) = key.strip_prefix("train_") {
-                    if part != "loss" {
-                        losses.push(series(&format!("train {part}"), key));
-                    }
-                }
-            }
-        }
         let panels = [
             Panel {
                 title: "pre-training loss".into(),
                 y_label: "loss".into(),
-                series: losses,
+                series: train_losses(history),
             },
             Panel {
                 title: "kNN monitor".into(),
                 y_label: "top-1 %".into(),
-                series: vec![series("kNN (test)", "knn_top1")],
+                series: vec![series(history, "kNN (test)", "knn_top1")],
             },
         ];
         draw_curves(&self.run.file("curves.png"), &panels)

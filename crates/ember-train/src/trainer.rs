@@ -28,7 +28,7 @@ use crate::settings::TrainSettings;
 use crate::structure::{RunContext, StructureHook};
 
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
-const OPTIM_PREFIX: &str = "@train/optim/";
+pub(crate) const OPTIM_PREFIX: &str = "@train/optim/";
 const EMA_PREFIX: &str = "@train/ema/";
 /// Metadata key (under `ember.`) of a structure method's state in `last.safetensors`.
 const STRUCTURE_STATE: &str = "structure_state";
@@ -346,23 +346,13 @@ impl Trainer<'_> {
         opt: &mut Optimizer,
         ema: Option<&mut Ema>,
     ) -> Result<TrainState> {
+        let state = restore_run(ckpt, &self.run, self.vars, opt)?;
         let bad = |e: String| {
             EmberError::bad_input(format!(
                 "{}: {e}",
                 self.run.file("last.safetensors").display()
             ))
         };
-        let state: TrainState = ckpt
-            .meta
-            .extra
-            .get("train_state")
-            .ok_or_else(|| bad("no ember.train_state: not a resumable checkpoint".into()))
-            .and_then(|s| {
-                serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})")))
-            })?;
-        ember_models::load_into(self.vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
-        opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64)
-            .map_err(|e| bad(e.to_string()))?;
         if let Some(ema) = ema {
             ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned())
                 .map_err(|e| bad(e.to_string()))?;
@@ -438,25 +428,10 @@ impl Trainer<'_> {
     }
 
     fn draw(&self, history: &[Value]) -> Result<()> {
-        let series = |name: &str, key: &str| Series {
-            name: name.into(),
-            points: history
-                .iter()
-                .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
-                .collect(),
-        };
+        let series = |name: &str, key: &str| series(history, name, key);
         // The training objective, its parts (when the method reports them), and the test
         // cross-entropy.
-        let mut losses = vec![series("train", "train_loss")];
-        if let Some(last) = history.last().and_then(Value::as_object) {
-            for key in last.keys() {
-                if let Some(part) = key.strip_prefix("train_") {
-                    if part != "loss" && part != "top1" {
-                        losses.push(series(&format!("train {part}"), key));
-                    }
-                }
-            }
-        }
+        let mut losses = train_losses(history);
         losses.push(series("test (cross-entropy)", "test_loss"));
         let panels = [
             Panel {
@@ -472,6 +447,57 @@ impl Trainer<'_> {
         ];
         draw_curves(&self.run.file("curves.png"), &panels)
     }
+}
+
+/// The metric `key` of every epoch record, as a curve named `name`.
+pub(crate) fn series(history: &[Value], name: &str, key: &str) -> Series {
+    Series {
+        name: name.into(),
+        points: history
+            .iter()
+            .filter_map(|r| Some((r["epoch"].as_f64()?, r[key].as_f64()?)))
+            .collect(),
+    }
+}
+
+/// The training loss and every part of it the records hold (`train_<part>`).
+pub(crate) fn train_losses(history: &[Value]) -> Vec<Series> {
+    let mut losses = vec![series(history, "train", "train_loss")];
+    if let Some(last) = history.last().and_then(Value::as_object) {
+        for key in last.keys() {
+            if let Some(part) = key.strip_prefix("train_") {
+                if part != "loss" && part != "top1" {
+                    losses.push(series(history, &format!("train {part}"), key));
+                }
+            }
+        }
+    }
+    losses
+}
+
+/// What every resumable loop restores from its `last.safetensors`: the position
+/// (`ember.train_state`), the variables and the optimizer state; errors name the file.
+pub(crate) fn restore_run(
+    ckpt: &Checkpoint,
+    run: &RunDir,
+    vars: &SeededVarMap,
+    opt: &mut Optimizer,
+) -> Result<TrainState> {
+    let bad = |e: String| {
+        EmberError::bad_input(format!("{}: {e}", run.file("last.safetensors").display()))
+    };
+    let state: TrainState = ckpt
+        .meta
+        .extra
+        .get("train_state")
+        .ok_or_else(|| bad("no ember.train_state: not a resumable checkpoint".into()))
+        .and_then(|s| {
+            serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})")))
+        })?;
+    ember_models::load_into(vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
+    opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64)
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(state)
 }
 
 /// The checkpoint tensors of a run that are model weights, by name (for tools that only
