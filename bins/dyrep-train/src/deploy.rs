@@ -30,15 +30,17 @@ fn load_model(ckpt: &Checkpoint, what: &str) -> Result<(Box<dyn Classifier>, See
     Ok((model, vars))
 }
 
-/// Median milliseconds of an eval-mode forward of `x` through each model, timed in
-/// alternation (round after round, after two warm-up rounds) so that a busy machine slows
-/// them alike and their ratios hold.
-fn forward_ms(models: &[&dyn Classifier], x: &Tensor) -> Result<Vec<f64>> {
+/// Median milliseconds of `step` on each model, timed in alternation (round after round,
+/// after two warm-up rounds) so that a busy machine slows them alike and their ratios hold.
+fn median_ms(
+    models: &[&dyn Classifier],
+    step: impl Fn(&dyn Classifier) -> Result<()>,
+) -> Result<Vec<f64>> {
     let mut times = vec![Vec::new(); models.len()];
     for round in 0..12 {
         for (model, t) in models.iter().zip(times.iter_mut()) {
             let start = Instant::now();
-            model.forward_t(x, false)?;
+            step(*model)?;
             if round >= 2 {
                 t.push(start.elapsed().as_secs_f64() * 1e3);
             }
@@ -53,9 +55,25 @@ fn forward_ms(models: &[&dyn Classifier], x: &Tensor) -> Result<Vec<f64>> {
         .collect())
 }
 
+/// An eval-mode forward of `x`.
+fn forward(model: &dyn Classifier, x: &Tensor) -> Result<()> {
+    model.forward_t(x, false)?;
+    Ok(())
+}
+
+/// A training step's computation: training-mode forward of `x`, cross-entropy against
+/// class 0, backward (no update: the weights stay as loaded).
+fn train_step(model: &dyn Classifier, x: &Tensor) -> Result<()> {
+    let logits = model.forward_t(x, true)?;
+    let labels = Tensor::zeros(x.dim(0)?, DType::U32, x.device())?;
+    ember_losses::cross_entropy(&logits, &labels, 0.0)?.backward()?;
+    Ok(())
+}
+
 /// Writes the deployed network of `input` to `output` and reports what was folded, how far
-/// the deployed outputs are from the trained ones on a random batch (eval mode), and the
-/// time of a 128-image forward pass of each (and of `baseline`'s model, when given: the
+/// the deployed outputs are from the trained ones on a random batch (eval mode), the time
+/// of a 128-image forward pass of each and of a training step (forward and backward) of the
+/// trained one (and of `baseline`'s model, when given: the
 /// plain network trained without re-parameterisation).
 pub fn deploy(input: &Path, output: &Path, baseline: Option<&Path>) -> Result<Value> {
     let what = input.display().to_string();
@@ -121,10 +139,19 @@ pub fn deploy(input: &Path, output: &Path, baseline: Option<&Path>) -> Result<Va
     };
     let mut models: Vec<&dyn Classifier> = vec![model.as_ref(), plain.as_ref()];
     models.extend(base.as_deref());
-    let ms = forward_ms(&models, &x)?;
+    let ms = median_ms(&models, |m| forward(m, &x))?;
     let mut timing = json!({ "trained": ms[0], "deployed": ms[1] });
     if let Some(b) = ms.get(2) {
         timing["baseline"] = json!(b);
+    }
+    // The trained structure's training step against the baseline's (the deployed network
+    // is the baseline's architecture), in the same process.
+    let mut stepped: Vec<&dyn Classifier> = vec![model.as_ref()];
+    stepped.extend(base.as_deref());
+    let steps = median_ms(&stepped, |m| train_step(m, &x))?;
+    let mut train_timing = json!({ "trained": steps[0] });
+    if let Some(b) = steps.get(1) {
+        train_timing["baseline"] = json!(b);
     }
     Ok(json!({
         "command": "deploy",
@@ -132,5 +159,6 @@ pub fn deploy(input: &Path, output: &Path, baseline: Option<&Path>) -> Result<Va
         "folded": folded,
         "max_abs_diff": diff,
         "forward_ms_batch128": timing,
+        "train_step_ms_batch128": train_timing,
     }))
 }
