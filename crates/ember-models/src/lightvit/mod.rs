@@ -222,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn feature_map_holds_the_image_tokens_and_features_pool_every_token() {
+        let mut cfg = Config::nano_32();
+        cfg.in_chans = 1;
+        let (_, model) = build(&cfg);
+        let x = Tensor::randn(0f32, 1.0, (2, 1, 32, 32), &Device::Cpu).unwrap();
+        let map = model.feature_map(&x, false).unwrap();
+        let (b, c, h, w) = map.dims4().unwrap();
+        assert_eq!((b, c), (2, cfg.neck_dim));
+        assert_eq!(cfg.grids(32, 32).unwrap().last(), Some(&(h, w)));
+        let features = model.features(&x, false).unwrap();
+        assert_eq!(features.dims(), &[2, cfg.neck_dim]);
+        // The head sees exactly the pooled features.
+        let mut taps = Taps::on();
+        model.forward_taps(&x, false, &mut taps).unwrap();
+        let tapped = taps.into_vec().into_iter().find(|(n, _)| n == "features").unwrap().1;
+        let diff = (tapped - &features).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+    }
+
+    #[test]
     fn inputs_that_do_not_split_into_windows_are_refused_with_the_reason() {
         let cfg = Config::tiny_32();
         assert_eq!(cfg.grids(32, 32).unwrap(), vec![(8, 8), (4, 4), (2, 2)]);
