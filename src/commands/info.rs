@@ -49,6 +49,7 @@ fn checkpoint(spec: &str, input_size: Option<usize>) -> Result<Value> {
         "preprocess": preprocess,
         "distill": extra("distill"),
         "dyrep": extra("dyrep"),
+        "pretrained": extra("pretrained"),
         "deployed_from": m.extra.get("deployed_from"),
         "resumable": m.extra.contains_key("train_state"),
     }))

@@ -84,6 +84,8 @@ fn pretrains_monitors_and_exports_a_backbone() {
     assert_eq!(b.meta.arch, "resnet");
     assert!(b.tensors.contains_key("conv1.weight") && b.tensors.contains_key("fc.weight"));
     assert!(b.tensors.keys().all(|k| !k.starts_with("encoder")));
+    let pretrained = b.meta.extra.get("pretrained").expect("ember.pretrained");
+    assert!(pretrained.contains("\"ressl\""), "{pretrained}");
 }
 
 #[test]
