@@ -3,8 +3,9 @@
 the linear-probe test top-1 after the probe's last epoch (mean +- std over seeds; the
 official scripts report the best epoch, given too, which selects on the test set), the
 kNN monitor's top-1 after pre-training, pre-training throughput (images/s, the median
-epoch) and the share of the epoch the loader's workers spent augmenting; then the gains the
-papers claim."""
+epoch, and as a ratio to the supervised run of the same network in the same script) and
+the share of the epoch the loader's workers spent augmenting; then the gains the papers
+claim."""
 import glob, json, os, statistics, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "runs/ssl"
@@ -29,6 +30,12 @@ def pretrain_metrics(name):
     runs = sorted(glob.glob(os.path.join(out, f"{name}-s*", "summary.json")))
     return [[json.loads(l) for l in open(os.path.join(os.path.dirname(r), "metrics.jsonl"))] for r in runs]
 
+def median_rate(m):
+    return statistics.median(r["images_per_s"] for r in m)
+
+supervised = pretrain_metrics("supervised")
+base_rate = statistics.mean(median_rate(m) for m in supervised) if supervised else None
+
 rows = [
     ("random", "random initialisation"),
     ("supervised", "supervised (labels), same epochs"),
@@ -38,8 +45,8 @@ rows = [
     ("byol", "BYOL"),
     ("lewel-byol", "LEWEL on BYOL"),
 ]
-print("| backbone | linear top-1 % (last epoch) | best epoch | seeds | kNN top-1 % | pre-training img/s | augment share |")
-print("|---|---|---|---|---|---|---|")
+print("| backbone | linear top-1 % (last epoch) | best epoch | seeds | kNN top-1 % | training img/s | vs supervised | augment share |")
+print("|---|---|---|---|---|---|---|---|")
 top = {}
 for key, label in rows:
     p = probes(key)
@@ -48,12 +55,14 @@ for key, label in rows:
     last = stats([r["top1"] for r in p])
     best = stats([r["best_top1"] for r in p])
     top[key] = last[0]
-    runs = pretrain_metrics(key) if key not in ("random", "supervised") else []
-    knn = stats([m[-1]["knn_top1"] for m in runs])
-    rate = stats([statistics.median(r["images_per_s"] for r in m) for m in runs])
-    aug = stats([statistics.median(r.get("augment_share", 0.0) for r in m) for m in runs])
+    runs = pretrain_metrics(key) if key != "random" else []
+    knn = stats([m[-1]["knn_top1"] for m in runs if "knn_top1" in m[-1]])
+    rate = stats([median_rate(m) for m in runs])
+    aug = stats([statistics.median(r.get("augment_share", 0.0) for r in m) for m in runs]) \
+        if key != "supervised" else None
+    ratio = "-" if rate is None or not base_rate else f"{rate[0] / base_rate:.2f}x"
     print(f"| {label} | {fmt(last)} | {fmt(best)} | {last[2]} | {fmt(knn)} | "
-          f"{'-' if rate is None else f'{rate[0]:.0f}'} | {'-' if aug is None else f'{aug[0]:.3f}'} |")
+          f"{'-' if rate is None else f'{rate[0]:.0f}'} | {ratio} | {'-' if aug is None else f'{aug[0]:.3f}'} |")
 
 print()
 for a, b, claim in [

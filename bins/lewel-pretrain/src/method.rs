@@ -278,8 +278,9 @@ impl Pretext for Lewel {
         Ok(self.ema.update(m)?)
     }
 
-    /// The official EMAN split: no weight decay and no LARS trust ratio for names with
-    /// "bn", "downsample.1" or "bias", nor for the neck and predictor BNs (`mlp.1`).
+    /// The official split: no weight decay and no LARS trust ratio for names with "bn",
+    /// "downsample.1" or "bias"; the neck and predictor BNs (`mlp.1`) join them only under
+    /// EMAN (`main.py` adds them when the arch name contains "EMAN").
     fn groups(&self, vars: &SeededVarMap, weight_decay: f64) -> Vec<ParamGroup> {
         let trained = [format!("{ONLINE}."), "predictor".to_string()];
         let params = vars
@@ -290,11 +291,12 @@ impl Pretext for Lewel {
                     && !ember_core::checkpoint::is_buffer(n)
             })
             .collect();
-        groups_by_name(
-            params,
-            weight_decay,
-            &["bn", "downsample.1", "bias", "mlp.1"],
-        )
+        let exempt: &[&str] = if self.cfg.eman {
+            &["bn", "downsample.1", "bias", "mlp.1"]
+        } else {
+            &["bn", "downsample.1", "bias"]
+        };
+        groups_by_name(params, weight_decay, exempt)
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {

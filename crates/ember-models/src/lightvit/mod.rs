@@ -236,8 +236,18 @@ mod tests {
         // The head sees exactly the pooled features.
         let mut taps = Taps::on();
         model.forward_taps(&x, false, &mut taps).unwrap();
-        let tapped = taps.into_vec().into_iter().find(|(n, _)| n == "features").unwrap().1;
-        let diff = (tapped - &features).unwrap().abs().unwrap().max_all().unwrap();
+        let tapped = taps
+            .into_vec()
+            .into_iter()
+            .find(|(n, _)| n == "features")
+            .unwrap()
+            .1;
+        let diff = (tapped - &features)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
         assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
     }
 
