@@ -58,8 +58,8 @@ for key, label in rows:
     runs = pretrain_metrics(key) if key != "random" else []
     knn = stats([m[-1]["knn_top1"] for m in runs if "knn_top1" in m[-1]])
     rate = stats([median_rate(m) for m in runs])
-    aug = stats([statistics.median(r.get("augment_share", 0.0) for r in m) for m in runs]) \
-        if key != "supervised" else None
+    aug = stats([statistics.median(r["augment_share"] for r in m)
+                 for m in runs if all("augment_share" in r for r in m)])
     ratio = "-" if rate is None or not base_rate else f"{rate[0] / base_rate:.2f}x"
     print(f"| {label} | {fmt(last)} | {fmt(best)} | {last[2]} | {fmt(knn)} | "
           f"{'-' if rate is None else f'{rate[0]:.0f}'} | {ratio} | {'-' if aug is None else f'{aug[0]:.3f}'} |")

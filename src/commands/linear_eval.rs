@@ -11,7 +11,7 @@ use ember_cli::run_setup::open_data;
 use ember_cli::supervised::model_overrides;
 use ember_cli::DataArgs;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, SeededVarMap};
-use ember_data::{DataSource, Loader, LoaderConfig, Preprocess};
+use ember_data::{DataSource, Loader, LoaderConfig, OpenedData, Preprocess};
 use ember_models::LoadedModel;
 use ember_train::probe::select;
 use ember_train::{class_fraction, extract, linear_probe, ProbeSettings};
@@ -28,23 +28,30 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
             "--epochs, --batch-size and --lr must be positive",
         ));
     }
-    let (loaded, prep, name) = match (&cmd.backbone, &cmd.random_arch) {
+    // The data is opened once: a checkpoint's preprocessing decides how, a random network
+    // is sized for the data.
+    let (loaded, prep, data, name) = match (&cmd.backbone, &cmd.random_arch) {
         (Some(spec), _) => {
             let (loaded, prep) = super::open_checkpoint(spec, device, dtype)?;
-            (loaded, prep, spec.clone())
+            let source = DataSource::from_str(&cmd.data)?;
+            let data = ember_data::open(&source, prep.channels, prep.height)?;
+            (loaded, prep, data, spec.clone())
         }
         (None, Some(arch)) => {
-            let (loaded, prep) =
-                random_backbone(arch, &cmd.model_config, &cmd.data, device, dtype, seed)?;
-            (loaded, prep, format!("random {arch} (seed {seed})"))
+            // A folder is decoded as DataArgs' default (RGB at 32 px).
+            let (data, prep) = open_data(&DataArgs {
+                data: cmd.data.clone(),
+                batch_size: 1,
+                workers: 0,
+                image_size: None,
+                channels: 3,
+            })?;
+            let loaded =
+                random_backbone(arch, &cmd.model_config, &data, &prep, device, dtype, seed)?;
+            (loaded, prep, data, format!("random {arch} (seed {seed})"))
         }
         (None, None) => return Err(EmberError::bad_input("give --backbone or --random-arch")),
     };
-    let data = ember_data::open(
-        &DataSource::from_str(&cmd.data)?,
-        prep.channels,
-        prep.height,
-    )?;
     let channels = data.train.image_dims()[0];
     if channels != prep.channels {
         return Err(EmberError::bad_input(format!(
@@ -129,20 +136,12 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
 fn random_backbone(
     arch: &str,
     overrides: &Option<String>,
-    data: &str,
+    data: &OpenedData,
+    prep: &Preprocess,
     device: &Device,
     dtype: DType,
     seed: u64,
-) -> Result<(LoadedModel, Preprocess)> {
-    // A folder is decoded as DataArgs' default (RGB at 32 px).
-    let args = DataArgs {
-        data: data.to_string(),
-        batch_size: 1,
-        workers: 0,
-        image_size: None,
-        channels: 3,
-    };
-    let (data, prep) = open_data(&args)?;
+) -> Result<LoadedModel> {
     let overrides = model_overrides(overrides)?;
     let mut cfg = ember_models::resolve(arch, &overrides)?;
     ember_models::registry::check_input(&cfg.family, &cfg.config, prep.height, prep.width)?;
@@ -162,12 +161,9 @@ fn random_backbone(
         .map(|(k, v)| (k, v.as_tensor().clone()))
         .collect();
     let checkpoint = Checkpoint { meta, tensors };
-    Ok((
-        LoadedModel {
-            model,
-            vars,
-            checkpoint,
-        },
-        prep,
-    ))
+    Ok(LoadedModel {
+        model,
+        vars,
+        checkpoint,
+    })
 }

@@ -27,6 +27,7 @@ use ember_models::ssl::{Mlp1d, NeckOutput, ObjectNeck};
 use ember_models::Classifier;
 use ember_ops::l2_normalize;
 use ember_train::optim::{groups_by_name, ParamGroup};
+use ember_train::trainer::parameters;
 use ember_train::{
     cosine_momentum, FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss,
 };
@@ -64,10 +65,10 @@ pub struct LewelSettings {
     pub eman: bool,
 }
 
-/// The MoCo base's memory.
+/// The MoCo base's memory: global keys, and aligned keys when LEWEL aligns.
 struct Queues {
     global: FeatureQueue,
-    aligned: FeatureQueue,
+    aligned: Option<FeatureQueue>,
 }
 
 pub struct Lewel {
@@ -132,7 +133,12 @@ impl Lewel {
                 let mut rng = EmberRng::for_name(b.seed, "lewel/queue");
                 Some(RefCell::new(Queues {
                     global: FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?,
-                    aligned: FeatureQueue::random(cfg.dim, cfg.queue, &mut rng, b.device)?,
+                    aligned: match cfg.align {
+                        true => Some(FeatureQueue::random(
+                            cfg.dim, cfg.queue, &mut rng, b.device,
+                        )?),
+                        false => None,
+                    },
                 }))
             }
             Base::Byol => None,
@@ -197,10 +203,10 @@ impl Lewel {
                 let tau = self.cfg.tau;
                 let (q, k) = (unit_rows(&o.global)?, unit_rows(&t.global)?);
                 let inst = infonce(&q, &k, queues.global.entries(), tau)?;
-                match (&o.objects, &t.objects) {
-                    (Some(oo), Some(to)) => {
+                match (&o.objects, &t.objects, &queues.aligned) {
+                    (Some(oo), Some(to), Some(aligned)) => {
                         let (qa, ka) = (unit_rows(oo)?, unit_rows(to)?);
-                        let obj = infonce(&qa, &ka, queues.aligned.entries(), tau)?;
+                        let obj = infonce(&qa, &ka, aligned.entries(), tau)?;
                         let total = ((&inst * w)? + (&obj * (1.0 - w))?)?;
                         Ok((inst, Some(obj), total))
                     }
@@ -263,7 +269,9 @@ impl Pretext for Lewel {
                 let k = o1.dim(2)?;
                 let pick = |o: &Tensor| o.narrow(2, step % k, 1);
                 let keys = Tensor::cat(&[&pick(o1)?, &pick(o2)?], 0)?;
-                queues.aligned.enqueue(&unit_rows(&keys)?)?;
+                if let Some(aligned) = queues.aligned.as_mut() {
+                    aligned.enqueue(&unit_rows(&keys)?)?;
+                }
             }
         }
         Ok(StepLoss {
@@ -283,13 +291,9 @@ impl Pretext for Lewel {
     /// EMAN (`main.py` adds them when the arch name contains "EMAN").
     fn groups(&self, vars: &SeededVarMap, weight_decay: f64) -> Vec<ParamGroup> {
         let trained = [format!("{ONLINE}."), "predictor".to_string()];
-        let params = vars
-            .named()
+        let params = parameters(vars)
             .into_iter()
-            .filter(|(n, _)| {
-                trained.iter().any(|p| n.starts_with(p.as_str()))
-                    && !ember_core::checkpoint::is_buffer(n)
-            })
+            .filter(|(n, _)| trained.iter().any(|p| n.starts_with(p.as_str())))
             .collect();
         let exempt: &[&str] = if self.cfg.eman {
             &["bn", "downsample.1", "bias", "mlp.1"]
@@ -304,35 +308,23 @@ impl Pretext for Lewel {
             return Vec::new();
         };
         let q = queues.borrow();
-        let ptr = |f: &FeatureQueue| {
-            Tensor::new(&[f.ptr() as i64], f.entries().device()).expect("a one-element tensor")
-        };
-        vec![
-            ("queue".into(), q.global.entries().clone()),
-            ("queue_ptr".into(), ptr(&q.global)),
-            ("queue_aligned".into(), q.aligned.entries().clone()),
-            ("queue_aligned_ptr".into(), ptr(&q.aligned)),
-        ]
+        let mut state = q.global.state("queue");
+        if let Some(aligned) = &q.aligned {
+            state.extend(aligned.state("queue_aligned"));
+        }
+        state
     }
 
     fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
         let Some(queues) = &self.queues else {
             return Ok(());
         };
-        let load = |name: &str| -> Result<FeatureQueue> {
-            let (Some(entries), Some(ptr)) = (saved.get(name), saved.get(&format!("{name}_ptr")))
-            else {
-                return Err(EmberError::bad_input(format!(
-                    "the checkpoint holds no MoCo {name}"
-                )));
-            };
-            let ptr = ptr.flatten_all()?.to_vec1::<i64>()?[0] as usize;
-            Ok(FeatureQueue::new(entries.clone(), ptr)?)
-        };
-        *queues.borrow_mut() = Queues {
-            global: load("queue")?,
-            aligned: load("queue_aligned")?,
-        };
+        let mut q = queues.borrow_mut();
+        let bad = |e: candle_core::Error| EmberError::bad_input(e.to_string());
+        q.global = FeatureQueue::restore(saved, "queue").map_err(bad)?;
+        if q.aligned.is_some() {
+            q.aligned = Some(FeatureQueue::restore(saved, "queue_aligned").map_err(bad)?);
+        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@ mod presets;
 use std::process::ExitCode;
 
 use clap::{Args, Parser};
-use ember_cli::pretrain::{self, Built, PretrainArgs, PretrainSpec};
+use ember_cli::pretrain::{self, Built, PretrainArgs, PretrainCli};
 use ember_cli::{preset, RuntimeArgs};
 use ember_core::{EmberError, Result};
 use ember_data::ViewRecipe;
@@ -131,39 +131,34 @@ pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
     TOOL.parse(argv)
 }
 
-fn spec(cli: &Cli, expanded: &[String]) -> PretrainSpec<ResslArgs> {
-    PretrainSpec::new(
-        TOOL.tool,
-        &cli.runtime,
-        &cli.run,
-        cli.ressl.clone(),
-        expanded,
-    )
+impl PretrainCli for Cli {
+    type Method = ResslArgs;
+
+    fn runtime(&self) -> &RuntimeArgs {
+        &self.runtime
+    }
+
+    fn show_preset(&self) -> Option<&str> {
+        self.show_preset.as_deref()
+    }
+
+    fn run_args(&self) -> &PretrainArgs {
+        &self.run
+    }
+
+    fn method(&self) -> ResslArgs {
+        self.ressl.clone()
+    }
 }
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
-    let cli = &invocation.cli;
-    if let Some(name) = &cli.show_preset {
-        return Ok(preset::show(PRESETS, name));
-    }
-    let (device, _) = cli.runtime.setup()?;
-    let reparse = |argv: &[String]| {
-        let saved: Invocation = TOOL.reparse(argv)?;
-        Ok(spec(&saved.cli, &saved.expanded))
-    };
-    pretrain::pretrain(
-        spec(cli, &invocation.expanded),
-        &device,
-        reparse,
-        |args, b| {
-            let steps_per_epoch = b.total_steps / b.epochs.max(1);
-            Ok(Built {
-                pretext: Box::new(Ressl::new(b, args.settings(steps_per_epoch)?)?),
-                views: ViewRecipe::Ressl,
-                report: args.report(),
-            })
-        },
-    )
+    pretrain::run_tool(&TOOL, invocation, |args, b| {
+        Ok(Built {
+            pretext: Box::new(Ressl::new(b, args.settings(b.steps_per_epoch)?)?),
+            views: ViewRecipe::Ressl,
+            report: args.report(),
+        })
+    })
 }
 
 #[cfg(test)]

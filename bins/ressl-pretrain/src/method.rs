@@ -14,6 +14,7 @@ use ember_models::ssl::ProjectionHead;
 use ember_models::Classifier;
 use ember_ops::l2_normalize;
 use ember_train::optim::{groups_by_name, ParamGroup};
+use ember_train::trainer::parameters;
 use ember_train::{FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss};
 
 use ember_cli::pretrain::Build;
@@ -116,30 +117,20 @@ impl Pretext for Ressl {
     /// The official split: no weight decay for names with "bn" or "bias".
     fn groups(&self, vars: &SeededVarMap, weight_decay: f64) -> Vec<ParamGroup> {
         let student = format!("{STUDENT}.");
-        let params = vars
-            .named()
+        let params = parameters(vars)
             .into_iter()
-            .filter(|(n, _)| n.starts_with(&student) && !ember_core::checkpoint::is_buffer(n))
+            .filter(|(n, _)| n.starts_with(&student))
             .collect();
         groups_by_name(params, weight_decay, &["bn", "bias"])
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let queue = self.queue.borrow();
-        let ptr = Tensor::new(&[queue.ptr() as i64], queue.entries().device())
-            .expect("a one-element tensor");
-        vec![
-            ("queue".into(), queue.entries().clone()),
-            ("queue_ptr".into(), ptr),
-        ]
+        self.queue.borrow().state("queue")
     }
 
     fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
-        let (Some(entries), Some(ptr)) = (saved.get("queue"), saved.get("queue_ptr")) else {
-            return Err(EmberError::bad_input("the checkpoint holds no ReSSL queue"));
-        };
-        let ptr = ptr.flatten_all()?.to_vec1::<i64>()?[0] as usize;
-        *self.queue.borrow_mut() = FeatureQueue::new(entries.clone(), ptr)?;
+        *self.queue.borrow_mut() = FeatureQueue::restore(saved, "queue")
+            .map_err(|e| EmberError::bad_input(e.to_string()))?;
         Ok(())
     }
 

@@ -16,8 +16,9 @@ use ember_models::{Classifier, ModelConfig};
 use ember_train::{Knn, Monitor, Pretext, Pretrainer};
 use serde_json::{json, Value};
 
+use crate::preset::{self, Invocation, Presets};
 use crate::supervised::model_overrides;
-use crate::{run_setup, DataArgs, TrainArgs};
+use crate::{run_setup, DataArgs, RuntimeArgs, TrainArgs};
 
 /// The flags of a pre-training run (each tool adds its method's own).
 #[derive(Debug, Clone, Args)]
@@ -92,7 +93,7 @@ impl<M> PretrainSpec<M> {
     /// written out, program name first.
     pub fn new(
         tool: &'static str,
-        runtime: &crate::RuntimeArgs,
+        runtime: &RuntimeArgs,
         args: &PretrainArgs,
         method: M,
         expanded: &[String],
@@ -116,9 +117,9 @@ pub struct Build<'a> {
     pub model: &'a ModelConfig,
     pub prep: &'a Preprocess,
     pub batch_size: usize,
+    pub steps_per_epoch: usize,
     /// Optimizer steps in the whole run (momentum schedules end there).
     pub total_steps: usize,
-    pub epochs: usize,
     pub device: &'a Device,
     pub dtype: DType,
     pub seed: u64,
@@ -150,6 +151,43 @@ pub struct Built {
     pub views: ViewRecipe,
     /// The method's name and settings: in config.json, the checkpoints and the result.
     pub report: Value,
+}
+
+/// What the shared front end of a pre-training tool reads from its parsed command line.
+pub trait PretrainCli: clap::Parser {
+    /// The method's own flags.
+    type Method: Clone;
+    fn runtime(&self) -> &RuntimeArgs;
+    /// `--show-preset NAME`.
+    fn show_preset(&self) -> Option<&str>;
+    fn run_args(&self) -> &PretrainArgs;
+    fn method(&self) -> Self::Method;
+}
+
+/// A pre-training tool's whole run: `--show-preset`, the device, the spec of the command
+/// line (or with `--resume`, of the saved one), then [`pretrain`] with the method `build`
+/// makes.
+pub fn run_tool<C: PretrainCli>(
+    presets: &Presets,
+    invocation: &Invocation<C>,
+    build: impl FnOnce(&C::Method, &Build) -> Result<Built>,
+) -> Result<Value> {
+    let cli = &invocation.cli;
+    if let Some(name) = cli.show_preset() {
+        return Ok(preset::show(presets.list, name));
+    }
+    let (device, _) = cli.runtime().setup()?;
+    let spec = |inv: &Invocation<C>| {
+        PretrainSpec::new(
+            presets.tool,
+            inv.cli.runtime(),
+            inv.cli.run_args(),
+            inv.cli.method(),
+            &inv.expanded,
+        )
+    };
+    let reparse = |argv: &[String]| Ok(spec(&presets.reparse(argv)?));
+    pretrain(spec(invocation), &device, reparse, build)
 }
 
 /// Pre-trains `spec`, or with `--resume` continues that run; `reparse` turns the run's saved
@@ -198,8 +236,8 @@ pub fn pretrain<M: Clone>(
             model: &model_cfg,
             prep: &prep,
             batch_size,
+            steps_per_epoch,
             total_steps: steps_per_epoch * settings.epochs,
-            epochs: settings.epochs,
             device,
             dtype: spec.dtype,
             seed: spec.seed,

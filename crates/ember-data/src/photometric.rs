@@ -42,6 +42,13 @@ fn blend(img: &mut Chw, other: &[f32], factor: f32) {
     }
 }
 
+/// [`blend`] towards one value everywhere (black for brightness, the mean for contrast).
+fn blend_value(img: &mut Chw, other: f32, factor: f32) {
+    for v in img.data.iter_mut() {
+        *v = (factor * *v + (1.0 - factor) * other).clamp(0.0, 1.0);
+    }
+}
+
 /// A factor from `[max(0, 1 - s), 1 + s]`, `None` when `s` is 0 (torchvision skips the op).
 fn factor(strength: f64, rng: &mut EmberRng) -> Option<f32> {
     (strength > 0.0).then(|| rng.uniform((1.0 - strength).max(0.0), 1.0 + strength) as f32)
@@ -50,19 +57,18 @@ fn factor(strength: f64, rng: &mut EmberRng) -> Option<f32> {
 pub fn color_jitter(mut img: Chw, j: &Jitter, rng: &mut EmberRng) -> Chw {
     let mut order = [0usize, 1, 2, 3];
     rng.shuffle(&mut order);
-    let plane = img.height * img.width;
     for op in order {
         match op {
             0 => {
                 if let Some(f) = factor(j.brightness, rng) {
-                    blend(&mut img, &vec![0.0; plane], f);
+                    blend_value(&mut img, 0.0, f);
                 }
             }
             1 => {
                 if let Some(f) = factor(j.contrast, rng) {
                     let g = gray(&img);
                     let mean = g.iter().sum::<f32>() / g.len().max(1) as f32;
-                    blend(&mut img, &vec![mean; plane], f);
+                    blend_value(&mut img, mean, f);
                 }
             }
             2 => {

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod schedule;
 pub mod settings;
 pub mod structure;
+pub mod totals;
 pub mod trainer;
 
 pub use evaluate::{evaluate, EvalResult};

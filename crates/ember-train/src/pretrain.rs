@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::plot::{draw_curves, Panel};
-use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
+use ember_core::{Checkpoint, CheckpointMeta, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
 use ember_models::Classifier;
 use serde::Serialize;
@@ -21,7 +21,8 @@ use crate::objective::StepLoss;
 use crate::optim::{Optimizer, ParamGroup};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
-use crate::trainer::{restore_run, series, train_losses, EpochTotals, TrainState, OPTIM_PREFIX};
+use crate::totals::{checkpoint_due, diverged, EpochTotals};
+use crate::trainer::{restore_run, series, train_losses, TrainState, OPTIM_PREFIX};
 
 const PRETEXT_PREFIX: &str = "@train/pretext/";
 
@@ -130,11 +131,7 @@ impl Pretrainer<'_> {
                 state.totals.wait_seconds += wait.elapsed().as_secs_f64();
                 let batch = batch?;
                 let n = batch.len();
-                *state
-                    .totals
-                    .parts
-                    .entry("augment_seconds".into())
-                    .or_default() += batch.augment_seconds;
+                state.totals.augment_seconds += batch.augment_seconds;
                 let views = (0..=batch.more_views.len())
                     .map(|v| Ok(batch.view(v, &self.device)?.to_dtype(self.dtype)?))
                     .collect::<Result<Vec<_>>>()?;
@@ -144,36 +141,22 @@ impl Pretrainer<'_> {
                 let loss = out.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !loss.is_finite() {
                     progress.finish();
-                    return Err(EmberError::Runtime(format!(
-                        "pre-training diverged at epoch {} step {} (loss {loss}); stopped, the last good checkpoint is {}",
-                        epoch + 1,
-                        state.batch + 1,
-                        self.run.file("last.safetensors").display()
-                    )));
+                    return Err(diverged(
+                        &self.run,
+                        "pre-training",
+                        epoch,
+                        state.batch,
+                        loss,
+                    ));
                 }
-                for (name, part) in &out.parts {
-                    let v = part.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                    *state.totals.parts.entry(name.to_string()).or_default() += v * n as f64;
-                }
+                state.totals.add_parts(&out.parts, n)?;
                 opt.step(&out.total.backward()?)?;
                 self.pretext.after_step(state.step)?;
-                state.totals.loss_sum += loss * n as f64;
-                state.totals.seen += n;
+                state.totals.add_step(loss, n, &mut tick);
                 state.step += 1;
                 state.batch += 1;
-                let now = Instant::now();
-                state.totals.seconds += (now - tick).as_secs_f64();
-                tick = now;
-                let rate = state.totals.seen as f64 / state.totals.seconds.max(1e-9);
-                let avg = state.totals.loss_sum / state.totals.seen as f64;
-                progress.update(
-                    state.batch,
-                    &format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s"),
-                );
-                if s.checkpoint_secs > 0
-                    && last_save.elapsed().as_secs() >= s.checkpoint_secs
-                    && state.batch < steps_per_epoch
-                {
+                progress.update(state.batch, &state.totals.progress_message(lr));
+                if checkpoint_due(s.checkpoint_secs, last_save, state.batch, steps_per_epoch) {
                     self.save_last(&state, &opt, &Value::Null)?;
                     last_save = Instant::now();
                 }
@@ -187,25 +170,15 @@ impl Pretrainer<'_> {
                 state.best_top1 = Some(knn);
                 state.best_epoch = Some(epoch + 1);
             }
-            let t = &state.totals;
-            let seen = t.seen.max(1) as f64;
             let mut record = json!({
                 "epoch": epoch + 1,
-                "train_loss": t.loss_sum / seen,
                 "knn_top1": knn,
                 "lr": opt.lr(),
-                "images_per_s": t.seen as f64 / t.seconds.max(1e-9),
-                "data_wait_share": t.wait_seconds / t.seconds.max(1e-9),
-                "epoch_seconds": t.seconds,
             });
-            for (name, sum) in &t.parts {
-                match name.as_str() {
-                    // CPU seconds the loader's workers spent decoding and augmenting, as a
-                    // share of the epoch's wall time (above 1 with several workers busy).
-                    "augment_seconds" => record["augment_share"] = json!(sum / t.seconds.max(1e-9)),
-                    _ => record[format!("train_{name}")] = json!(sum / seen),
-                }
-            }
+            record
+                .as_object_mut()
+                .expect("a JSON object")
+                .extend(state.totals.record());
             if !self.quiet {
                 eprintln!(
                     "epoch {}/{}: loss {:.4}, kNN top-1 {knn:.2}% ({:.0} img/s)",

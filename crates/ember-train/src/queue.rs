@@ -1,6 +1,8 @@
 //! The memory queue of MoCo and ReSSL: the teacher's past embeddings, `[d, k]` feature-major
 //! with unit columns as the official `queue` buffer, overwritten oldest first at `ptr`.
 
+use std::collections::HashMap;
+
 use candle_core::{DType, Device, Result, Tensor};
 use ember_core::EmberRng;
 use ember_ops::l2_normalize;
@@ -50,6 +52,27 @@ impl FeatureQueue {
         self.len() == 0
     }
 
+    /// The entries and the pointer as checkpoint tensors: `name` and `{name}_ptr` (int64
+    /// `[1]`), the official buffers' layout.
+    pub fn state(&self, name: &str) -> Vec<(String, Tensor)> {
+        let ptr =
+            Tensor::new(&[self.ptr as i64], self.queue.device()).expect("a one-element tensor");
+        vec![
+            (name.to_string(), self.queue.clone()),
+            (format!("{name}_ptr"), ptr),
+        ]
+    }
+
+    /// The queue [`FeatureQueue::state`] saved under `name`.
+    pub fn restore(saved: &HashMap<String, Tensor>, name: &str) -> Result<Self> {
+        let (Some(entries), Some(ptr)) = (saved.get(name), saved.get(&format!("{name}_ptr")))
+        else {
+            candle_core::bail!("the checkpoint holds no `{name}` queue")
+        };
+        let ptr = ptr.flatten_all()?.to_vec1::<i64>()?[0] as usize;
+        Self::new(entries.clone(), ptr)
+    }
+
     /// Writes `keys` `[n, d]` (detached) as columns `ptr..ptr + n`, wrapping past the end,
     /// and moves the pointer by `n` modulo the length. The official code asserts that the
     /// length is a multiple of the batch (so it never wraps inside a batch); wrapping here
@@ -93,6 +116,21 @@ mod tests {
         assert_eq!(q.ptr(), 1);
         let e = q.entries().to_vec2::<f32>().unwrap();
         assert_eq!(e, vec![vec![3., 0., 0., 1.], vec![4., 0., 0., 2.]]);
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let mut q = FeatureQueue::random(3, 4, &mut EmberRng::new(2), &Device::Cpu).unwrap();
+        q.enqueue(&Tensor::ones((3, 3), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let saved: HashMap<String, Tensor> = q.state("queue").into_iter().collect();
+        let back = FeatureQueue::restore(&saved, "queue").unwrap();
+        assert_eq!(back.ptr(), 3);
+        assert_eq!(
+            back.entries().to_vec2::<f32>().unwrap(),
+            q.entries().to_vec2::<f32>().unwrap()
+        );
+        assert!(FeatureQueue::restore(&saved, "other").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! timer; exact resumption from `last.safetensors`; and a NaN/inf guard that stops the run
 //! with the last good checkpoint intact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -26,6 +26,7 @@ use crate::optim::{default_groups, Optimizer};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
 use crate::structure::{RunContext, StructureHook};
+use crate::totals::{checkpoint_due, diverged, EpochTotals};
 
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
 pub(crate) const OPTIM_PREFIX: &str = "@train/optim/";
@@ -46,18 +47,6 @@ pub struct TrainState {
     pub best_epoch: Option<usize>,
     /// Running sums of the epoch in progress.
     pub totals: EpochTotals,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EpochTotals {
-    pub loss_sum: f64,
-    pub correct: usize,
-    pub seen: usize,
-    pub seconds: f64,
-    pub wait_seconds: f64,
-    /// Sums of the objective's parts, weighted by batch size.
-    #[serde(default)]
-    pub parts: BTreeMap<String, f64>,
 }
 
 /// What a finished run reports (also written to `summary.json`).
@@ -162,6 +151,7 @@ impl Trainer<'_> {
                 state.totals.wait_seconds += wait_start.elapsed().as_secs_f64();
                 let mut batch = batch?;
                 let n = batch.len();
+                state.totals.augment_seconds += batch.augment_seconds;
                 let soft = if mix.enabled() {
                     let mut rng = EmberRng::for_name(s.seed, &format!("mix/{}", state.step));
                     Some(mix_batch(&mut batch, classes, &mix, &mut rng))
@@ -190,24 +180,17 @@ impl Trainer<'_> {
                 };
                 let out = objective.loss(&step)?;
                 let loss = out.total;
-                for (name, part) in &out.parts {
-                    let v = part.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                    *state.totals.parts.entry(name.to_string()).or_default() += v * n as f64;
-                }
+                state.totals.add_parts(&out.parts, n)?;
                 let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !loss_value.is_finite() {
                     progress.finish();
-                    let last = self.run.file("last.safetensors");
-                    let kept = if last.exists() {
-                        format!("the last good checkpoint is {}", last.display())
-                    } else {
-                        "no checkpoint had been written yet".to_string()
-                    };
-                    return Err(EmberError::Runtime(format!(
-                        "training diverged at epoch {} step {} (loss {loss_value}); stopped, {kept}",
-                        epoch + 1,
-                        state.batch + 1,
-                    )));
+                    return Err(diverged(
+                        &self.run,
+                        "training",
+                        epoch,
+                        state.batch,
+                        loss_value,
+                    ));
                 }
                 let mut grads = loss.backward()?;
                 if let Some(hook) = self.structure {
@@ -224,23 +207,11 @@ impl Trainer<'_> {
                 if soft.is_none() {
                     state.totals.correct += topk_correct(&logits, &batch.labels, [1, 1])?[0];
                 }
-                state.totals.loss_sum += loss_value * n as f64;
-                state.totals.seen += n;
+                state.totals.add_step(loss_value, n, &mut tick);
                 state.step += 1;
                 state.batch += 1;
-                let now = Instant::now();
-                state.totals.seconds += (now - tick).as_secs_f64();
-                tick = now;
-                let rate = state.totals.seen as f64 / state.totals.seconds.max(1e-9);
-                let avg = state.totals.loss_sum / state.totals.seen as f64;
-                progress.update(
-                    state.batch,
-                    &format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s"),
-                );
-                if s.checkpoint_secs > 0
-                    && last_save.elapsed().as_secs() >= s.checkpoint_secs
-                    && state.batch < steps_per_epoch
-                {
+                progress.update(state.batch, &state.totals.progress_message(lr));
+                if checkpoint_due(s.checkpoint_secs, last_save, state.batch, steps_per_epoch) {
                     self.save_last(&state, &opt, ema.as_ref(), &Value::Null, &context)?;
                     last_save = Instant::now();
                 }
@@ -260,19 +231,16 @@ impl Trainer<'_> {
             let t = &state.totals;
             let mut record = json!({
                 "epoch": epoch + 1,
-                "train_loss": t.loss_sum / t.seen.max(1) as f64,
                 "train_top1": if mix.enabled() { Value::Null } else { json!(100.0 * t.correct as f64 / t.seen.max(1) as f64) },
                 "test_loss": eval.loss,
                 "test_top1": eval.top1,
                 "test_top5": eval.top5,
                 "lr": opt.lr(),
-                "images_per_s": t.seen as f64 / t.seconds.max(1e-9),
-                "data_wait_share": t.wait_seconds / t.seconds.max(1e-9),
-                "epoch_seconds": t.seconds,
             });
-            for (name, sum) in &t.parts {
-                record[format!("train_{name}")] = json!(sum / t.seen.max(1) as f64);
-            }
+            record
+                .as_object_mut()
+                .expect("a JSON object")
+                .extend(t.record());
             if improved {
                 self.save_model("best.safetensors", &record, &context)?;
             }
@@ -486,7 +454,7 @@ pub(crate) fn restore_run(
     let bad = |e: String| {
         EmberError::bad_input(format!("{}: {e}", run.file("last.safetensors").display()))
     };
-    let state: TrainState = ckpt
+    let mut state: TrainState = ckpt
         .meta
         .extra
         .get("train_state")
@@ -494,6 +462,10 @@ pub(crate) fn restore_run(
         .and_then(|s| {
             serde_json::from_str(s).map_err(|e| bad(format!("bad ember.train_state ({e})")))
         })?;
+    // Pre-training runs of version 0.1.0 kept the augmentation time among the loss parts.
+    if let Some(seconds) = state.totals.parts.remove("augment_seconds") {
+        state.totals.augment_seconds += seconds;
+    }
     ember_models::load_into(vars.vars(), &ckpt.tensors, "the run's last checkpoint")?;
     opt.load_state(OPTIM_PREFIX, &ckpt.tensors, state.step as u64)
         .map_err(|e| bad(e.to_string()))?;

@@ -1,0 +1,126 @@
+//! The running sums of an epoch, kept in `ember.train_state` so a run resumed mid-epoch
+//! reports the whole epoch, and what both training loops derive from them: the progress line,
+//! the per-epoch record fields, the mid-epoch checkpoint timer and the divergence error.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use ember_core::{EmberError, Result, RunDir};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochTotals {
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub seen: usize,
+    pub seconds: f64,
+    pub wait_seconds: f64,
+    /// Seconds the loader spent augmenting this epoch's batches (on its worker threads).
+    #[serde(default)]
+    pub augment_seconds: f64,
+    /// Sums of the objective's parts, weighted by batch size.
+    #[serde(default)]
+    pub parts: BTreeMap<String, f64>,
+}
+
+impl EpochTotals {
+    /// Adds a step's named loss parts, each weighted by the batch size `n`.
+    pub fn add_parts(&mut self, parts: &[(&'static str, Tensor)], n: usize) -> Result<()> {
+        for (name, part) in parts {
+            let v = part.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            *self.parts.entry(name.to_string()).or_default() += v * n as f64;
+        }
+        Ok(())
+    }
+
+    /// Counts a finished step of `n` images with mean loss `loss`; `tick` is when the
+    /// previous step ended (moved to now).
+    pub fn add_step(&mut self, loss: f64, n: usize, tick: &mut Instant) {
+        self.loss_sum += loss * n as f64;
+        self.seen += n;
+        let now = Instant::now();
+        self.seconds += (now - *tick).as_secs_f64();
+        *tick = now;
+    }
+
+    /// The progress bar's message: mean loss so far, the rate and throughput.
+    pub fn progress_message(&self, lr: f64) -> String {
+        let rate = self.seen as f64 / self.seconds.max(1e-9);
+        let avg = self.loss_sum / self.seen.max(1) as f64;
+        format!("loss {avg:.4} lr {lr:.2e} {rate:.0} img/s")
+    }
+
+    /// The epoch record's fields both loops share: `train_loss`, throughput, the shares of
+    /// the epoch spent waiting for data and (CPU seconds, so above 1 with several workers
+    /// busy) augmenting it, and `train_<part>` for every loss part.
+    pub fn record(&self) -> Map<String, Value> {
+        let seen = self.seen.max(1) as f64;
+        let seconds = self.seconds.max(1e-9);
+        let mut r = Map::new();
+        r.insert("train_loss".into(), json!(self.loss_sum / seen));
+        r.insert("images_per_s".into(), json!(self.seen as f64 / seconds));
+        r.insert("data_wait_share".into(), json!(self.wait_seconds / seconds));
+        r.insert(
+            "augment_share".into(),
+            json!(self.augment_seconds / seconds),
+        );
+        r.insert("epoch_seconds".into(), json!(self.seconds));
+        for (name, sum) in &self.parts {
+            r.insert(format!("train_{name}"), json!(sum / seen));
+        }
+        r
+    }
+}
+
+/// Whether a mid-epoch checkpoint is due: `every` seconds (0: never) have passed since
+/// `last`, and the epoch has batches left (its end writes one anyway).
+pub fn checkpoint_due(every: u64, last: Instant, batch: usize, batches: usize) -> bool {
+    every > 0 && last.elapsed().as_secs() >= every && batch < batches
+}
+
+/// The error that stops a run whose loss is not finite, naming the checkpoint it keeps.
+pub fn diverged(run: &RunDir, what: &str, epoch: usize, batch: usize, loss: f64) -> EmberError {
+    let last = run.file("last.safetensors");
+    let kept = if last.exists() {
+        format!("the last good checkpoint is {}", last.display())
+    } else {
+        "no checkpoint had been written yet".to_string()
+    };
+    EmberError::Runtime(format!(
+        "{what} diverged at epoch {} step {} (loss {loss}); stopped, {kept}",
+        epoch + 1,
+        batch + 1,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_averages_per_image_and_reports_shares() {
+        let mut t = EpochTotals::default();
+        let mut tick = Instant::now();
+        t.add_step(2.0, 10, &mut tick);
+        t.add_step(4.0, 30, &mut tick);
+        t.seconds = 2.0;
+        t.wait_seconds = 0.5;
+        t.augment_seconds = 1.0;
+        t.add_parts(
+            &[(
+                "kd",
+                Tensor::new(1.0f32, &candle_core::Device::Cpu).unwrap(),
+            )],
+            40,
+        )
+        .unwrap();
+        let r = t.record();
+        assert_eq!(r["train_loss"], json!(3.5));
+        assert_eq!(r["images_per_s"], json!(20.0));
+        assert_eq!(r["data_wait_share"], json!(0.25));
+        assert_eq!(r["augment_share"], json!(0.5));
+        assert_eq!(r["train_kd"], json!(1.0));
+    }
+}
