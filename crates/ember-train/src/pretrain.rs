@@ -21,7 +21,7 @@ use crate::objective::StepLoss;
 use crate::optim::{Optimizer, ParamGroup};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
-use crate::totals::{checkpoint_due, diverged, EpochTotals};
+use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
 use crate::trainer::{restore_run, series, train_losses, TrainState, OPTIM_PREFIX};
 
 const PRETEXT_PREFIX: &str = "@train/pretext/";
@@ -109,11 +109,7 @@ impl Pretrainer<'_> {
         let mut history = Vec::new();
         if let Some(ckpt) = resume {
             state = self.restore(ckpt, &mut opt)?;
-            history = self.run.retain_metrics(|r| {
-                r["epoch"]
-                    .as_u64()
-                    .is_some_and(|e| (e as usize) <= state.epoch)
-            })?;
+            history = kept_history(&self.run, state.epoch)?;
         }
         let classes = self.backbone_meta.labels.len();
         for epoch in state.epoch..s.epochs {
@@ -126,12 +122,11 @@ impl Pretrainer<'_> {
             let mut batches = self.train.epoch(epoch, state.batch);
             let mut tick = Instant::now();
             loop {
-                let wait = Instant::now();
-                let Some(batch) = batches.next() else { break };
-                state.totals.wait_seconds += wait.elapsed().as_secs_f64();
+                let Some(batch) = next_batch(&mut batches, &mut state.totals) else {
+                    break;
+                };
                 let batch = batch?;
                 let n = batch.len();
-                state.totals.augment_seconds += batch.augment_seconds;
                 let views = (0..=batch.more_views.len())
                     .map(|v| Ok(batch.view(v, &self.device)?.to_dtype(self.dtype)?))
                     .collect::<Result<Vec<_>>>()?;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 use ember_core::{EmberError, Result, RunDir};
+use ember_data::{Batch, EpochBatches};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -72,6 +73,25 @@ impl EpochTotals {
         }
         r
     }
+}
+
+/// The next batch of the epoch, counting into `totals` the time waited for it and the time
+/// the loader spent augmenting it.
+pub fn next_batch(batches: &mut EpochBatches, totals: &mut EpochTotals) -> Option<Result<Batch>> {
+    let wait = Instant::now();
+    let batch = batches.next()?;
+    totals.wait_seconds += wait.elapsed().as_secs_f64();
+    Some(batch.inspect(|b| totals.augment_seconds += b.augment_seconds))
+}
+
+/// The metrics records a resumed run keeps: those of the epochs its checkpoint has finished
+/// (a record written after the checkpoint, by a run killed in between, is dropped).
+pub fn kept_history(run: &RunDir, epochs_done: usize) -> Result<Vec<Value>> {
+    run.retain_metrics(|r| {
+        r["epoch"]
+            .as_u64()
+            .is_some_and(|e| (e as usize) <= epochs_done)
+    })
 }
 
 /// Whether a mid-epoch checkpoint is due: `every` seconds (0: never) have passed since

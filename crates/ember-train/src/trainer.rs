@@ -26,7 +26,7 @@ use crate::optim::{default_groups, Optimizer};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
 use crate::structure::{RunContext, StructureHook};
-use crate::totals::{checkpoint_due, diverged, EpochTotals};
+use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
 
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
 pub(crate) const OPTIM_PREFIX: &str = "@train/optim/";
@@ -128,11 +128,7 @@ impl Trainer<'_> {
         let mut history = Vec::new();
         if let Some(ckpt) = resume {
             state = self.restore(ckpt, &mut opt, ema.as_mut())?;
-            history = self.run.retain_metrics(|r| {
-                r["epoch"]
-                    .as_u64()
-                    .is_some_and(|e| (e as usize) <= state.epoch)
-            })?;
+            history = kept_history(&self.run, state.epoch)?;
         }
         let mut last_eval = None;
         for epoch in state.epoch..s.epochs {
@@ -146,12 +142,11 @@ impl Trainer<'_> {
             let mut batches = self.train.epoch(epoch, state.batch);
             let mut tick = Instant::now();
             loop {
-                let wait_start = Instant::now();
-                let Some(batch) = batches.next() else { break };
-                state.totals.wait_seconds += wait_start.elapsed().as_secs_f64();
+                let Some(batch) = next_batch(&mut batches, &mut state.totals) else {
+                    break;
+                };
                 let mut batch = batch?;
                 let n = batch.len();
-                state.totals.augment_seconds += batch.augment_seconds;
                 let soft = if mix.enabled() {
                     let mut rng = EmberRng::for_name(s.seed, &format!("mix/{}", state.step));
                     Some(mix_batch(&mut batch, classes, &mix, &mut rng))
