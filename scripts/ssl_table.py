@@ -54,7 +54,7 @@ for key, label in rows:
         continue
     last = stats([r["top1"] for r in p])
     best = stats([r["best_top1"] for r in p])
-    top[key] = last[0]
+    top[key] = last
     runs = pretrain_metrics(key) if key != "random" else []
     knn = stats([m[-1]["knn_top1"] for m in runs if "knn_top1" in m[-1]])
     rate = stats([median_rate(m) for m in runs])
@@ -71,5 +71,12 @@ for a, b, claim in [
     ("ressl", "moco", "ReSSL beats MoCo-style InfoNCE"),
 ]:
     if a in top and b in top:
-        d = top[a] - top[b]
-        print(f"- {claim}: {d:+.2f} points ({'shown' if d > 0 else 'not shown'} here)")
+        (ma, sa, na), (mb, sb, nb) = top[a], top[b]
+        d = ma - mb
+        # A gap within the seeds' spread (or measured on one seed) is not evidence either way.
+        noise = max(sa, sb)
+        if min(na, nb) < 2 or abs(d) <= noise:
+            verdict = f"within seed noise (std up to {noise:.2f}, seeds {min(na, nb)})"
+        else:
+            verdict = "shown here" if d > 0 else "not shown here: the opposite"
+        print(f"- {claim}: {d:+.2f} points, {verdict}")
