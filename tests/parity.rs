@@ -12,6 +12,8 @@ mod compare;
 mod dist;
 #[path = "parity/dyrep.rs"]
 mod dyrep;
+#[path = "parity/greenmim.rs"]
+mod greenmim;
 #[path = "parity/model.rs"]
 mod model;
 #[path = "parity/sections.rs"]
@@ -58,7 +60,14 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
     let dir = path.parent().unwrap_or(Path::new("."));
     let family = manifest["family"].as_str().unwrap_or("");
     match manifest["kind"].as_str() {
+        Some("model") if family == "greenmim" => {
+            vec![(name.to_string(), greenmim::model(dir, &manifest, dev))]
+        }
         Some("model") => vec![(name.to_string(), model::parity(dir, &manifest, family, dev))],
+        Some("grouping") => greenmim::grouping(&manifest)
+            .into_iter()
+            .map(|(case, r)| (format!("{name}/{case}"), r))
+            .collect(),
         Some("loss" | "mixed") => sectioned(dir, &manifest, name),
         _ => vec![(name.to_string(), Ok(Outcome::Pending))],
     }

@@ -4,10 +4,12 @@
 pub mod from_checkpoint;
 pub mod layers;
 pub mod lightvit;
+pub mod mim;
 pub mod registry;
 pub mod rep;
 pub mod resnet;
 pub mod ssl;
+pub mod swin;
 pub mod taps;
 pub mod weights;
 

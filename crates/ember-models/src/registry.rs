@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::lightvit::{self, LightViT};
 use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
+use crate::swin::{self, Swin};
 use crate::taps::Taps;
 
 /// A model that maps images to class logits.
@@ -114,6 +115,36 @@ impl Classifier for LightViT {
     }
 }
 
+impl Classifier for Swin {
+    fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        self.forward_taps(x, train, &mut Taps::off())
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        Swin::features(self, x, train)
+    }
+
+    fn feature_map(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        Swin::feature_map(self, x, train)
+    }
+
+    fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
+        let mut taps = Taps::on();
+        let logits = self.forward_taps(x, train, &mut taps)?;
+        let mut named = taps.into_vec();
+        named.push(("logits".into(), logits));
+        Ok(named)
+    }
+
+    fn reseed(&self, seed: u64) {
+        self.noise().reseed(seed)
+    }
+
+    fn no_weight_decay(&self) -> &'static [&'static str] {
+        &["relative_position_bias_table", "absolute_pos_embed"]
+    }
+}
+
 /// A registered name: the family it builds and its preset config.
 pub struct Arch {
     pub name: &'static str,
@@ -194,10 +225,34 @@ pub const ARCHS: &[Arch] = &[
         about: "LightViT-T widths for 64 px images (official stem, 2x2 windows)",
         preset: || json(lightvit::Config::tiny_64()),
     },
+    Arch {
+        name: "swin",
+        family: "swin",
+        about: "Swin Transformer, any widths, depths, heads and window (default: Swin-T)",
+        preset: || json(swin::Config::tiny()),
+    },
+    Arch {
+        name: "swin_tiny",
+        family: "swin",
+        about: "Swin-T, ImageNet 224 px (window 7)",
+        preset: || json(swin::Config::tiny()),
+    },
+    Arch {
+        name: "swin_base",
+        family: "swin",
+        about: "Swin-B, ImageNet 224 px (window 7), GreenMIM's encoder",
+        preset: || json(swin::Config::base()),
+    },
+    Arch {
+        name: "swin_nano_32",
+        family: "swin",
+        about: "a three-stage Swin for 32 px images (patch 2, window 4, 8 px mask units)",
+        preset: || json(swin::Config::nano_32()),
+    },
 ];
 
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet", "lightvit"];
+pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin"];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -287,7 +342,7 @@ pub fn parameter_count(vars: &candle_nn::VarMap) -> usize {
 pub fn default_input_size(family: &str, config: &Value) -> usize {
     let field = |k: &str| config.get(k).and_then(Value::as_u64).map(|v| v as usize);
     match family {
-        "lightvit" => field("img_size").unwrap_or(224),
+        "lightvit" | "swin" => field("img_size").unwrap_or(224),
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
@@ -300,6 +355,14 @@ pub fn check_input(family: &str, config: &Value, h: usize, w: usize) -> Result<(
         parse::<lightvit::Config>(family, config)?
             .grids(h, w)
             .map_err(|e| EmberError::bad_input(format!("lightvit: {e}")))?;
+    }
+    if family == "swin" {
+        let side = parse::<swin::Config>(family, config)?.img_size;
+        if (h, w) != (side, side) {
+            return Err(EmberError::bad_input(format!(
+                "swin: the model takes {side}x{side} images, got {h}x{w} (set img_size in the model config)"
+            )));
+        }
     }
     Ok(())
 }
@@ -323,6 +386,14 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
                 "note": "official_counter is the paper's count (LightViT.flops(): window attention charged as H*W*C*2, 1000 classes); window_attention_included charges it H*W*ws^2*C*2"
             })
         }
+        "swin" => {
+            let cfg: swin::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            serde_json::json!({
+                "official_counter": swin::flops::macs(&cfg) / 1e9,
+                "note": "SwinTransformer.flops() of the official code at img_size (window attention at ws^2 keys per query, LayerNorms included)"
+            })
+        }
         other => {
             return Err(EmberError::bad_input(format!(
                 "unknown model family `{other}`"
@@ -344,6 +415,11 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
             let cfg: lightvit::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(LightViT::new(&cfg, vb)?))
+        }
+        "swin" => {
+            let cfg: swin::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(Swin::new(&cfg, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",
@@ -389,6 +465,10 @@ pub fn fit_to_weights(
         ],
         "lightvit" => &[
             ("in_chans", "patch_embed.stem.0.weight", 1),
+            ("num_classes", "head.weight", 0),
+        ],
+        "swin" => &[
+            ("in_chans", "patch_embed.proj.weight", 1),
             ("num_classes", "head.weight", 0),
         ],
         _ => &[],

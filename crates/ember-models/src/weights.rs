@@ -8,10 +8,12 @@ use ember_core::checkpoint::STATE_PREFIX;
 use ember_core::{EmberError, Result};
 
 /// PyTorch buffers a model here does not keep: BN's step counter (unused with a fixed
-/// momentum) and Swin-style relative position indices (recomputed from the window size).
+/// momentum), Swin-style relative position indices (recomputed from the window size) and
+/// MAE's frozen sin-cos decoder position embedding (recomputed from its shape).
 fn ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
         || name.ends_with("relative_position_index")
+        || name == "decoder_pos_embed"
         || name.starts_with(STATE_PREFIX)
 }
 

@@ -92,3 +92,23 @@ pub fn linear_normal(
     };
     Ok(Linear::new(weight, bias))
 }
+
+/// A Linear initialised as MAE-style pre-training does (official JAX ViT): weight from
+/// Xavier-uniform, `U(+-sqrt(6 / (cin + cout)))`, bias 0 when there is one.
+pub fn linear_xavier(vb: VarBuilder, cin: usize, cout: usize, bias: bool) -> Result<Linear> {
+    let bound = (6.0 / (cin + cout) as f64).sqrt();
+    let weight = vb.get_with_hints(
+        (cout, cin),
+        "weight",
+        Init::Uniform {
+            lo: -bound,
+            up: bound,
+        },
+    )?;
+    let bias = if bias {
+        Some(vb.get_with_hints(cout, "bias", Init::Const(0.0))?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}

@@ -12,5 +12,5 @@ mod noise;
 pub use batch_norm::{set_variable, BatchNorm2d};
 pub use conv::Conv2d;
 pub use layer_norm::LayerNorm;
-pub use linear::{linear, linear_normal, Linear};
+pub use linear::{linear, linear_normal, linear_xavier, Linear};
 pub use noise::{Dropout, Noise};
