@@ -21,6 +21,9 @@ pub struct TrainArgs {
     /// Nesterov momentum (SGD).
     #[arg(long)]
     pub nesterov: bool,
+    /// AdamW's moment decays beta1,beta2 (MAE-style pre-training: 0.9,0.95).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.999], value_name = "B1,B2")]
+    pub betas: Vec<f64>,
     /// Weight decay; biases, norm weights and other 1-d parameters get none.
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
@@ -77,6 +80,10 @@ impl TrainArgs {
             lr: self.lr,
             momentum: self.momentum,
             nesterov: self.nesterov,
+            betas: match self.betas[..] {
+                [b1, b2] => (b1, b2),
+                _ => return Err(EmberError::bad_input("--betas takes two values, e.g. 0.9,0.95")),
+            },
             weight_decay: self.weight_decay,
             schedule: match self.schedule.as_str() {
                 "step" => ScheduleKind::Step,

@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod hub;
 pub mod init;
+pub mod mosaic;
 pub mod plot;
 pub mod rng;
 pub mod run_dir;

@@ -22,6 +22,8 @@ pub enum ViewRecipe {
     Ressl,
     /// BYOL as LEWEL's code has it (also used for the MoCo bases): (blurred, solarised).
     Byol,
+    /// MAE's (masked image modelling): one view, a random resized crop and a flip.
+    Mim,
 }
 
 /// One pipeline per view, all producing the same shape.
@@ -64,6 +66,7 @@ impl ViewRecipe {
         let sigma = blur_sigma(pre.height.min(pre.width));
         let blur = |p: f64| Transform::GaussianBlur { sigma, p };
         let views = match self {
+            ViewRecipe::Mim => vec![vec![crop, flip]],
             ViewRecipe::Ressl => vec![
                 vec![
                     crop.clone(),

@@ -51,6 +51,12 @@ pub trait Pretext {
         Ok(())
     }
 
+    /// After each epoch's checkpoints, with the run folder and the held-out images (eval
+    /// transforms): a method's own per-epoch output (GreenMIM's reconstruction grid).
+    fn after_epoch(&self, _epoch: usize, _run: &RunDir, _held_out: &Loader) -> Result<()> {
+        Ok(())
+    }
+
     /// The backbone being pre-trained (the online one).
     fn backbone(&self) -> &dyn Classifier;
 
@@ -196,6 +202,8 @@ impl Pretrainer<'_> {
             state.totals = EpochTotals::default();
             self.save_last(&state, &opt, &record)?;
             self.draw(&history)?;
+            self.pretext
+                .after_epoch(epoch + 1, &self.run, &self.monitor.queries)?;
         }
         let last = history.last().cloned().unwrap_or(Value::Null);
         let total_seconds: f64 = history

@@ -33,6 +33,9 @@ pub struct TrainSettings {
     pub lr: f64,
     pub momentum: f64,
     pub nesterov: bool,
+    /// AdamW's moment decays (beta1, beta2); MAE-style pre-training uses (0.9, 0.95).
+    #[serde(default = "adam_betas")]
+    pub betas: (f64, f64),
     pub weight_decay: f64,
     pub schedule: ScheduleKind,
     pub warmup_epochs: f64,
@@ -50,6 +53,10 @@ pub struct TrainSettings {
     pub seed: u64,
 }
 
+fn adam_betas() -> (f64, f64) {
+    (0.9, 0.999)
+}
+
 impl TrainSettings {
     pub fn method(&self) -> Method {
         match self.optimizer {
@@ -58,8 +65,8 @@ impl TrainSettings {
                 nesterov: self.nesterov,
             },
             OptimizerKind::Adamw => Method::AdamW {
-                beta1: 0.9,
-                beta2: 0.999,
+                beta1: self.betas.0,
+                beta2: self.betas.1,
                 eps: 1e-8,
             },
             OptimizerKind::Lars => Method::Lars {
@@ -131,6 +138,10 @@ impl TrainSettings {
             if c <= 0.0 {
                 return Err(format!("--clip-grad must be positive, got {c}"));
             }
+        }
+        let (b1, b2) = self.betas;
+        if !((0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2)) {
+            return Err(format!("--betas must both be in [0, 1), got {b1},{b2}"));
         }
         if self.nesterov && (self.optimizer != OptimizerKind::Sgd || self.momentum == 0.0) {
             return Err("--nesterov needs --optimizer sgd with a non-zero --momentum".into());
