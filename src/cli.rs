@@ -39,9 +39,10 @@ pub enum Command {
 pub struct TrainCommand {
     /// Model: resnet (default ResNet-18; any depth and width through --model-config), resnet18,
     /// resnet34, resnet50, lightvit (LightViT-T), lightvit_tiny, lightvit_small, lightvit_base,
-    /// lightvit_tiny_32, lightvit_tiny_64 (`ember info --arch NAME` describes one).
-    #[arg(long, default_value = "resnet")]
-    pub arch: String,
+    /// lightvit_tiny_32, lightvit_tiny_64, swin, swin_tiny, swin_base, swin_nano_32 (`ember
+    /// info --arch NAME` describes one). Default: the --init checkpoint's, else resnet.
+    #[arg(long)]
+    pub arch: Option<String>,
     #[command(flatten)]
     pub run: SupervisedArgs,
 }

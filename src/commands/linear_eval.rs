@@ -45,6 +45,8 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
                 workers: 0,
                 image_size: None,
                 channels: 3,
+                label_fraction: None,
+                label_seed: 0,
             })?;
             let loaded =
                 random_backbone(arch, &cmd.model_config, &data, &prep, device, dtype, seed)?;

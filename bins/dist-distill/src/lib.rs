@@ -45,7 +45,7 @@ fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
         .clone()
         .ok_or_else(|| EmberError::bad_input("--student ARCH is required (or --resume DIR)"))?;
     Ok(RunSpec {
-        arch,
+        arch: Some(arch),
         args: cli.run.clone(),
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),

@@ -72,7 +72,7 @@ fn parse_saved(argv: &[String]) -> Result<Cli> {
 
 fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
     Ok(RunSpec {
-        arch: cli.dyrep.arch.clone(),
+        arch: Some(cli.dyrep.arch.clone()),
         args: cli.run.clone(),
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),

@@ -81,7 +81,7 @@ fn spec(cli: &Cli, expanded: &[String]) -> Result<RunSpec> {
         )));
     }
     Ok(RunSpec {
-        arch,
+        arch: Some(arch),
         args,
         seed: cli.runtime.seed,
         dtype: cli.runtime.dtype(),

@@ -22,6 +22,14 @@ pub struct DataArgs {
     /// Channels a folder dataset is decoded to: 1 (grey) or 3 (RGB).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub channels: u8,
+    /// Train on this share of the labelled training images only, the same share of each
+    /// class (semi-supervised fine-tuning, e.g. 0.1); the test set is unchanged.
+    #[arg(long, value_name = "F")]
+    pub label_fraction: Option<f64>,
+    /// Seed of the --label-fraction draw (the same images for every run with the same seed,
+    /// whatever its --seed).
+    #[arg(long, default_value_t = 0)]
+    pub label_seed: u64,
 }
 
 impl DataArgs {

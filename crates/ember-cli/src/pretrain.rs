@@ -65,10 +65,11 @@ impl PretrainArgs {
             ("--label-smoothing", t.label_smoothing != 0.0),
             ("--ema-decay", t.ema_decay.is_some()),
             ("--clip-grad", t.clip_grad.is_some()),
+            ("--label-fraction", self.data.label_fraction.is_some()),
         ];
         match unused.iter().find(|(_, set)| *set) {
             Some((flag, _)) => Err(EmberError::bad_input(format!(
-                "{flag} is a supervised-training flag; pre-training has no labels to mix or smooth"
+                "{flag} is a supervised-training flag; pre-training uses no labels"
             ))),
             None => Ok(()),
         }

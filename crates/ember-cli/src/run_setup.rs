@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use candle_core::Device;
 use ember_core::{Checkpoint, EmberError, Result, RunDir};
-use ember_data::{DataSource, OpenedData, Preprocess};
+use ember_data::source::Subset;
+use ember_data::{DataSource, Dataset, OpenedData, Preprocess};
 use serde_json::json;
 
 use crate::supervised::saved_argv;
@@ -44,10 +46,31 @@ pub fn use_threads(threads: Option<usize>) {
     }
 }
 
+/// `fraction` of each class of `train`, drawn with `seed`.
+fn labelled_fraction(
+    train: Arc<dyn Dataset>,
+    fraction: f64,
+    seed: u64,
+) -> Result<Arc<dyn Dataset>> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(EmberError::bad_input(format!(
+            "--label-fraction must be in (0, 1], got {fraction}"
+        )));
+    }
+    let labels = (0..train.len())
+        .map(|i| train.label(i))
+        .collect::<Result<Vec<u32>>>()?;
+    let kept = ember_train::probe::class_fraction(&labels, fraction, seed);
+    Ok(Arc::new(Subset::new(train, kept, "labelled fraction")))
+}
+
 /// The data `--data` names and the preprocessing the model will see (`--image-size`).
 pub fn open_data(args: &DataArgs) -> Result<(OpenedData, Preprocess)> {
     let source = DataSource::from_str(&args.data)?;
-    let data = ember_data::open(&source, args.channels as usize, args.folder_size())?;
+    let mut data = ember_data::open(&source, args.channels as usize, args.folder_size())?;
+    if let Some(fraction) = args.label_fraction {
+        data.train = labelled_fraction(data.train, fraction, args.label_seed)?;
+    }
     let [c, h, w] = data.train.image_dims();
     let (h, w) = args.image_size.map_or((h, w), |s| (s, s));
     let prep = Preprocess {

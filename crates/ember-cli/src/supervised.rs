@@ -50,7 +50,8 @@ pub struct SupervisedArgs {
 /// resumed run keeps its settings even if the preset changes).
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    pub arch: String,
+    /// `None`: the `--init` checkpoint's arch, or ResNet without one.
+    pub arch: Option<String>,
     pub args: SupervisedArgs,
     pub seed: u64,
     pub dtype: DType,
@@ -188,10 +189,15 @@ pub fn train_with(
     // Everything the flags decide is checked before the run directory is touched.
     let settings = cmd.train.settings(seed)?;
     let overrides = model_overrides(&cmd.model_config)?;
-    let mut model_cfg = ember_models::resolve(arch, &overrides)?;
-    let init = match &cmd.init {
-        Some(spec) => Some(pretrained(spec, &mut model_cfg, &overrides, device)?),
-        None => None,
+    let (model_cfg, init) = match &cmd.init {
+        Some(spec) => {
+            let (cfg, init) = pretrained(spec, arch.as_deref(), &overrides, device)?;
+            (cfg, Some(init))
+        }
+        None => (
+            ember_models::resolve(arch.as_deref().unwrap_or("resnet"), &overrides)?,
+            None,
+        ),
     };
 
     let (data, prep) = run_setup::open_data(&cmd.data)?;
@@ -229,10 +235,11 @@ pub fn train_with(
     let (run, resume) = run_setup::open_run(
         resumed.map(|(_, run)| run),
         cmd.out.clone(),
-        arch,
+        arch.as_deref().unwrap_or(&model_cfg.family),
         argv,
         device,
     )?;
+    let mut model_cfg = model_cfg;
     model_cfg.fit("in_chans", c, &overrides)?;
     model_cfg.fit("num_classes", data.classes.len(), &overrides)?;
     let mut method = method;
@@ -327,27 +334,34 @@ pub fn train_with(
     Ok(result)
 }
 
-/// The weights of `spec` (a path or `hf://` file) and, from its metadata, the model config
-/// they belong to, with the user's overrides on top; `cfg` becomes that config.
+/// The model config of the weights of `spec` (a path or `hf://` file), from its metadata
+/// with the user's overrides on top, and the weights. `arch`, if given, must name the
+/// checkpoint's family.
 fn pretrained(
     spec: &str,
-    cfg: &mut ember_models::ModelConfig,
+    arch: Option<&str>,
     overrides: &Value,
     device: &Device,
-) -> Result<(String, HashMap<String, Tensor>)> {
+) -> Result<(ember_models::ModelConfig, (String, HashMap<String, Tensor>))> {
     let path = HubEnv::from_env().resolve(spec)?;
     let ckpt = Checkpoint::load(&path, device)?;
-    if ckpt.meta.arch != cfg.family {
-        return Err(EmberError::bad_input(format!(
-            "--init {spec} holds a {}, not a {}",
-            ckpt.meta.arch, cfg.family
-        )));
+    if let Some(arch) = arch {
+        let family = ember_models::resolve(arch, &Value::Null)?.family;
+        if ckpt.meta.arch != family {
+            return Err(EmberError::bad_input(format!(
+                "--init {spec} holds a {}, not a {family}",
+                ckpt.meta.arch
+            )));
+        }
     }
-    cfg.config = ckpt.meta.config.clone();
+    let mut cfg = ember_models::ModelConfig {
+        family: ckpt.meta.arch.clone(),
+        config: ckpt.meta.config.clone(),
+    };
     cfg.apply(overrides)?;
     let tensors = ckpt
         .model_tensors()
         .map(|(k, t)| (k.clone(), t.clone()))
         .collect();
-    Ok((spec.to_string(), tensors))
+    Ok((cfg, (spec.to_string(), tensors)))
 }

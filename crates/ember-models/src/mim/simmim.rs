@@ -1,5 +1,6 @@
 //! The SimMIM-style dense baseline: every patch token goes through the Swin encoder, masked
-//! ones replaced by a learnt mask token (`encoder.mask_token`), and a Linear from each
+//! ones replaced by a learnt mask token (`mask_token`; SimMIM keeps it under `encoder.`, it
+//! lives outside here so the exported encoder is a plain Swin), and a Linear from each
 //! last-stage token (one per mask unit) to its pixels (`decoder_pred`, SimMIM's one-layer
 //! decoder). Same encoder, mask and loss as GreenMIM, so the two compare on equal terms.
 
@@ -26,7 +27,7 @@ impl SimMim {
         let plan = Plan::new(encoder.geometry(), None, vb.dtype(), vb.device())
             .map_err(candle_core::Error::msg)?;
         Ok(Self {
-            mask_token: vb.pp("encoder").get_with_hints(
+            mask_token: vb.get_with_hints(
                 (1, 1, cfg.encoder.embed_dim),
                 "mask_token",
                 Init::Randn {
