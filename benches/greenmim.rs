@@ -45,7 +45,13 @@ struct Runner {
 }
 
 impl Runner {
-    fn new(encoder: &swin::Config, method: Method, decoder: (usize, usize), dev: &Device, dtype: DType) -> Self {
+    fn new(
+        encoder: &swin::Config,
+        method: Method,
+        decoder: (usize, usize),
+        dev: &Device,
+        dtype: DType,
+    ) -> Self {
         let cfg = mim::Config {
             method,
             encoder: encoder.clone(),
@@ -82,8 +88,20 @@ impl Runner {
         let before = live_bytes();
         reset_peak();
         let t = Instant::now();
-        let pred = self.model.forward_t(x, mask, true).unwrap().to_dtype(DType::F32).unwrap();
-        let target = normalize_units(&patchify(&x.to_dtype(DType::F32).unwrap(), self.cfg.encoder.mask_unit()).unwrap()).unwrap();
+        let pred = self
+            .model
+            .forward_t(x, mask, true)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        let target = normalize_units(
+            &patchify(
+                &x.to_dtype(DType::F32).unwrap(),
+                self.cfg.encoder.mask_unit(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         let rows = Tensor::new(mask.masked(), dev)
             .unwrap()
             .unsqueeze(0)
@@ -93,7 +111,10 @@ impl Runner {
         let loss = masked_mse(&pred, &target, &rows).unwrap();
         self.opt.step(&loss.backward().unwrap()).unwrap();
         dev.synchronize().unwrap();
-        (t.elapsed().as_secs_f64(), peak_bytes().saturating_sub(before))
+        (
+            t.elapsed().as_secs_f64(),
+            peak_bytes().saturating_sub(before),
+        )
     }
 }
 
@@ -131,9 +152,20 @@ fn bench(name: &str, encoder: &swin::Config, batch: usize, decoder: (usize, usiz
     }
     let (g, s) = (median(gt), median(st));
     let mb = |b: usize| b as f64 / 1e6;
-    println!("{name}: batch {batch}, {units}x{units} mask units, {} visible", green.cfg.unit_side().pow(2) / 4);
-    println!("  SimMIM-style step: {:.0} ms, peak {:.0} MB", s * 1e3, mb(sm));
-    println!("  GreenMIM step:     {:.0} ms, peak {:.0} MB", g * 1e3, mb(gm));
+    println!(
+        "{name}: batch {batch}, {units}x{units} mask units, {} visible",
+        green.cfg.unit_side().pow(2) / 4
+    );
+    println!(
+        "  SimMIM-style step: {:.0} ms, peak {:.0} MB",
+        s * 1e3,
+        mb(sm)
+    );
+    println!(
+        "  GreenMIM step:     {:.0} ms, peak {:.0} MB",
+        g * 1e3,
+        mb(gm)
+    );
     println!(
         "  GreenMIM vs SimMIM: {:.2}x faster, {:.2}x the memory ({:.0}% less)",
         s / g,
@@ -157,6 +189,15 @@ fn main() {
         drop_path_rate: 0.0,
         ..swin::Config::tiny()
     };
-    let batch = std::env::var("EMBER_BENCH_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(8);
-    bench("Swin-T encoder, 224 px", &tiny, batch, (512, 16), if quick { 1 } else { 3 });
+    let batch = std::env::var("EMBER_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(8);
+    bench(
+        "Swin-T encoder, 224 px",
+        &tiny,
+        batch,
+        (512, 16),
+        if quick { 1 } else { 3 },
+    );
 }

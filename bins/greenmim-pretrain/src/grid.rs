@@ -27,21 +27,23 @@ pub fn write(
     held_out: &Loader,
     (device, dtype): (&Device, DType),
 ) -> Result<()> {
-    let batch = held_out
-        .epoch(0, 0)
-        .next()
-        .ok_or_else(|| EmberError::Runtime("no held-out images for the reconstruction grid".into()))??;
+    let batch = held_out.epoch(0, 0).next().ok_or_else(|| {
+        EmberError::Runtime("no held-out images for the reconstruction grid".into())
+    })??;
     let images = batch.view(0, device)?.to_dtype(DType::F32)?;
     let images = images.narrow(0, 0, images.dim(0)?.min(SHOWN))?;
     let (n, c, h, w) = images.dims4()?;
-    let pred = model.forward_t(&images.to_dtype(dtype)?, mask, false)?.to_dtype(DType::F32)?;
+    let pred = model
+        .forward_t(&images.to_dtype(dtype)?, mask, false)?
+        .to_dtype(DType::F32)?;
     let unit = cfg.encoder.mask_unit();
     let units = patchify(&images, unit)?;
     let pred = if cfg.norm_pix_loss {
         let d = units.dim(2)? as f64;
         let mean = units.mean_keepdim(2)?;
         let var = (units.broadcast_sub(&mean)?.sqr()?.sum_keepdim(2)? / (d - 1.0))?;
-        pred.broadcast_mul(&(var + 1e-6)?.sqrt()?)?.broadcast_add(&mean)?
+        pred.broadcast_mul(&(var + 1e-6)?.sqrt()?)?
+            .broadcast_add(&mean)?
     } else {
         pred
     };

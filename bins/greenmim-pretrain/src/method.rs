@@ -94,7 +94,10 @@ impl Pretext for Mim {
             .first()
             .ok_or_else(|| EmberError::Runtime("masked image modelling needs a view".into()))?;
         let mask = self.mask(step);
-        let pred = self.model.forward_t(images, &mask, true)?.to_dtype(DType::F32)?;
+        let pred = self
+            .model
+            .forward_t(images, &mask, true)?
+            .to_dtype(DType::F32)?;
         let target = self.target(&images.to_dtype(DType::F32)?)?;
         let rows = mask_rows(&mask, images.dim(0)?, &pred)?;
         Ok(StepLoss {

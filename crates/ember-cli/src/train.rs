@@ -22,8 +22,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub nesterov: bool,
     /// AdamW's moment decays beta1,beta2 (MAE-style pre-training: 0.9,0.95).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.999], value_name = "B1,B2")]
-    pub betas: Vec<f64>,
+    /// (One value, not a list: a preset's value and a later flag replace each other.)
+    #[arg(long, default_value = "0.9,0.999", value_name = "B1,B2")]
+    pub betas: String,
     /// Weight decay; biases, norm weights and other 1-d parameters get none.
     #[arg(long, default_value_t = 5e-4)]
     pub weight_decay: f64,
@@ -80,10 +81,7 @@ impl TrainArgs {
             lr: self.lr,
             momentum: self.momentum,
             nesterov: self.nesterov,
-            betas: match self.betas[..] {
-                [b1, b2] => (b1, b2),
-                _ => return Err(EmberError::bad_input("--betas takes two values, e.g. 0.9,0.95")),
-            },
+            betas: parse_betas(&self.betas)?,
             weight_decay: self.weight_decay,
             schedule: match self.schedule.as_str() {
                 "step" => ScheduleKind::Step,
@@ -104,5 +102,16 @@ impl TrainArgs {
         };
         settings.validate().map_err(EmberError::bad_input)?;
         Ok(settings)
+    }
+}
+
+/// `B1,B2` as two numbers.
+fn parse_betas(text: &str) -> Result<(f64, f64)> {
+    let values: Vec<Option<f64>> = text.split(',').map(|v| v.trim().parse().ok()).collect();
+    match values[..] {
+        [Some(b1), Some(b2)] => Ok((b1, b2)),
+        _ => Err(EmberError::bad_input(format!(
+            "--betas takes two numbers, e.g. 0.9,0.95 (got {text})"
+        ))),
     }
 }

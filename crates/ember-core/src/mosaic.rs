@@ -16,7 +16,11 @@ pub struct Tile {
 impl Tile {
     /// A tile from channel-first values `[c, h, w]` (1 channel: grey; 3: RGB) mapped from
     /// `[lo, hi]` to [0, 1] and clipped.
-    pub fn from_chw(values: &[f32], (c, h, w): (usize, usize, usize), (lo, hi): (f32, f32)) -> Self {
+    pub fn from_chw(
+        values: &[f32],
+        (c, h, w): (usize, usize, usize),
+        (lo, hi): (f32, f32),
+    ) -> Self {
         let span = if hi > lo { hi - lo } else { 1.0 };
         let mut rgb = Vec::with_capacity(h * w * 3);
         for p in 0..h * w {

@@ -112,8 +112,16 @@ mod tests {
             assert_eq!(pred.dims(), &[2, 16, 16]);
             let grads = pred.sqr().unwrap().sum_all().unwrap().backward().unwrap();
             for (name, var) in map.vars().data().lock().unwrap().iter() {
-                let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{method:?}: no gradient for {name}"));
-                let norm = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+                let g = grads
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{method:?}: no gradient for {name}"));
+                let norm = g
+                    .abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(norm > 0.0, "{method:?}: zero gradient for {name}");
             }
         }
