@@ -7,9 +7,11 @@
 //! for Swin-B at 224 px.
 //!
 //! Cases: `swin_nano_32` at batch 128 (the Fashion-MNIST model), and Swin-T's encoder at
-//! 224 px (batch 8 on the CPU). `cargo bench --bench greenmim`; EMBER_BENCH_QUICK=1 runs
-//! one step of each; EMBER_BENCH_DEVICE / EMBER_BENCH_DTYPE as in the other benches (on a
-//! GPU the memory column counts host allocations only: use the GPU script for device memory).
+//! 224 px (batch 8 on the CPU; EMBER_BENCH_BATCH sets it). `cargo bench --bench greenmim`;
+//! EMBER_BENCH_QUICK=1 runs one step of each; EMBER_BENCH_DEVICE / EMBER_BENCH_DTYPE as in
+//! the other benches. On a GPU the memory column counts host allocations only:
+//! `scripts/gpu_check.sh` runs each method alone (EMBER_BENCH_ONLY=greenmim|simmim) and
+//! reads the device's peak from nvidia-smi.
 
 use std::time::Instant;
 
@@ -134,44 +136,53 @@ fn bench(name: &str, encoder: &swin::Config, batch: usize, decoder: (usize, usiz
         .unwrap()
         .to_dtype(dtype)
         .unwrap();
-    let mut green = Runner::new(encoder, Method::GreenMim, decoder, &dev, dtype);
-    let mut sim = Runner::new(encoder, Method::SimMim, decoder, &dev, dtype);
-    let units = green.cfg.unit_side();
-    let (mut gt, mut st, mut gm, mut sm) = (Vec::new(), Vec::new(), 0usize, 0usize);
-    // A warm-up step each, then alternate.
-    for i in 0..=steps {
-        let mask = UnitMask::random(units, 0.75, &mut rng);
-        let (g, gmem) = green.step(&x, &mask, &dev);
-        let (s, smem) = sim.step(&x, &mask, &dev);
-        if i > 0 {
-            gt.push(g);
-            st.push(s);
-        }
-        gm = gm.max(gmem);
-        sm = sm.max(smem);
-    }
-    let (g, s) = (median(gt), median(st));
-    let mb = |b: usize| b as f64 / 1e6;
+    let only = std::env::var("EMBER_BENCH_ONLY").ok();
+    let mut runners: Vec<(&str, Runner)> = [
+        ("SimMIM-style", Method::SimMim),
+        ("GreenMIM", Method::GreenMim),
+    ]
+    .into_iter()
+    .filter(|(label, _)| {
+        only.as_deref()
+            .is_none_or(|o| label.to_lowercase().starts_with(o))
+    })
+    .map(|(label, method)| (label, Runner::new(encoder, method, decoder, &dev, dtype)))
+    .collect();
+    let units = runners[0].1.cfg.unit_side();
+    let visible = (units * units) as f64 * (1.0 - runners[0].1.cfg.mask_ratio);
     println!(
         "{name}: batch {batch}, {units}x{units} mask units, {} visible",
-        green.cfg.unit_side().pow(2) / 4
+        visible as usize
     );
-    println!(
-        "  SimMIM-style step: {:.0} ms, peak {:.0} MB",
-        s * 1e3,
-        mb(sm)
-    );
-    println!(
-        "  GreenMIM step:     {:.0} ms, peak {:.0} MB",
-        g * 1e3,
-        mb(gm)
-    );
-    println!(
-        "  GreenMIM vs SimMIM: {:.2}x faster, {:.2}x the memory ({:.0}% less)",
-        s / g,
-        gm as f64 / sm as f64,
-        100.0 * (1.0 - gm as f64 / sm as f64)
-    );
+    let mut times = vec![Vec::new(); runners.len()];
+    let mut peaks = vec![0usize; runners.len()];
+    // A warm-up step each, then the methods alternate on the same masks.
+    for i in 0..=steps {
+        let mask = UnitMask::random(units, 0.75, &mut rng);
+        for (k, (_, runner)) in runners.iter_mut().enumerate() {
+            let (t, mem) = runner.step(&x, &mask, &dev);
+            if i > 0 {
+                times[k].push(t);
+            }
+            peaks[k] = peaks[k].max(mem);
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    for (k, (label, _)) in runners.iter().enumerate() {
+        println!(
+            "  {label} step: {:.0} ms, peak {:.0} MB",
+            medians[k] * 1e3,
+            peaks[k] as f64 / 1e6
+        );
+    }
+    if let ([s, g], [sm, gm]) = (&medians[..], &peaks[..]) {
+        println!(
+            "  GreenMIM vs SimMIM: {:.2}x faster, {:.2}x the memory ({:.0}% less)",
+            s / g,
+            *gm as f64 / *sm as f64,
+            100.0 * (1.0 - *gm as f64 / *sm as f64)
+        );
+    }
 }
 
 fn main() {

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# LightViT on a GPU: the parity fixtures with the models on CUDA, and the LightViT bench
-# (LightViT-T at 224 px, batch 32, and lightvit_tiny_32 at batch 128) on CUDA in f32 and bf16.
+# Ember on a GPU: the parity fixtures with the models on CUDA; the LightViT bench (LightViT-T
+# at 224 px, batch 32, and lightvit_tiny_32 at batch 128) on CUDA in f32 and bf16; the GreenMIM
+# bench (GreenMIM vs the SimMIM-style dense step, same encoder and batch) in f32 and bf16,
+# both methods together for the time ratio, then each alone with nvidia-smi sampling the
+# device's memory for its peak.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
 #                                 # test and the bench (scripts/build_cuda.sh, CUDA 13.0 wheels)
@@ -15,22 +18,42 @@ OUT=target/cuda/gpu_check
 
 case "${1:-}" in
   build)
-    scripts/build_cuda.sh --test parity --bench lightvit
+    scripts/build_cuda.sh --test parity --bench lightvit --bench greenmim
     mkdir -p "$OUT"
     newest() { ls -t target/cuda/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
-    cp "$(newest parity)" "$OUT/parity"
-    cp "$(newest lightvit)" "$OUT/lightvit_bench"
-    echo "gpu_check: built $OUT/parity and $OUT/lightvit_bench" >&2
+    # Without debug info: the binaries travel to the GPU machine.
+    for pair in parity:parity lightvit:lightvit_bench greenmim:greenmim_bench; do
+      objcopy --strip-debug "$(newest "${pair%%:*}")" "$OUT/${pair##*:}"
+    done
+    echo "gpu_check: built $OUT/parity, $OUT/lightvit_bench and $OUT/greenmim_bench" >&2
     ;;
   run)
     [ -x "$OUT/parity" ] || { echo "gpu_check: run '$0 build' first" >&2; exit 2; }
-    export LD_LIBRARY_PATH=$PWD/.cuda/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # The CUDA 13 libraries: carried .cuda/, else the machine's own (a PyTorch install's wheels).
+    libs=$PWD/.cuda/nvidia/cu13/lib
+    [ -d "$libs" ] || libs=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))' 2>/dev/null || true)
+    export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "== parity, models on cuda (f32)"
     EMBER_PARITY_DEVICE=cuda "$OUT/parity"
     for dtype in f32 bf16; do
       echo "== lightvit bench, cuda, $dtype"
       EMBER_BENCH_DEVICE=cuda EMBER_BENCH_DTYPE=$dtype "$OUT/lightvit_bench" --bench
+    done
+    for dtype in f32 bf16; do
+      echo "== greenmim bench, cuda, $dtype (batch ${EMBER_BENCH_BATCH:-64} at 224 px)"
+      EMBER_BENCH_DEVICE=cuda EMBER_BENCH_DTYPE=$dtype EMBER_BENCH_BATCH=${EMBER_BENCH_BATCH:-64} \
+        "$OUT/greenmim_bench" --bench
+      for only in simmim greenmim; do
+        log=$(mktemp)
+        nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 20 > "$log" &
+        smi=$!
+        EMBER_BENCH_ONLY=$only EMBER_BENCH_QUICK=1 EMBER_BENCH_DEVICE=cuda EMBER_BENCH_DTYPE=$dtype \
+          EMBER_BENCH_BATCH=${EMBER_BENCH_BATCH:-64} "$OUT/greenmim_bench" --bench > /dev/null
+        kill $smi; wait $smi 2>/dev/null || true
+        echo "  $only alone: device memory peak $(sort -n "$log" | tail -n 1) MiB (nvidia-smi, both cases of the bench)"
+        rm -f "$log"
+      done
     done
     ;;
   *)

@@ -79,3 +79,38 @@ fn pool(tokens: &Tensor) -> Result<Tensor> {
     let n = tokens.dim(1)?;
     (ember_ops::sum_keepdim(tokens, 1)? / n as f64)?.squeeze(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+    use ember_core::SeededVarMap;
+
+    use super::*;
+
+    #[test]
+    fn swin_t_has_timms_parameter_count() {
+        let vars = SeededVarMap::new(0);
+        Swin::new(&Config::tiny(), vars.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        // timm's swin_tiny_patch4_window7_224: 28,288,354 parameters.
+        assert_eq!(crate::registry::parameter_count(vars.vars()), 28_288_354);
+    }
+
+    #[test]
+    fn logits_features_and_maps_have_their_shapes() {
+        let vars = SeededVarMap::new(0);
+        let m = Swin::new(
+            &Config::nano_32(),
+            vars.var_builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 1, 32, 32), &Device::Cpu).unwrap();
+        assert_eq!(
+            m.forward_taps(&x, false, &mut Taps::off()).unwrap().dims(),
+            &[2, 10]
+        );
+        assert_eq!(m.features(&x, false).unwrap().dims(), &[2, 128]);
+        assert_eq!(m.feature_map(&x, false).unwrap().dims(), &[2, 128, 4, 4]);
+        let wrong = Tensor::zeros((1, 1, 28, 28), DType::F32, &Device::Cpu).unwrap();
+        assert!(m.features(&wrong, false).is_err());
+    }
+}
