@@ -118,7 +118,8 @@ impl Pretext for Mim {
     }
 
     fn after_epoch(&self, epoch: usize, run: &RunDir, held_out: &Loader) -> Result<()> {
-        let due = (self.grid_every > 0 && epoch % self.grid_every == 0) || epoch == self.epochs;
+        let due =
+            (self.grid_every > 0 && epoch.is_multiple_of(self.grid_every)) || epoch == self.epochs;
         if !due {
             return Ok(());
         }

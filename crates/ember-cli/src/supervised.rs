@@ -334,6 +334,9 @@ pub fn train_with(
     Ok(result)
 }
 
+/// Weights to start from: where they came from, and the tensors by name.
+type Init = (String, HashMap<String, Tensor>);
+
 /// The model config of the weights of `spec` (a path or `hf://` file), from its metadata
 /// with the user's overrides on top, and the weights. `arch`, if given, must name the
 /// checkpoint's family.
@@ -342,7 +345,7 @@ fn pretrained(
     arch: Option<&str>,
     overrides: &Value,
     device: &Device,
-) -> Result<(ember_models::ModelConfig, (String, HashMap<String, Tensor>))> {
+) -> Result<(ember_models::ModelConfig, Init)> {
     let path = HubEnv::from_env().resolve(spec)?;
     let ckpt = Checkpoint::load(&path, device)?;
     if let Some(arch) = arch {
