@@ -13,6 +13,9 @@
 //! `scripts/gpu_check.sh` runs each method alone (EMBER_BENCH_ONLY=greenmim|simmim) and
 //! reads the device's peak from nvidia-smi.
 
+#[path = "common/setup.rs"]
+mod setup;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -23,20 +26,7 @@ use ember_models::mim::{self, MaskedModel, Method, Placement, UnitMask};
 use ember_models::swin;
 use ember_train::optim::{default_groups, Method as Optim, Optimizer};
 use ember_train::trainer::parameters;
-
-fn device_and_dtype() -> (Device, DType) {
-    let choice = std::env::var("EMBER_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
-    let dev = choice
-        .parse::<ember_core::DeviceChoice>()
-        .and_then(|c| c.open())
-        .unwrap_or_else(|e| panic!("EMBER_BENCH_DEVICE={choice}: {e}"));
-    let dtype = match std::env::var("EMBER_BENCH_DTYPE").as_deref() {
-        Ok("bf16") => DType::BF16,
-        Ok("f16") => DType::F16,
-        _ => DType::F32,
-    };
-    (dev, dtype)
-}
+use setup::{device_and_dtype, median};
 
 /// One method ready to step.
 struct Runner {
@@ -118,11 +108,6 @@ impl Runner {
             peak_bytes().saturating_sub(before),
         )
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
 }
 
 fn bench(name: &str, encoder: &swin::Config, batch: usize, decoder: (usize, usize), steps: usize) {

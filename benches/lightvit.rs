@@ -10,35 +10,19 @@
 #[path = "common/peak.rs"]
 mod peak;
 
+#[path = "common/setup.rs"]
+mod setup;
+
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use ember_core::{EmberRng, SeededVarMap};
 use ember_losses::cross_entropy;
 use ember_models::lightvit::{flops, Config};
 use ember_models::registry;
 use ember_train::optim::{default_groups, Method, Optimizer};
 use ember_train::trainer::parameters;
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
-}
-
-/// `EMBER_BENCH_DEVICE` (cpu, cuda, ...; default cpu) and `EMBER_BENCH_DTYPE` (f32, bf16).
-fn device_and_dtype() -> (Device, DType) {
-    let choice = std::env::var("EMBER_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
-    let dev = choice
-        .parse::<ember_core::DeviceChoice>()
-        .and_then(|c| c.open())
-        .unwrap_or_else(|e| panic!("EMBER_BENCH_DEVICE={choice}: {e}"));
-    let dtype = match std::env::var("EMBER_BENCH_DTYPE").as_deref() {
-        Ok("bf16") => DType::BF16,
-        Ok("f16") => DType::F16,
-        _ => DType::F32,
-    };
-    (dev, dtype)
-}
+use setup::{device_and_dtype, median};
 
 /// Waits for the device's queued work, so timings cover it.
 fn sync(dev: &Device) {

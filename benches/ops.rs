@@ -6,11 +6,15 @@
 //! (threads x 32 FLOP/cycle x clock; 32 = two 256-bit FMA pipes, as on Zen 4 and most AVX2+
 //! cores; override with EMBER_PEAK_GFLOPS). Set EMBER_BENCH_QUICK=1 for one short pass.
 
+#[path = "common/setup.rs"]
+mod setup;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use ember_core::EmberRng;
 use ember_ops::Conv2dParams;
+use setup::median;
 
 type Op<'a> = Box<dyn Fn(&[Tensor]) -> candle_core::Result<Tensor> + 'a>;
 
@@ -89,11 +93,6 @@ impl Bench {
             None => (None, self.time_pair(|| step(ember), || ()).0),
         }
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn randn(shape: &[usize], seed: u64) -> Tensor {

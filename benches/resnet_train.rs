@@ -6,6 +6,9 @@
 //! `cargo bench --bench resnet_train`; EMBER_BENCH_QUICK=1 for a short pass. Both models
 //! share one set of weights; steps alternate between them so machine drift hits both alike.
 
+#[path = "common/setup.rs"]
+mod setup;
+
 use std::time::Instant;
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor};
@@ -17,6 +20,7 @@ use ember_models::Classifier;
 use ember_train::optim::{default_groups, Method, Optimizer};
 use ember_train::trainer::parameters;
 use serde_json::json;
+use setup::median;
 
 const BATCH: usize = 128;
 
@@ -87,11 +91,6 @@ impl CandleResNet {
         }
         self.fc.forward(&h.mean((2, 3))?)
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
 }
 
 fn main() {

@@ -11,10 +11,8 @@ mod grid;
 mod method;
 mod presets;
 
-use std::process::ExitCode;
-
 use clap::{Args, Parser};
-use ember_cli::pretrain::{self, Built, PretrainArgs, PretrainCli};
+use ember_cli::pretrain::{self, Built, PretrainArgs};
 use ember_cli::{preset, RuntimeArgs};
 use ember_core::{EmberError, Result};
 use ember_data::ViewRecipe;
@@ -116,39 +114,14 @@ impl MimArgs {
     }
 }
 
-const TOOL: preset::Presets = preset::Presets {
-    tool: "greenmim-pretrain",
-    list: PRESETS,
-    default: "fashion-mnist",
-};
-
-pub type Invocation = preset::Invocation<Cli>;
-
-/// Parses `argv` (the program name first) with its preset expanded; errors are one line
-/// and exit code 2.
-pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
-    TOOL.parse(argv)
-}
-
-impl PretrainCli for Cli {
-    type Method = MimArgs;
-
-    fn runtime(&self) -> &RuntimeArgs {
-        &self.runtime
-    }
-
-    fn show_preset(&self) -> Option<&str> {
-        self.show_preset.as_deref()
-    }
-
-    fn run_args(&self) -> &PretrainArgs {
-        &self.run
-    }
-
-    fn method(&self) -> MimArgs {
-        self.mim.clone()
-    }
-}
+ember_cli::pretrain_tool!(
+    Cli,
+    MimArgs,
+    mim,
+    "greenmim-pretrain",
+    PRESETS,
+    "fashion-mnist"
+);
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
     pretrain::run_tool(&TOOL, invocation, |args, b| {

@@ -7,10 +7,8 @@
 mod method;
 mod presets;
 
-use std::process::ExitCode;
-
 use clap::{Args, Parser};
-use ember_cli::pretrain::{self, Built, PretrainArgs, PretrainCli};
+use ember_cli::pretrain::{self, Built, PretrainArgs};
 use ember_cli::{preset, RuntimeArgs};
 use ember_core::{EmberError, Result};
 use ember_data::ViewRecipe;
@@ -149,39 +147,14 @@ impl LewelArgs {
     }
 }
 
-const TOOL: preset::Presets = preset::Presets {
-    tool: "lewel-pretrain",
-    list: PRESETS,
-    default: "fashion-mnist",
-};
-
-pub type Invocation = preset::Invocation<Cli>;
-
-/// Parses `argv` (the program name first) with its preset expanded; errors are one line
-/// and exit code 2.
-pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
-    TOOL.parse(argv)
-}
-
-impl PretrainCli for Cli {
-    type Method = LewelArgs;
-
-    fn runtime(&self) -> &RuntimeArgs {
-        &self.runtime
-    }
-
-    fn show_preset(&self) -> Option<&str> {
-        self.show_preset.as_deref()
-    }
-
-    fn run_args(&self) -> &PretrainArgs {
-        &self.run
-    }
-
-    fn method(&self) -> LewelArgs {
-        self.lewel.clone()
-    }
-}
+ember_cli::pretrain_tool!(
+    Cli,
+    LewelArgs,
+    lewel,
+    "lewel-pretrain",
+    PRESETS,
+    "fashion-mnist"
+);
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
     pretrain::run_tool(&TOOL, invocation, |args, b| {

@@ -8,10 +8,8 @@
 mod method;
 mod presets;
 
-use std::process::ExitCode;
-
 use clap::{Args, Parser};
-use ember_cli::pretrain::{self, Built, PretrainArgs, PretrainCli};
+use ember_cli::pretrain::{self, Built, PretrainArgs};
 use ember_cli::{preset, RuntimeArgs};
 use ember_core::{EmberError, Result};
 use ember_data::ViewRecipe;
@@ -117,39 +115,14 @@ impl ResslArgs {
     }
 }
 
-const TOOL: preset::Presets = preset::Presets {
-    tool: "ressl-pretrain",
-    list: PRESETS,
-    default: "fashion-mnist",
-};
-
-pub type Invocation = preset::Invocation<Cli>;
-
-/// Parses `argv` (the program name first) with its preset expanded; errors are one line
-/// and exit code 2.
-pub fn parse(argv: &[String]) -> std::result::Result<Invocation, ExitCode> {
-    TOOL.parse(argv)
-}
-
-impl PretrainCli for Cli {
-    type Method = ResslArgs;
-
-    fn runtime(&self) -> &RuntimeArgs {
-        &self.runtime
-    }
-
-    fn show_preset(&self) -> Option<&str> {
-        self.show_preset.as_deref()
-    }
-
-    fn run_args(&self) -> &PretrainArgs {
-        &self.run
-    }
-
-    fn method(&self) -> ResslArgs {
-        self.ressl.clone()
-    }
-}
+ember_cli::pretrain_tool!(
+    Cli,
+    ResslArgs,
+    ressl,
+    "ressl-pretrain",
+    PRESETS,
+    "fashion-mnist"
+);
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
     pretrain::run_tool(&TOOL, invocation, |args, b| {

@@ -165,6 +165,50 @@ pub trait PretrainCli: clap::Parser {
     fn method(&self) -> Self::Method;
 }
 
+/// What every pre-training tool's `lib.rs` declares: `TOOL` (its presets), `Invocation`,
+/// `parse(argv)` (one-line errors, exit code 2) and [`PretrainCli`] for its `Cli`, whose
+/// fields are `runtime`, `show_preset`, `run` and the method's flags `$field`.
+///
+/// `pretrain_tool!(Cli, ResslArgs, ressl, "ressl-pretrain", PRESETS, "fashion-mnist");`
+#[macro_export]
+macro_rules! pretrain_tool {
+    ($cli:ty, $method:ty, $field:ident, $tool:literal, $presets:expr, $default:literal) => {
+        const TOOL: $crate::preset::Presets = $crate::preset::Presets {
+            tool: $tool,
+            list: $presets,
+            default: $default,
+        };
+
+        pub type Invocation = $crate::preset::Invocation<$cli>;
+
+        /// Parses `argv` (the program name first) with its preset expanded; errors are one
+        /// line and exit code 2.
+        pub fn parse(argv: &[String]) -> std::result::Result<Invocation, std::process::ExitCode> {
+            TOOL.parse(argv)
+        }
+
+        impl $crate::pretrain::PretrainCli for $cli {
+            type Method = $method;
+
+            fn runtime(&self) -> &$crate::RuntimeArgs {
+                &self.runtime
+            }
+
+            fn show_preset(&self) -> Option<&str> {
+                self.show_preset.as_deref()
+            }
+
+            fn run_args(&self) -> &$crate::pretrain::PretrainArgs {
+                &self.run
+            }
+
+            fn method(&self) -> $method {
+                self.$field.clone()
+            }
+        }
+    };
+}
+
 /// A pre-training tool's whole run: `--show-preset`, the device, the spec of the command
 /// line (or with `--resume`, of the saved one), then [`pretrain`] with the method `build`
 /// makes.

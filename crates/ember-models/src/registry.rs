@@ -85,6 +85,18 @@ impl Classifier for ResNet {
     }
 }
 
+/// The named outputs of a forward pass that offers its intermediates to taps: those, then
+/// `logits`.
+fn tapped(
+    forward: impl FnOnce(&mut Taps) -> CandleResult<Tensor>,
+) -> CandleResult<Vec<(String, Tensor)>> {
+    let mut taps = Taps::on();
+    let logits = forward(&mut taps)?;
+    let mut named = taps.into_vec();
+    named.push(("logits".into(), logits));
+    Ok(named)
+}
+
 impl Classifier for LightViT {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
         self.forward_taps(x, train, &mut Taps::off())
@@ -99,11 +111,7 @@ impl Classifier for LightViT {
     }
 
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
-        let mut taps = Taps::on();
-        let logits = self.forward_taps(x, train, &mut taps)?;
-        let mut named = taps.into_vec();
-        named.push(("logits".into(), logits));
-        Ok(named)
+        tapped(|taps| self.forward_taps(x, train, taps))
     }
 
     fn reseed(&self, seed: u64) {
@@ -129,11 +137,7 @@ impl Classifier for Swin {
     }
 
     fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
-        let mut taps = Taps::on();
-        let logits = self.forward_taps(x, train, &mut taps)?;
-        let mut named = taps.into_vec();
-        named.push(("logits".into(), logits));
-        Ok(named)
+        tapped(|taps| self.forward_taps(x, train, taps))
     }
 
     fn reseed(&self, seed: u64) {

@@ -68,6 +68,23 @@ pub fn linear(vb: VarBuilder, cin: usize, cout: usize) -> Result<Linear> {
     Ok(Linear::new(weight, Some(bias)))
 }
 
+/// A Linear whose weight starts from `init` and whose bias (if any) starts at 0.
+fn zero_bias_linear(
+    vb: VarBuilder,
+    cin: usize,
+    cout: usize,
+    bias: bool,
+    init: Init,
+) -> Result<Linear> {
+    let weight = vb.get_with_hints((cout, cin), "weight", init)?;
+    let bias = if bias {
+        Some(vb.get_with_hints(cout, "bias", Init::Const(0.0))?)
+    } else {
+        None
+    };
+    Ok(Linear::new(weight, bias))
+}
+
 /// A Linear initialised as timm's ViTs do: weight ~ N(0, std) (timm's `trunc_normal_` cuts
 /// at +-2 absolute, which at std 0.02 never bites), bias 0 when there is one.
 pub fn linear_normal(
@@ -77,38 +94,20 @@ pub fn linear_normal(
     bias: bool,
     std: f64,
 ) -> Result<Linear> {
-    let weight = vb.get_with_hints(
-        (cout, cin),
-        "weight",
-        Init::Randn {
-            mean: 0.0,
-            stdev: std,
-        },
-    )?;
-    let bias = if bias {
-        Some(vb.get_with_hints(cout, "bias", Init::Const(0.0))?)
-    } else {
-        None
+    let init = Init::Randn {
+        mean: 0.0,
+        stdev: std,
     };
-    Ok(Linear::new(weight, bias))
+    zero_bias_linear(vb, cin, cout, bias, init)
 }
 
 /// A Linear initialised as MAE-style pre-training does (official JAX ViT): weight from
 /// Xavier-uniform, `U(+-sqrt(6 / (cin + cout)))`, bias 0 when there is one.
 pub fn linear_xavier(vb: VarBuilder, cin: usize, cout: usize, bias: bool) -> Result<Linear> {
     let bound = (6.0 / (cin + cout) as f64).sqrt();
-    let weight = vb.get_with_hints(
-        (cout, cin),
-        "weight",
-        Init::Uniform {
-            lo: -bound,
-            up: bound,
-        },
-    )?;
-    let bias = if bias {
-        Some(vb.get_with_hints(cout, "bias", Init::Const(0.0))?)
-    } else {
-        None
+    let init = Init::Uniform {
+        lo: -bound,
+        up: bound,
     };
-    Ok(Linear::new(weight, bias))
+    zero_bias_linear(vb, cin, cout, bias, init)
 }

@@ -5,6 +5,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::layers::{LayerNorm, Linear};
+use crate::swin::block::Mlp;
 use crate::swin::WeightInit;
 
 pub struct VitBlock {
@@ -12,8 +13,7 @@ pub struct VitBlock {
     qkv: Linear,
     proj: Linear,
     norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    mlp: Mlp,
     heads: usize,
 }
 
@@ -26,15 +26,13 @@ impl VitBlock {
         eps: f64,
         init: WeightInit,
     ) -> Result<Self> {
-        let hidden = (dim as f64 * mlp_ratio) as usize;
-        let (va, vm) = (vb.pp("attn"), vb.pp("mlp"));
+        let va = vb.pp("attn");
         Ok(Self {
             norm1: LayerNorm::new(vb.pp("norm1"), dim, eps)?,
             qkv: init.linear(va.pp("qkv"), dim, 3 * dim, true)?,
             proj: init.linear(va.pp("proj"), dim, dim, true)?,
             norm2: LayerNorm::new(vb.pp("norm2"), dim, eps)?,
-            fc1: init.linear(vm.pp("fc1"), dim, hidden, true)?,
-            fc2: init.linear(vm.pp("fc2"), hidden, dim, true)?,
+            mlp: Mlp::new(vb.pp("mlp"), dim, mlp_ratio, init)?,
             heads,
         })
     }
@@ -64,12 +62,7 @@ impl VitBlock {
 impl Module for VitBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let x = (x + self.attention(&self.norm1.forward(x)?)?)?;
-        let m = self.fc2.forward(
-            &self
-                .fc1
-                .forward(&self.norm2.forward(&x)?)?
-                .apply(&ember_ops::gelu)?,
-        )?;
+        let m = self.mlp.forward(&self.norm2.forward(&x)?)?;
         x + m
     }
 }
