@@ -6,8 +6,10 @@
 # device's memory for its peak.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
-#                                 # test and the bench (scripts/build_cuda.sh, CUDA 13.0 wheels)
-#   scripts/gpu_check.sh run      # on the GPU machine, with the build and .cuda/ carried over
+#                                 # test and the benches (scripts/build_cuda.sh, CUDA 13.0
+#                                 # wheels), and packs them with the parity fixtures into .gpu/
+#                                 # (xz: the stripped binaries are ~50 MB each, mostly PTX)
+#   scripts/gpu_check.sh run      # on the GPU machine, with .gpu/ carried over
 #
 # `run` needs the driver's libcuda.so.1; the other CUDA libraries come from .cuda/. Set
 # EMBER_PEAK_GFLOPS to the GPU's peak for the "% of peak" lines (H100 SXM: 67000 f32,
@@ -25,13 +27,23 @@ case "${1:-}" in
     for pair in parity:parity lightvit:lightvit_bench greenmim:greenmim_bench; do
       objcopy --strip-debug "$(newest "${pair%%:*}")" "$OUT/${pair##*:}"
     done
-    echo "gpu_check: built $OUT/parity, $OUT/lightvit_bench and $OUT/greenmim_bench" >&2
+    rm -rf .gpu && mkdir -p .gpu/fixtures
+    for b in parity lightvit_bench greenmim_bench; do xz -T2 -6 -c "$OUT/$b" > ".gpu/$b.xz"; done
+    cp -r "${EMBER_PARITY_DIR:-../shared/parity}"/. .gpu/fixtures/
+    echo "gpu_check: built $OUT/{parity,lightvit_bench,greenmim_bench}, packed into .gpu/ ($(du -sh .gpu | cut -f1))" >&2
     ;;
   run)
+    if [ -d .gpu ]; then
+      mkdir -p "$OUT"
+      for b in parity lightvit_bench greenmim_bench; do
+        xz -dc ".gpu/$b.xz" > "$OUT/$b" && chmod +x "$OUT/$b"
+      done
+      export EMBER_PARITY_DIR=$PWD/.gpu/fixtures
+    fi
     [ -x "$OUT/parity" ] || { echo "gpu_check: run '$0 build' first" >&2; exit 2; }
-    # The CUDA 13 libraries: carried .cuda/, else the machine's own (a PyTorch install's wheels).
+    # The CUDA 13 libraries: a carried .cuda/, else the machine's own (a PyTorch install's).
     libs=$PWD/.cuda/nvidia/cu13/lib
-    [ -d "$libs" ] || libs=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13", "lib"))' 2>/dev/null || true)
+    [ -d "$libs" ] || libs=$(dirname "$(find /opt /usr/local /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -n 1)")
     export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "== parity, models on cuda (f32)"
