@@ -38,16 +38,27 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
             (loaded, prep, data, spec.clone())
         }
         (None, Some(arch)) => {
-            // A folder is decoded as DataArgs' default (RGB at 32 px).
-            let (data, prep) = open_data(&DataArgs {
-                data: cmd.data.clone(),
-                batch_size: 1,
-                workers: 0,
-                image_size: None,
-                channels: 3,
-                label_fraction: None,
-                label_seed: 0,
-            })?;
+            // A folder is decoded as DataArgs' default (RGB at 32 px); images are resized to
+            // the arch's own input size when it takes no other (LightViT's and Swin's
+            // windows).
+            let open = |image_size| {
+                open_data(&DataArgs {
+                    data: cmd.data.clone(),
+                    batch_size: 1,
+                    workers: 0,
+                    image_size,
+                    channels: 3,
+                    label_fraction: None,
+                    label_seed: 0,
+                })
+            };
+            let (mut data, mut prep) = open(None)?;
+            let cfg = ember_models::resolve(arch, &model_overrides(&cmd.model_config)?)?;
+            let fits = ember_models::registry::check_input;
+            if fits(&cfg.family, &cfg.config, prep.height, prep.width).is_err() {
+                let side = ember_models::registry::default_input_size(&cfg.family, &cfg.config);
+                (data, prep) = open(Some(side))?;
+            }
             let loaded =
                 random_backbone(arch, &cmd.model_config, &data, &prep, device, dtype, seed)?;
             (loaded, prep, data, format!("random {arch} (seed {seed})"))
