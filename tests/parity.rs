@@ -14,6 +14,8 @@ mod dist;
 mod dyrep;
 #[path = "parity/greenmim.rs"]
 mod greenmim;
+#[path = "parity/maskd.rs"]
+mod maskd;
 #[path = "parity/model.rs"]
 mod model;
 #[path = "parity/sections.rs"]
@@ -73,7 +75,7 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
     }
 }
 
-/// Sections by name: `dist`, `dyrep`, `ressl` and `lewel` are implemented; the others are pending until their issues land.
+/// Sections by name: `dist`, `maskd`, `dyrep`, `ressl` and `lewel` are implemented; the others are pending until their issues land.
 fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
     let family = name.rsplit_once('/').map_or(name, |(f, _)| f);
     let tolerance = compare::Tolerance::from_manifest(&manifest["tolerance"]);
@@ -89,8 +91,16 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
                 ),
                 Err(e) => lines.push((label, Err(e))),
             },
+            "maskd" => match with_weights(dir, manifest, &section) {
+                Ok((io, weights)) => lines.extend(
+                    maskd::cases(section.spec, &weights, &io, &tolerance)
+                        .into_iter()
+                        .map(|(case, r)| (format!("{label}/{case}"), r)),
+                ),
+                Err(e) => lines.push((label, Err(e))),
+            },
             "ressl" | "lewel" => {
-                let outcome = with_weights(dir, &section).and_then(|(io, weights)| {
+                let outcome = with_weights(dir, manifest, &section).and_then(|(io, weights)| {
                     if section.name == "ressl" {
                         ssl::ressl(section.spec, &weights, &io, &tolerance)
                     } else {
@@ -99,7 +109,7 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
                 });
                 lines.push((label, outcome));
             }
-            "dyrep" => match with_weights(dir, &section) {
+            "dyrep" => match with_weights(dir, manifest, &section) {
                 Ok((io, weights)) => lines.extend(
                     dyrep::cases(section.spec, &weights, &io, &tolerance)
                         .into_iter()
@@ -116,13 +126,20 @@ fn sectioned(dir: &Path, manifest: &Value, name: &str) -> Lines {
     lines
 }
 
-/// A section's io and weights files.
+/// A section's io and weights files: the weights named by its `weights` field, or else the
+/// manifest's `NAME.weights.safetensors` entry.
 fn with_weights(
     dir: &Path,
+    manifest: &Value,
     section: &sections::Section,
 ) -> Result<(compare::Tensors, compare::Tensors), String> {
     let io = compare::load_file(dir, &section.io)?;
-    let weights = section.spec["weights"].as_str().ok_or("no weights file")?;
+    let sibling = format!("{}.weights.safetensors", section.name);
+    let weights = match section.spec["weights"].as_str() {
+        Some(w) => w,
+        None if manifest.get(&sibling).is_some() => sibling.as_str(),
+        None => return Err("no weights file".into()),
+    };
     Ok((io, compare::load_file(dir, weights)?))
 }
 
