@@ -1,6 +1,6 @@
 //! What every dataset offers the loader: random access to labelled images.
 
-use ember_core::Result;
+use ember_core::{EmberError, Result};
 
 use crate::sample::Chw;
 
@@ -24,6 +24,21 @@ pub trait Dataset: Send + Sync {
     /// The class index of item `index`, without decoding its image.
     fn label(&self, index: usize) -> Result<u32> {
         Ok(self.get(index)?.1)
+    }
+
+    /// Whether items carry a class per pixel ([`Dataset::get_dense`]), for segmentation.
+    fn dense(&self) -> bool {
+        false
+    }
+
+    /// The image, its image-level label and the class of each of its pixels (row-major
+    /// `[h, w]`), for datasets that are [`Dataset::dense`].
+    fn get_dense(&self, index: usize) -> Result<(Chw, u32, Vec<u32>)> {
+        let _ = index;
+        Err(EmberError::bad_input(format!(
+            "{} has a label per image, not per pixel (segmentation needs e.g. --data fashion-seg)",
+            self.source()
+        )))
     }
 
     /// Class names, indexed by label.

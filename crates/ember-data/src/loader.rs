@@ -33,6 +33,8 @@ pub struct Batch {
     pub images: Vec<f32>,
     pub dims: [usize; 4],
     pub labels: Vec<u32>,
+    /// The class of every pixel, `[n, h, w]`, from a dense dataset (else empty).
+    pub maps: Vec<u32>,
     /// The dataset index of each image (what per-sample caches key on).
     pub indices: Vec<usize>,
     /// The second and later views of the same images, each laid out as `images`.
@@ -50,10 +52,16 @@ impl Batch {
         self.labels.is_empty()
     }
 
-    /// `(images [n, c, h, w] f32, labels [n] u32)` on `device`.
+    /// `(images [n, c, h, w] f32, labels u32)` on `device`: the labels are `[n]`, or the
+    /// pixel classes `[n, h, w]` for a dense dataset.
     pub fn to_tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
         let images = Tensor::from_slice(&self.images, self.dims.as_slice(), device)?;
-        let labels = Tensor::from_slice(&self.labels, self.labels.len(), device)?;
+        let labels = if self.maps.is_empty() {
+            Tensor::from_slice(&self.labels, self.labels.len(), device)?
+        } else {
+            let [n, _, h, w] = self.dims;
+            Tensor::from_slice(&self.maps, (n, h, w), device)?
+        };
         Ok((images, labels))
     }
 
@@ -105,6 +113,17 @@ impl Loader {
             item_dims = Some(dims);
         }
         let item_dims = item_dims.ok_or_else(|| EmberError::bad_input("no view to augment"))?;
+        if dataset.dense()
+            && !views
+                .0
+                .iter()
+                .all(|p| p.keeps_geometry(dataset.image_dims()))
+        {
+            return Err(EmberError::bad_input(format!(
+                "{} has a label per pixel: crops, flips and resizing would move the pixels away from their labels",
+                dataset.source()
+            )));
+        }
         Ok(Self {
             dataset,
             views: Arc::new(views),
@@ -200,10 +219,18 @@ impl EpochJob {
         let mut images: Vec<Vec<f32>> =
             views.iter().map(|_| Vec::with_capacity(per_view)).collect();
         let mut labels = Vec::with_capacity(positions.len());
+        let dataset = &self.loader.dataset;
+        let mut maps = Vec::with_capacity(if dataset.dense() { per_view / c } else { 0 });
         let indices = self.order[positions.clone()].to_vec();
         let mut augment_seconds = 0.0;
         for pos in positions {
-            let (img, label) = self.loader.dataset.get(self.order[pos])?;
+            let (img, label) = if dataset.dense() {
+                let (img, label, map) = dataset.get_dense(self.order[pos])?;
+                maps.extend(map);
+                (img, label)
+            } else {
+                dataset.get(self.order[pos])?
+            };
             let started = std::time::Instant::now();
             for (v, pipeline) in views.iter().enumerate() {
                 // View 0 keeps the single-view stream, so supervised runs are unchanged.
@@ -223,6 +250,7 @@ impl EpochJob {
             images,
             dims: [labels.len(), c, h, w],
             labels,
+            maps,
             indices,
             more_views,
             augment_seconds,

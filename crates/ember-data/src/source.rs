@@ -1,5 +1,7 @@
 //! `--data` values: `fashion-mnist` (first found of `$EMBER_DATA`, Debian's package, the
-//! bundled subset), `fashion-mnist-subset` (the bundled subset, always), or a folder of
+//! bundled subset), `fashion-mnist-subset` (the bundled subset, always),
+//! `fashion-seg[:key=value,...]` (segmentation canvases of Fashion-MNIST items, see
+//! [`crate::fashion_seg`]), or a folder of
 //! images: `DIR/train/<class>/*` with `DIR/test/` (or `DIR/val/`), or just `DIR/<class>/*`,
 //! of which every tenth image per class is held out for evaluation.
 
@@ -11,15 +13,19 @@ use ember_core::{EmberError, Result};
 
 use crate::dataset::{Dataset, Split};
 use crate::fashion::{self, FashionMnist};
+use crate::fashion_seg::{CanvasSpec, FashionSeg};
 use crate::folder::ImageFolder;
 use crate::sample::Chw;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DataSource {
     FashionMnist,
     FashionMnistSubset,
+    FashionSeg(CanvasSpec),
     Folder(PathBuf),
 }
+
+const FASHION_SEG: &str = "fashion-seg";
 
 impl FromStr for DataSource {
     type Err = EmberError;
@@ -28,13 +34,17 @@ impl FromStr for DataSource {
         match s {
             "fashion-mnist" => Ok(Self::FashionMnist),
             "fashion-mnist-subset" => Ok(Self::FashionMnistSubset),
+            FASHION_SEG => Ok(Self::FashionSeg(CanvasSpec::default())),
+            _ if s.starts_with(&format!("{FASHION_SEG}:")) => Ok(Self::FashionSeg(
+                CanvasSpec::parse(&s[FASHION_SEG.len() + 1..])?,
+            )),
             path => {
                 let p = PathBuf::from(path);
                 if p.is_dir() {
                     Ok(Self::Folder(p))
                 } else {
                     Err(EmberError::bad_input(format!(
-                        "data directory {path} does not exist (--data takes fashion-mnist, fashion-mnist-subset or a folder of images)"
+                        "data directory {path} does not exist (--data takes fashion-mnist, fashion-mnist-subset, fashion-seg[:options] or a folder of images)"
                     )))
                 }
             }
@@ -63,6 +73,13 @@ pub fn open(source: &DataSource, channels: usize, size: usize) -> Result<OpenedD
                 Arc::new(FashionMnist::from_source(origin.clone(), Split::Train)?),
                 Arc::new(FashionMnist::from_source(origin, Split::Test)?),
             )
+        }
+        DataSource::FashionSeg(spec) => {
+            let items = |split| -> Result<Arc<dyn Dataset>> {
+                let items = FashionMnist::from_source(fashion::locate(), split)?;
+                Ok(Arc::new(FashionSeg::new(Arc::new(items), split, spec.clone())))
+            };
+            (items(Split::Train)?, items(Split::Test)?)
         }
         DataSource::Folder(dir) => open_folder(dir, channels, size)?,
     };
@@ -157,6 +174,12 @@ impl Dataset for Subset {
     }
     fn label(&self, index: usize) -> Result<u32> {
         self.inner.label(self.indices[index])
+    }
+    fn dense(&self) -> bool {
+        self.inner.dense()
+    }
+    fn get_dense(&self, index: usize) -> Result<(Chw, u32, Vec<u32>)> {
+        self.inner.get_dense(self.indices[index])
     }
     fn classes(&self) -> &[String] {
         self.inner.classes()

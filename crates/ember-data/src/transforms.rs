@@ -69,6 +69,26 @@ impl Pipeline {
     }
 
     /// The `[c, h, w]` the pipeline produces from `dims`, checking that it can.
+    /// Whether every pixel stays where it is on images of `dims` (no crop, flip or resize
+    /// that changes anything), so per-pixel labels still fit the output.
+    pub fn keeps_geometry(&self, dims: [usize; 3]) -> bool {
+        self.0.iter().all(|t| match t {
+            Transform::Resize { height, width } => [*height, *width] == [dims[1], dims[2]],
+            Transform::RandomCrop {
+                height,
+                width,
+                padding,
+            } => *padding == 0 && [*height, *width] == [dims[1], dims[2]],
+            Transform::HorizontalFlip { p } => *p == 0.0,
+            Transform::RandomResizedCrop { .. } => false,
+            Transform::ColorJitter { .. }
+            | Transform::Grayscale { .. }
+            | Transform::GaussianBlur { .. }
+            | Transform::Solarize { .. }
+            | Transform::Normalize { .. } => true,
+        })
+    }
+
     pub fn output_dims(&self, dims: [usize; 3]) -> Result<[usize; 3]> {
         self.0.iter().try_fold(dims, |[c, h, w], t| match t {
             Transform::Resize { height, width } => Ok([c, *height, *width]),

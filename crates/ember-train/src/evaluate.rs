@@ -1,4 +1,5 @@
-//! Evaluation of a classifier over a loader: mean cross-entropy, top-1 and top-5 accuracy.
+//! Evaluation of a model over a loader: mean cross-entropy, top-1 and top-5 accuracy, and
+//! for per-pixel labels (segmentation) the same per pixel plus mean IoU.
 
 use candle_core::{DType, Device};
 use ember_core::Result;
@@ -8,15 +9,36 @@ use ember_models::Classifier;
 use serde::Serialize;
 
 use crate::metrics::topk_correct;
+use crate::segmentation::{pixel_rows, pixel_topk_correct, Confusion, SegScores};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalResult {
+    /// Mean cross-entropy per image (per pixel for segmentation).
     pub loss: f64,
-    /// Percent.
+    /// Percent of images (pixels) whose label scores highest.
     pub top1: f64,
     /// Percent.
     pub top5: f64,
     pub images: usize,
+    /// Mean IoU and the rest, for segmentation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegScores>,
+}
+
+impl EvalResult {
+    /// What "best" means: top-1, or mean IoU for segmentation.
+    pub fn headline(&self) -> f64 {
+        self.segmentation.as_ref().map_or(self.top1, |s| s.miou)
+    }
+
+    /// The headline's name in records and results (`top1` or `miou`).
+    pub fn headline_name(&self) -> &'static str {
+        if self.segmentation.is_some() {
+            "miou"
+        } else {
+            "top1"
+        }
+    }
 }
 
 /// Runs `model` in eval mode over every batch of `loader` (epoch 0, in order).
@@ -26,23 +48,35 @@ pub fn evaluate(
     device: &Device,
     dtype: DType,
 ) -> Result<EvalResult> {
-    let (mut loss_sum, mut correct, mut n) = (0f64, [0usize; 2], 0usize);
+    let dense = loader.dataset().dense();
+    let mut confusion = Confusion::new(loader.dataset().classes().len());
+    let (mut loss_sum, mut correct, mut n, mut units) = (0f64, [0usize; 2], 0usize, 0usize);
     for batch in loader.epoch(0, 0) {
         let batch = batch?;
         let (x, y) = batch.to_tensors(device)?;
         let logits = model.forward_t(&x.to_dtype(dtype)?, false)?;
-        let loss = cross_entropy(&logits, &y, 0.0)?.to_scalar::<f32>()? as f64;
-        loss_sum += loss * batch.len() as f64;
-        let c = topk_correct(&logits, &batch.labels, [1, 5])?;
+        let (c, count) = if dense {
+            let (rows, targets) = pixel_rows(&logits, &y)?;
+            let loss = cross_entropy(&rows, &targets, 0.0)?.to_scalar::<f32>()? as f64;
+            loss_sum += loss * batch.len() as f64;
+            confusion.add(&logits, &y)?;
+            (pixel_topk_correct(&logits, &y, [1, 5])?, targets.elem_count())
+        } else {
+            let loss = cross_entropy(&logits, &y, 0.0)?.to_scalar::<f32>()? as f64;
+            loss_sum += loss * batch.len() as f64;
+            (topk_correct(&logits, &batch.labels, [1, 5])?, batch.len())
+        };
         correct[0] += c[0];
         correct[1] += c[1];
         n += batch.len();
+        units += count;
     }
-    let pct = |c: usize| 100.0 * c as f64 / n.max(1) as f64;
+    let pct = |c: usize| 100.0 * c as f64 / units.max(1) as f64;
     Ok(EvalResult {
         loss: loss_sum / n.max(1) as f64,
         top1: pct(correct[0]),
         top5: pct(correct[1]),
         images: n,
+        segmentation: dense.then(|| confusion.scores()),
     })
 }

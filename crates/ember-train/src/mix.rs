@@ -96,6 +96,7 @@ mod tests {
             images: vec![0.0; 16].into_iter().chain(vec![1.0; 16]).collect(),
             dims: [2, 1, 4, 4],
             labels: vec![0, 1],
+            maps: Vec::new(),
             indices: vec![0, 1],
             more_views: Vec::new(),
             augment_seconds: 0.0,

@@ -14,8 +14,12 @@ use serde_json::{json, Map, Value};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochTotals {
     pub loss_sum: f64,
+    /// Correctly classified images, or pixels when `pixels` counts them (segmentation).
     pub correct: usize,
     pub seen: usize,
+    /// Labelled pixels seen (segmentation; 0 otherwise).
+    #[serde(default)]
+    pub pixels: usize,
     pub seconds: f64,
     pub wait_seconds: f64,
     /// Seconds the loader spent augmenting this epoch's batches (on its worker threads).
@@ -44,6 +48,12 @@ impl EpochTotals {
         let now = Instant::now();
         self.seconds += (now - *tick).as_secs_f64();
         *tick = now;
+    }
+
+    /// Training accuracy in percent: of the images, or of the pixels for segmentation.
+    pub fn accuracy(&self) -> f64 {
+        let units = if self.pixels > 0 { self.pixels } else { self.seen };
+        100.0 * self.correct as f64 / units.max(1) as f64
     }
 
     /// The progress bar's message: mean loss so far, the rate and throughput.

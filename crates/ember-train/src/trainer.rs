@@ -24,6 +24,7 @@ use crate::mix::mix_batch;
 use crate::objective::{CrossEntropy, Objective, StepInput};
 use crate::optim::{default_groups, Optimizer};
 use crate::progress::Progress;
+use crate::segmentation::pixel_topk_correct;
 use crate::settings::TrainSettings;
 use crate::structure::{RunContext, StructureHook};
 use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
@@ -43,6 +44,7 @@ pub struct TrainState {
     pub batch: usize,
     /// Optimizer steps taken.
     pub step: usize,
+    /// The best epoch's headline score: top-1, or mean IoU for segmentation.
     pub best_top1: Option<f64>,
     pub best_epoch: Option<usize>,
     /// Running sums of the epoch in progress.
@@ -54,6 +56,9 @@ pub struct TrainState {
 pub struct Summary {
     pub epochs: usize,
     pub final_eval: EvalResult,
+    /// What `best_top1` measures: `top1`, or `miou` for segmentation.
+    pub best_metric: &'static str,
+    /// The best epoch's headline score (percent).
     pub best_top1: f64,
     pub best_epoch: usize,
     pub train_seconds: f64,
@@ -108,6 +113,11 @@ impl Trainer<'_> {
             )
         };
         let mut opt = Optimizer::new(s.method(), groups(), s.lr);
+        if mix.enabled() && self.train.dataset().dense() {
+            return Err(EmberError::bad_input(
+                "--mixup and --cutmix mix image-level labels; segmentation data has a label per pixel",
+            ));
+        }
         if self.structure.is_some() && s.ema_decay.is_some() {
             return Err(EmberError::bad_input(
                 "--ema cannot follow a model whose structure changes while it trains",
@@ -199,7 +209,10 @@ impl Trainer<'_> {
                 if let Some(e) = ema.as_mut() {
                     e.update()?;
                 }
-                if soft.is_none() {
+                if logits.rank() == 4 {
+                    state.totals.correct += pixel_topk_correct(&logits, &y, [1, 1])?[0];
+                    state.totals.pixels += y.elem_count();
+                } else if soft.is_none() {
                     state.totals.correct += topk_correct(&logits, &batch.labels, [1, 1])?[0];
                 }
                 state.totals.add_step(loss_value, n, &mut tick);
@@ -218,20 +231,24 @@ impl Trainer<'_> {
                 e.swap()?;
             }
             let eval = evaluate(self.model, &self.eval, &self.device, self.dtype)?;
-            let improved = state.best_top1.is_none_or(|b| eval.top1 > b);
+            let improved = state.best_top1.is_none_or(|b| eval.headline() > b);
             if improved {
-                state.best_top1 = Some(eval.top1);
+                state.best_top1 = Some(eval.headline());
                 state.best_epoch = Some(epoch + 1);
             }
             let t = &state.totals;
             let mut record = json!({
                 "epoch": epoch + 1,
-                "train_top1": if mix.enabled() { Value::Null } else { json!(100.0 * t.correct as f64 / t.seen.max(1) as f64) },
+                "train_top1": if mix.enabled() { Value::Null } else { json!(t.accuracy()) },
                 "test_loss": eval.loss,
                 "test_top1": eval.top1,
                 "test_top5": eval.top5,
                 "lr": opt.lr(),
             });
+            if let Some(seg) = &eval.segmentation {
+                record["test_miou"] = json!(seg.miou);
+                record["test_class_iou"] = json!(seg.class_iou);
+            }
             record
                 .as_object_mut()
                 .expect("a JSON object")
@@ -254,9 +271,16 @@ impl Trainer<'_> {
                 }
             }
             if !self.quiet {
+                let scores = match &eval.segmentation {
+                    Some(seg) => format!("mIoU {:.2}%, pixel accuracy {:.2}%", seg.miou, eval.top1),
+                    None => format!("top-1 {:.2}%, top-5 {:.2}%", eval.top1, eval.top5),
+                };
                 eprintln!(
-                    "epoch {}/{}: train loss {:.4}, test loss {:.4}, top-1 {:.2}%, top-5 {:.2}% ({:.0} img/s)",
-                    epoch + 1, s.epochs, record["train_loss"].as_f64().unwrap_or(0.0), eval.loss, eval.top1, eval.top5,
+                    "epoch {}/{}: train loss {:.4}, test loss {:.4}, {scores} ({:.0} img/s)",
+                    epoch + 1,
+                    s.epochs,
+                    record["train_loss"].as_f64().unwrap_or(0.0),
+                    eval.loss,
                     record["images_per_s"].as_f64().unwrap_or(0.0)
                 );
             }
@@ -286,8 +310,8 @@ impl Trainer<'_> {
         };
         let summary = Summary {
             epochs: s.epochs,
-            final_eval,
-            best_top1: state.best_top1.unwrap_or(final_eval.top1),
+            best_metric: final_eval.headline_name(),
+            best_top1: state.best_top1.unwrap_or(final_eval.headline()),
             best_epoch: state.best_epoch.unwrap_or(s.epochs),
             train_seconds: history
                 .iter()
@@ -295,6 +319,7 @@ impl Trainer<'_> {
                 .sum::<f64>(),
             run_dir: self.run.root().display().to_string(),
             best_checkpoint: self.run.file("best.safetensors").display().to_string(),
+            final_eval,
         };
         self.run.write_json(
             "summary.json",
