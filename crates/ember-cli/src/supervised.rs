@@ -18,8 +18,22 @@ use serde_json::{json, Value};
 use crate::{run_setup, DataArgs, TrainArgs};
 
 /// The flags of a supervised run (the arch is each tool's own flag).
+/// What the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    /// A class per image.
+    Classify,
+    /// A class per pixel (semantic segmentation), e.g. on --data fashion-seg.
+    Seg,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SupervisedArgs {
+    /// classify or seg [default: seg for data with a label per pixel, else classify]. For
+    /// seg, --arch is a seg_* arch or a ResNet, which becomes the backbone of the FPN
+    /// decoder (default seg_resnet18); crops and flips are off (FashionSeg draws its own).
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
     /// JSON object (or a path to a JSON file) overriding fields of the arch's config, e.g.
     /// '{"stem_type": "small", "channels": [32, 64, 128, 256]}'. in_chans and num_classes follow the data.
     #[arg(long, value_name = "JSON|FILE", alias = "student-config")]
@@ -189,19 +203,24 @@ pub fn train_with(
     // Everything the flags decide is checked before the run directory is touched.
     let settings = cmd.train.settings(seed)?;
     let overrides = model_overrides(&cmd.model_config)?;
+    let (data, prep) = run_setup::open_data(&cmd.data)?;
+    let (c, h, w) = (prep.channels, prep.height, prep.width);
+    let task = task_of(cmd.task, &data)?;
+    let default_arch = match task {
+        Task::Classify => "resnet",
+        Task::Seg => "seg_resnet18",
+    };
     let (model_cfg, init) = match &cmd.init {
         Some(spec) => {
             let (cfg, init) = pretrained(spec, arch.as_deref(), &overrides, device)?;
             (cfg, Some(init))
         }
         None => (
-            ember_models::resolve(arch.as_deref().unwrap_or("resnet"), &overrides)?,
+            ember_models::resolve(arch.as_deref().unwrap_or(default_arch), &overrides)?,
             None,
         ),
     };
-
-    let (data, prep) = run_setup::open_data(&cmd.data)?;
-    let (c, h, w) = (prep.channels, prep.height, prep.width);
+    let model_cfg = fit_to_task(model_cfg, task)?;
 
     ember_models::registry::check_input(&model_cfg.family, &model_cfg.config, h, w)?;
     let loader = |ds, pipeline, shuffle| {
@@ -214,11 +233,11 @@ pub fn train_with(
         };
         Loader::new(ds, pipeline, cfg)
     };
-    let train_loader = loader(
-        data.train.clone(),
-        prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
-        true,
-    )?;
+    let train_pipeline = match task {
+        Task::Classify => prep.train_pipeline(cmd.train.crop_padding, !cmd.train.no_flip),
+        Task::Seg => prep.eval_pipeline(),
+    };
+    let train_loader = loader(data.train.clone(), train_pipeline, true)?;
     let eval_loader = loader(data.test.clone(), prep.eval_pipeline(), false)?;
     let method = prepare(&Setup {
         spec: &spec,
@@ -272,10 +291,14 @@ pub fn train_with(
         data.test.source()
     );
 
+    let task_name = match task {
+        Task::Classify => "classification",
+        Task::Seg => "segmentation",
+    };
     let mut meta = CheckpointMeta::new(
         &model_cfg.family,
         model_cfg.config.clone(),
-        "classification",
+        task_name,
         data.classes.clone(),
     );
     meta.extra.insert(
@@ -326,12 +349,54 @@ pub fn train_with(
         "run_dir": summary.run_dir,
         "checkpoint": summary.best_checkpoint,
     });
+    if let Some(seg) = &summary.final_eval.segmentation {
+        result["task"] = json!(task_name);
+        result["test_miou"] = json!(seg.miou);
+        result["test_pixel_accuracy"] = json!(seg.pixel_accuracy);
+        result["test_class_iou"] = json!(seg.class_iou);
+        result["best_miou"] = json!(summary.best_top1);
+        result.as_object_mut().expect("an object").remove("best_top1");
+    }
     if let Some(fields) = method.as_ref().and_then(|m| m.report.as_object()) {
         for (k, v) in fields {
             result[k] = v.clone();
         }
     }
     Ok(result)
+}
+
+/// The task `--task` names, or the data's: segmentation for a label per pixel.
+fn task_of(chosen: Option<Task>, data: &OpenedData) -> Result<Task> {
+    let dense = data.train.dense();
+    match chosen {
+        Some(Task::Seg) if !dense => Err(EmberError::bad_input(format!(
+            "--task seg needs a label per pixel, and {} has one per image (try --data fashion-seg)",
+            data.train.source()
+        ))),
+        Some(task) => Ok(task),
+        None if dense => Ok(Task::Seg),
+        None => Ok(Task::Classify),
+    }
+}
+
+/// The model for `task`: a segmentation task takes a `seg` model, or a ResNet as the
+/// backbone of the seg preset's decoder; classification refuses a `seg` model.
+fn fit_to_task(cfg: ModelConfig, task: Task) -> Result<ModelConfig> {
+    match (task, cfg.family.as_str()) {
+        (Task::Seg, "seg") => Ok(cfg),
+        (Task::Seg, "resnet") => {
+            let mut seg = ember_models::resolve("seg_resnet18", &Value::Null)?;
+            seg.config["backbone"] = cfg.config;
+            Ok(seg)
+        }
+        (Task::Seg, other) => Err(EmberError::bad_input(format!(
+            "--task seg needs a seg_* arch or a ResNet backbone, not a {other}"
+        ))),
+        (Task::Classify, "seg") => Err(EmberError::bad_input(
+            "a seg model predicts per pixel: use --task seg with data labelled per pixel",
+        )),
+        (Task::Classify, _) => Ok(cfg),
+    }
 }
 
 /// Weights to start from: where they came from, and the tensors by name.

@@ -8,6 +8,7 @@ pub mod mim;
 pub mod registry;
 pub mod rep;
 pub mod resnet;
+pub mod seg;
 pub mod ssl;
 pub mod swin;
 pub mod taps;

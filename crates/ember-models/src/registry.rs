@@ -11,10 +11,11 @@ use serde_json::{Map, Value};
 use crate::lightvit::{self, LightViT};
 use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
+use crate::seg::{self, SegModel};
 use crate::swin::{self, Swin};
 use crate::taps::Taps;
 
-/// A model that maps images to class logits.
+/// A model that maps images to class logits (per pixel, `[n, classes, h, w]`, for segmentation).
 pub trait Classifier: Send + Sync {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
 
@@ -149,6 +150,39 @@ impl Classifier for Swin {
     }
 }
 
+impl Classifier for SegModel {
+    /// Per-pixel logits `[n, classes, h, w]` at the input size.
+    fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        ModuleT::forward_t(self, x, train)
+    }
+
+    fn features(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        self.backbone().forward_features(x, train)
+    }
+
+    fn feature_map(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
+        self.backbone().feature_map(x, train)
+    }
+
+    fn head_prefix(&self) -> &'static str {
+        "decoder.classifier."
+    }
+
+    fn outputs(&self, x: &Tensor, train: bool) -> CandleResult<Vec<(String, Tensor)>> {
+        let out = self.forward_dense(x, train)?;
+        let mut named: Vec<(String, Tensor)> = out
+            .stages
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("layer{}", i + 1), s))
+            .collect();
+        named.push(("decoder.fused".into(), out.fused));
+        named.push(("decoder.logits".into(), out.low_logits));
+        named.push(("logits".into(), out.logits));
+        Ok(named)
+    }
+}
+
 /// A registered name: the family it builds and its preset config.
 pub struct Arch {
     pub name: &'static str,
@@ -253,10 +287,22 @@ pub const ARCHS: &[Arch] = &[
         about: "a three-stage Swin for 32 px images (patch 2, window 4, 8 px mask units)",
         preset: || json(swin::Config::nano_32()),
     },
+    Arch {
+        name: "seg_resnet18",
+        family: "seg",
+        about: "segmentation: ResNet-18 backbone, FPN decoder (64 channels, stride 4)",
+        preset: || json(seg::Config::resnet18()),
+    },
+    Arch {
+        name: "seg_resnet_quarter",
+        family: "seg",
+        about: "segmentation: ResNet-18 at quarter width (16-128), FPN decoder (32 channels, stride 4)",
+        preset: || json(seg::Config::resnet_quarter()),
+    },
 ];
 
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin"];
+pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg"];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -347,6 +393,7 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
     let field = |k: &str| config.get(k).and_then(Value::as_u64).map(|v| v as usize);
     match family {
         "lightvit" | "swin" => field("img_size").unwrap_or(224),
+        "seg" => 64,
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
@@ -390,6 +437,11 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
                 "note": "official_counter is the paper's count (LightViT.flops(): window attention charged as H*W*C*2, 1000 classes); window_attention_included charges it H*W*ws^2*C*2"
             })
         }
+        "seg" => {
+            let cfg: seg::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            serde_json::json!({ "convs": cfg.macs(h, w) / 1e9 })
+        }
         "swin" => {
             let cfg: swin::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
@@ -424,6 +476,11 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
             let cfg: swin::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(Swin::new(&cfg, vb)?))
+        }
+        "seg" => {
+            let cfg: seg::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(SegModel::new(&cfg, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",

@@ -6,7 +6,8 @@
 //!
 //! Beyond torchvision: configurable stage depths and widths, `stem_width`, `in_chans`, and a
 //! small-image stem (`stem_type: "small"`: 3x3 stride-1 conv, no max-pool) as used for
-//! 28-32 px images (CIFAR ResNets); it keeps the names `conv1` / `bn1`.
+//! 28-32 px images (CIFAR ResNets); it keeps the names `conv1` / `bn1`; and `num_classes: 0`
+//! for a backbone without `fc` (timm's convention).
 //!
 //! Initialisation as torchvision: convs Kaiming-normal (fan_out, ReLU), BN weight 1 and
 //! bias 0, `fc` PyTorch's Linear default; `zero_init_residual` zeroes each block's last BN
@@ -118,14 +119,9 @@ impl Config {
                 self.channels.len()
             ));
         }
-        let sizes = [
-            self.stem_width,
-            self.in_chans,
-            self.num_classes,
-            self.base_width,
-        ];
+        let sizes = [self.stem_width, self.in_chans, self.base_width];
         if sizes.contains(&0) || self.channels.contains(&0) || self.layers.contains(&0) {
-            return Err("resnet: widths, depths, in_chans and num_classes must be positive".into());
+            return Err("resnet: widths, depths and in_chans must be positive".into());
         }
         Ok(())
     }
@@ -133,6 +129,23 @@ impl Config {
     /// Channels out of the last stage.
     pub fn feature_dim(&self) -> usize {
         self.channels.last().copied().unwrap_or(0) * self.block.expansion()
+    }
+
+    /// Channels out of each stage.
+    pub fn stage_channels(&self) -> Vec<usize> {
+        self.channels
+            .iter()
+            .map(|c| c * self.block.expansion())
+            .collect()
+    }
+
+    /// Each stage's output stride (input pixels per output pixel along a side).
+    pub fn stage_strides(&self) -> Vec<usize> {
+        let stem = match self.stem_type {
+            StemType::Imagenet => 4,
+            StemType::Small => 1,
+        };
+        (0..self.layers.len()).map(|i| stem << i).collect()
     }
 
     /// Kernel and stride of the stem conv.
@@ -330,7 +343,8 @@ pub struct ResNet {
     cfg: Config,
     stem: ConvBn,
     stages: Vec<Vec<ResidualBlock>>,
-    fc: Linear,
+    /// None with `num_classes: 0` (a backbone, as timm's `num_classes=0`).
+    fc: Option<Linear>,
 }
 
 impl ResNet {
@@ -350,7 +364,10 @@ impl ResNet {
             let vb = vb.pp(format!("layer{}", i + 1)).pp(j);
             stages[i].push(ResidualBlock::new(vb, cfg, cin, planes, stride)?);
         }
-        let fc = linear(vb.pp("fc"), cfg.feature_dim(), cfg.num_classes)?;
+        let fc = match cfg.num_classes {
+            0 => None,
+            k => Some(linear(vb.pp("fc"), cfg.feature_dim(), k)?),
+        };
         Ok(Self {
             cfg: cfg.clone(),
             stem,
@@ -408,7 +425,7 @@ impl ResNet {
             }
             stages.push(h.clone());
         }
-        let logits = self.fc.forward(&h.mean((2, 3))?)?;
+        let logits = self.head(&h.mean((2, 3))?)?;
         Ok(ResNetOutputs {
             stem,
             stages,
@@ -417,9 +434,19 @@ impl ResNet {
     }
 }
 
+impl ResNet {
+    /// `fc` on pooled features; the features themselves without a classifier.
+    fn head(&self, pooled: &Tensor) -> Result<Tensor> {
+        match &self.fc {
+            Some(fc) => fc.forward(pooled),
+            None => Ok(pooled.clone()),
+        }
+    }
+}
+
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.fc.forward(&self.forward_features(x, train)?)
+        self.head(&self.forward_features(x, train)?)
     }
 }
 
