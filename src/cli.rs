@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a registered model on a dataset (a run directory holds metrics, curves and checkpoints).
     Train(Box<TrainCommand>),
-    /// Evaluate a checkpoint: loss, top-1 and top-5 accuracy on a dataset's test split.
+    /// Evaluate a checkpoint: loss, top-1 and top-5 accuracy on a dataset's test split (and
+    /// mean IoU, pixel accuracy and per-class IoU for a segmentation model).
     Eval(EvalCommand),
     /// Classify image files with a checkpoint: one JSON line of top-k classes per image.
     Predict(PredictCommand),
@@ -33,6 +34,46 @@ pub enum Command {
     LinearEval(LinearEvalCommand),
     /// Download a file from the Hugging Face Hub into the local cache and print its path.
     Pull(PullCommand),
+    /// Look at a dataset: `ember data preview` writes a PNG grid of its images (with the
+    /// pixel labels coloured in, for segmentation data).
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DataCommand {
+    /// A PNG grid of the first test images of --data: each image, and for data labelled
+    /// per pixel the same image with every class coloured (README lists the palette).
+    Preview(PreviewCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PreviewCommand {
+    /// fashion-mnist, fashion-mnist-subset, fashion-seg[:options] or a folder (see `ember
+    /// train --help`).
+    #[arg(long, default_value = "fashion-seg")]
+    pub data: String,
+    /// Which split to show.
+    #[arg(long, value_enum, default_value = "test")]
+    pub split: PreviewSplit,
+    /// Images to show.
+    #[arg(long, default_value_t = 16)]
+    pub count: usize,
+    /// Images per row.
+    #[arg(long, default_value_t = 8)]
+    pub columns: usize,
+    /// Enlargement of each pixel.
+    #[arg(long, default_value_t = 3)]
+    pub scale: usize,
+    /// Where to write the PNG.
+    #[arg(long, short, default_value = "preview.png")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PreviewSplit {
+    Train,
+    Test,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
                 commands::linear_eval::run(cmd, &device, dtype, cli.runtime.seed)
             }
             Command::Pull(cmd) => commands::pull::run(cmd),
+            Command::Data(cmd) => commands::data::run(cmd),
         }
     })
 }

@@ -41,7 +41,7 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
     };
     let loader = Loader::new(data.test.clone(), prep.eval_pipeline(), cfg)?;
     let r = evaluate(loaded.model.as_ref(), &loader, device, dtype)?;
-    Ok(json!({
+    let mut out = json!({
         "checkpoint": cmd.checkpoint,
         "arch": loaded.checkpoint.meta.arch,
         "data": data.test.source(),
@@ -49,5 +49,11 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
         "loss": r.loss,
         "top1": r.top1,
         "top5": r.top5,
-    }))
+    });
+    if let Some(seg) = &r.segmentation {
+        out["miou"] = json!(seg.miou);
+        out["pixel_accuracy"] = json!(seg.pixel_accuracy);
+        out["class_iou"] = json!(seg.class_iou);
+    }
+    Ok(out)
 }

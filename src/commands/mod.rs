@@ -1,5 +1,6 @@
 //! One module per `ember` subcommand; each returns the JSON it reports.
 
+pub mod data;
 pub mod eval;
 pub mod info;
 pub mod linear_eval;

@@ -355,7 +355,10 @@ pub fn train_with(
         result["test_pixel_accuracy"] = json!(seg.pixel_accuracy);
         result["test_class_iou"] = json!(seg.class_iou);
         result["best_miou"] = json!(summary.best_top1);
-        result.as_object_mut().expect("an object").remove("best_top1");
+        result
+            .as_object_mut()
+            .expect("an object")
+            .remove("best_top1");
     }
     if let Some(fields) = method.as_ref().and_then(|m| m.report.as_object()) {
         for (k, v) in fields {

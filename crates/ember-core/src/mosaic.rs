@@ -37,6 +37,60 @@ impl Tile {
     }
 }
 
+/// Class colours for label overlays (class `k` takes `PALETTE[(k - 1) % len]`; class 0, the
+/// background, is left as it is): Glasbey-style, far apart from each other and from grey.
+pub const PALETTE: [[f32; 3]; 12] = [
+    [0.90, 0.10, 0.10],
+    [0.10, 0.70, 0.10],
+    [0.15, 0.35, 0.95],
+    [0.95, 0.80, 0.05],
+    [0.85, 0.20, 0.85],
+    [0.05, 0.80, 0.85],
+    [0.95, 0.50, 0.05],
+    [0.55, 0.30, 0.05],
+    [0.55, 0.85, 0.35],
+    [0.45, 0.10, 0.60],
+    [0.95, 0.60, 0.70],
+    [0.00, 0.45, 0.45],
+];
+
+impl Tile {
+    /// A grey `h x w` image (values in [0, 1]) with every pixel of class `k > 0` blended half
+    /// and half with its palette colour.
+    pub fn overlay(grey: &[f32], (h, w): (usize, usize), labels: &[u32]) -> Self {
+        let mut tile = Self::from_chw(grey, (1, h, w), (0.0, 1.0));
+        for (p, &k) in labels.iter().enumerate().take(h * w) {
+            if k > 0 {
+                let colour = PALETTE[(k as usize - 1) % PALETTE.len()];
+                for (c, v) in colour.iter().enumerate() {
+                    let px = &mut tile.rgb[p * 3 + c];
+                    *px = 0.5 * *px + 0.5 * v;
+                }
+            }
+        }
+        tile
+    }
+
+    /// A map of weights in [0, 1] over a grey image: the image darkened where the weight is
+    /// low and tinted from blue (0) to yellow (1), so where a mask is on stands out.
+    pub fn heat(grey: &[f32], (h, w): (usize, usize), weights: &[f32]) -> Self {
+        let mut rgb = Vec::with_capacity(h * w * 3);
+        for p in 0..h * w {
+            let (g, m) = (grey[p].clamp(0.0, 1.0), weights[p].clamp(0.0, 1.0));
+            let ramp = [m, m, 1.0 - m];
+            rgb.extend(
+                ramp.iter()
+                    .map(|&r| 0.35 * g + 0.65 * r * (0.25 + 0.75 * m)),
+            );
+        }
+        Self {
+            width: w,
+            height: h,
+            rgb,
+        }
+    }
+}
+
 /// Writes `rows` of tiles (all the size of the first) as a PNG at `path`, each pixel
 /// `scale` x `scale`, tiles `gap` pixels apart on a white background; atomically.
 pub fn write_mosaic(path: &Path, rows: &[Vec<Tile>], scale: usize, gap: usize) -> Result<()> {
@@ -73,6 +127,15 @@ pub fn write_mosaic(path: &Path, rows: &[Vec<Tile>], scale: usize, gap: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlays_tint_labelled_pixels_only() {
+        let t = Tile::overlay(&[0.2, 0.2], (1, 2), &[0, 1]);
+        assert_eq!(&t.rgb[..3], &[0.2, 0.2, 0.2]);
+        assert!((t.rgb[3] - (0.1 + 0.5 * PALETTE[0][0])).abs() < 1e-6);
+        let h = Tile::heat(&[0.0, 0.0], (1, 2), &[0.0, 1.0]);
+        assert!(h.rgb[2] > h.rgb[0] && h.rgb[3] > h.rgb[5]);
+    }
 
     #[test]
     fn grey_tiles_fill_all_three_channels_and_the_png_has_the_layout_size() {

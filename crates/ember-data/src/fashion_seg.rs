@@ -101,10 +101,16 @@ impl CanvasSpec {
     fn validate(&self) -> std::result::Result<(), String> {
         let largest = (self.scale.1 * ITEM_SIDE as f64).round() as usize;
         if self.items.0 == 0 || self.items.0 > self.items.1 {
-            return Err(format!("items {}-{} is not a range of at least one", self.items.0, self.items.1));
+            return Err(format!(
+                "items {}-{} is not a range of at least one",
+                self.items.0, self.items.1
+            ));
         }
         if !(self.scale.0 > 0.0 && self.scale.0 <= self.scale.1) {
-            return Err(format!("scale {}-{} is not a positive range", self.scale.0, self.scale.1));
+            return Err(format!(
+                "scale {}-{} is not a positive range",
+                self.scale.0, self.scale.1
+            ));
         }
         if largest > self.size {
             return Err(format!(
@@ -181,8 +187,10 @@ impl FashionSeg {
     /// Canvas `index`, drawn from (seed, split, index) alone.
     pub fn canvas(&self, index: usize) -> Canvas {
         let s = &self.spec;
-        let mut rng =
-            EmberRng::for_name(s.seed, &format!("fashion-seg/{}/{index}", self.split.name()));
+        let mut rng = EmberRng::for_name(
+            s.seed,
+            &format!("fashion-seg/{}/{index}", self.split.name()),
+        );
         let mut image = Chw::zeros(1, s.size, s.size);
         let mut labels = vec![0u32; s.size * s.size];
         let mut boxes = Vec::new();
@@ -308,7 +316,11 @@ mod tests {
             assert!((1..=4).contains(&x.boxes.len()));
             for (v, &l) in x.image.data.iter().zip(&x.labels) {
                 // A labelled pixel is bright; background may hold a faint edge only.
-                assert!(if l > 0 { *v > spec.threshold } else { *v <= spec.threshold });
+                assert!(if l > 0 {
+                    *v > spec.threshold
+                } else {
+                    *v <= spec.threshold
+                });
             }
             for bx in &x.boxes {
                 assert!(bx.x0 < bx.x1 && bx.x1 <= 64 && bx.y0 < bx.y1 && bx.y1 <= 64);
@@ -316,7 +328,13 @@ mod tests {
             }
         }
         assert_ne!(a.canvas(0), a.canvas(1));
-        let other_seed = data(Split::Train, CanvasSpec { seed: 1, ..spec.clone() });
+        let other_seed = data(
+            Split::Train,
+            CanvasSpec {
+                seed: 1,
+                ..spec.clone()
+            },
+        );
         assert_ne!(a.canvas(0), other_seed.canvas(0));
         let test = data(Split::Test, spec);
         assert_ne!(a.canvas(0), test.canvas(0));
@@ -325,8 +343,18 @@ mod tests {
     #[test]
     fn options_parse_and_bad_ones_are_refused() {
         let s = CanvasSpec::parse("size=96,train=100,items=2-3,scale=1-2,seed=4").unwrap();
-        assert_eq!((s.size, s.train, s.items, s.scale, s.seed), (96, 100, (2, 3), (1.0, 2.0), 4));
-        for bad in ["size=32", "items=3-1", "foo=1", "train", "threshold=2", "train=-1"] {
+        assert_eq!(
+            (s.size, s.train, s.items, s.scale, s.seed),
+            (96, 100, (2, 3), (1.0, 2.0), 4)
+        );
+        for bad in [
+            "size=32",
+            "items=3-1",
+            "foo=1",
+            "train",
+            "threshold=2",
+            "train=-1",
+        ] {
             let e = CanvasSpec::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad}");
         }

@@ -77,7 +77,11 @@ pub fn open(source: &DataSource, channels: usize, size: usize) -> Result<OpenedD
         DataSource::FashionSeg(spec) => {
             let items = |split| -> Result<Arc<dyn Dataset>> {
                 let items = FashionMnist::from_source(fashion::locate(), split)?;
-                Ok(Arc::new(FashionSeg::new(Arc::new(items), split, spec.clone())))
+                Ok(Arc::new(FashionSeg::new(
+                    Arc::new(items),
+                    split,
+                    spec.clone(),
+                )))
             };
             (items(Split::Train)?, items(Split::Test)?)
         }

@@ -296,7 +296,8 @@ pub const ARCHS: &[Arch] = &[
     Arch {
         name: "seg_resnet_quarter",
         family: "seg",
-        about: "segmentation: ResNet-18 at quarter width (16-128), FPN decoder (32 channels, stride 4)",
+        about:
+            "segmentation: ResNet-18 at quarter width (16-128), FPN decoder (32 channels, stride 4)",
         preset: || json(seg::Config::resnet_quarter()),
     },
 ];

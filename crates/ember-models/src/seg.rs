@@ -144,7 +144,15 @@ impl SegModel {
             .iter()
             .enumerate()
             .map(|(i, &c)| {
-                Conv2d::new(dec.pp("lateral").pp(i), c, d, 1, Default::default(), true, CONV_INIT)
+                Conv2d::new(
+                    dec.pp("lateral").pp(i),
+                    c,
+                    d,
+                    1,
+                    Default::default(),
+                    true,
+                    CONV_INIT,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let same = Conv2dParams::default().padding(1);
@@ -263,6 +271,9 @@ mod tests {
         let vars = SeededVarMap::new(0);
         let model = SegModel::new(&cfg, vars.var_builder(DType::F32, &Device::Cpu)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (1, 1, 64, 64), &Device::Cpu).unwrap();
-        assert_eq!(model.forward_dense(&x, false).unwrap().low_logits.dims(), [1, 5, 8, 8]);
+        assert_eq!(
+            model.forward_dense(&x, false).unwrap().low_logits.dims(),
+            [1, 5, 8, 8]
+        );
     }
 }

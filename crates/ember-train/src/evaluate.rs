@@ -60,7 +60,10 @@ pub fn evaluate(
             let loss = cross_entropy(&rows, &targets, 0.0)?.to_scalar::<f32>()? as f64;
             loss_sum += loss * batch.len() as f64;
             confusion.add(&logits, &y)?;
-            (pixel_topk_correct(&logits, &y, [1, 5])?, targets.elem_count())
+            (
+                pixel_topk_correct(&logits, &y, [1, 5])?,
+                targets.elem_count(),
+            )
         } else {
             let loss = cross_entropy(&logits, &y, 0.0)?.to_scalar::<f32>()? as f64;
             loss_sum += loss * batch.len() as f64;

@@ -52,7 +52,11 @@ impl EpochTotals {
 
     /// Training accuracy in percent: of the images, or of the pixels for segmentation.
     pub fn accuracy(&self) -> f64 {
-        let units = if self.pixels > 0 { self.pixels } else { self.seen };
+        let units = if self.pixels > 0 {
+            self.pixels
+        } else {
+            self.seen
+        };
         100.0 * self.correct as f64 / units.max(1) as f64
     }
 
