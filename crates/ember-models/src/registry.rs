@@ -15,7 +15,8 @@ use crate::seg::{self, SegModel};
 use crate::swin::{self, Swin};
 use crate::taps::Taps;
 
-/// A model that maps images to class logits (per pixel, `[n, classes, h, w]`, for segmentation).
+/// A model that maps images to class logits (per pixel, `[n, classes, h', w']` at its output
+/// stride, for segmentation).
 pub trait Classifier: Send + Sync {
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor>;
 
@@ -151,7 +152,7 @@ impl Classifier for Swin {
 }
 
 impl Classifier for SegModel {
-    /// Per-pixel logits `[n, classes, h, w]` at the input size.
+    /// Per-pixel logits `[n, classes, h / s, w / s]` at the output stride `s`.
     fn forward_t(&self, x: &Tensor, train: bool) -> CandleResult<Tensor> {
         ModuleT::forward_t(self, x, train)
     }
@@ -177,7 +178,6 @@ impl Classifier for SegModel {
             .map(|(i, s)| (format!("layer{}", i + 1), s))
             .collect();
         named.push(("decoder.fused".into(), out.fused));
-        named.push(("decoder.logits".into(), out.low_logits));
         named.push(("logits".into(), out.logits));
         Ok(named)
     }

@@ -2,18 +2,19 @@
 //! backbone stage from the output stride down gets a 1x1 lateral conv to the decoder width;
 //! coarser levels are upsampled (nearest) and added in, as FPN's top-down path; one 3x3
 //! conv + BN + ReLU fuses the finest level and a 1x1 conv gives the class logits at the
-//! output stride, which are upsampled bilinearly to the input size.
+//! output stride. The model returns those (as the official CIRKD/MasKD models do): losses
+//! and metrics upsample them to the labels' size, and distillation compares them as they are.
 //!
 //! Names: `backbone.*` (torchvision's ResNet names, so a classification checkpoint's
 //! backbone loads), `decoder.lateral.{i}`, `decoder.fuse.{conv,bn}`, `decoder.classifier`.
 //! Distillation reads the intermediates through [`SegModel::forward_dense`] or the
 //! [`Classifier::outputs`](crate::Classifier::outputs) taps (`layer{i}`, `decoder.fused`,
-//! `decoder.logits`, then the upsampled `logits`).
+//! then `logits`).
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Init, VarBuilder};
-use ember_ops::{upsample_bilinear2d, upsample_nearest2d, Conv2dParams, Resize};
+use ember_ops::{upsample_nearest2d, Conv2dParams, Resize};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{BatchNorm2d, Conv2d};
@@ -111,8 +112,6 @@ pub struct DenseOutputs {
     /// The fused decoder feature at the output stride, `[n, decoder_channels, h/s, w/s]`.
     pub fused: Tensor,
     /// Logits at the output stride, `[n, classes, h/s, w/s]`.
-    pub low_logits: Tensor,
-    /// Logits at the input size.
     pub logits: Tensor,
 }
 
@@ -187,7 +186,6 @@ impl SegModel {
     }
 
     pub fn forward_dense(&self, x: &Tensor, train: bool) -> Result<DenseOutputs> {
-        let (_, _, h, w) = x.dims4()?;
         let stages = self.backbone.forward_outputs(x, train)?.stages;
         // Top-down: the coarsest lateral, upsampled into each finer one.
         let mut merged: Option<Tensor> = None;
@@ -206,12 +204,10 @@ impl SegModel {
             .fuse_bn
             .forward_t(&self.fuse_conv.forward(&merged)?, train)?
             .relu()?;
-        let low_logits = self.classifier.forward(&fused)?;
-        let logits = upsample_bilinear2d(&low_logits, Resize::Size(h, w), false)?;
+        let logits = self.classifier.forward(&fused)?;
         Ok(DenseOutputs {
             stages,
             fused,
-            low_logits,
             logits,
         })
     }
@@ -245,8 +241,7 @@ mod tests {
         let model = SegModel::new(&tiny(), vars.var_builder(DType::F32, &Device::Cpu)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 1, 64, 48), &Device::Cpu).unwrap();
         let out = model.forward_dense(&x, true).unwrap();
-        assert_eq!(out.logits.dims(), [2, 5, 64, 48]);
-        assert_eq!(out.low_logits.dims(), [2, 5, 16, 12]);
+        assert_eq!(out.logits.dims(), [2, 5, 16, 12]);
         assert_eq!(out.fused.dims(), [2, 6, 16, 12]);
         let names: Vec<String> = vars.named().into_iter().map(|(n, _)| n).collect();
         for name in [
@@ -272,7 +267,7 @@ mod tests {
         let model = SegModel::new(&cfg, vars.var_builder(DType::F32, &Device::Cpu)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (1, 1, 64, 64), &Device::Cpu).unwrap();
         assert_eq!(
-            model.forward_dense(&x, false).unwrap().low_logits.dims(),
+            model.forward_dense(&x, false).unwrap().logits.dims(),
             [1, 5, 8, 8]
         );
     }

@@ -3,12 +3,14 @@
 //! predictions, as mmseg and torchmetrics do).
 
 use candle_core::{DType, Result, Tensor};
+use ember_ops::{upsample_bilinear2d, Resize};
 use serde::Serialize;
 
-/// `(top1, top5)` correct pixels of logits `[n, k, h, w]` against classes `[n, h, w]`: a pixel
-/// counts when fewer than k classes score strictly above its label.
+/// `(top1, top5)` correct pixels of logits `[n, k, h', w']` (upsampled to the labels' size)
+/// against classes `[n, h, w]`: a pixel counts when fewer than k classes score strictly
+/// above its label.
 pub fn pixel_topk_correct(logits: &Tensor, maps: &Tensor, ks: [usize; 2]) -> Result<[usize; 2]> {
-    let logits = logits.to_dtype(DType::F32)?;
+    let logits = at_label_size(&logits.to_dtype(DType::F32)?, maps)?;
     let target = logits.gather(&maps.to_dtype(DType::U32)?.unsqueeze(1)?.contiguous()?, 1)?;
     let above = logits
         .broadcast_gt(&target)?
@@ -47,9 +49,11 @@ impl Confusion {
         }
     }
 
-    /// Adds the argmax of logits `[n, k, h, w]` against classes `[n, h, w]`.
+    /// Adds the argmax of logits `[n, k, h', w']` (upsampled to the labels' size) against
+    /// classes `[n, h, w]`.
     pub fn add(&mut self, logits: &Tensor, maps: &Tensor) -> Result<()> {
-        let pred = logits.argmax(1)?.flatten_all()?.to_vec1::<u32>()?;
+        let pred = at_label_size(&logits.to_dtype(DType::F32)?, maps)?
+            .argmax(1)?.flatten_all()?.to_vec1::<u32>()?;
         let truth = maps.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
         for (&t, &p) in truth.iter().zip(&pred) {
             let (t, p) = (t as usize, p as usize);
@@ -83,16 +87,30 @@ impl Confusion {
     }
 }
 
-/// `[n, k, h, w]` logits as `[n * h * w, k]` rows and `[n, h, w]` classes as `[n * h * w]`.
-pub fn pixel_rows(logits: &Tensor, maps: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (n, k, h, w) = logits.dims4()?;
-    if maps.dims() != [n, h, w] {
+/// Logits `[n, k, h', w']` at the size of the labels `[n, h, w]`: a model may predict at a
+/// coarser stride, and its logits are then upsampled bilinearly (`align_corners=False`, as
+/// mmseg's `resize`) for the loss and the metrics, as the official seg code does.
+pub fn at_label_size(logits: &Tensor, maps: &Tensor) -> Result<Tensor> {
+    let (n, _, lh, lw) = logits.dims4()?;
+    let (mn, h, w) = maps.dims3()?;
+    if mn != n || lh > h || lw > w {
         candle_core::bail!(
-            "segmentation: logits {:?} but labels {:?}",
+            "segmentation: logits {:?} do not fit labels {:?}",
             logits.dims(),
             maps.dims()
         )
     }
+    if (lh, lw) == (h, w) {
+        return Ok(logits.clone());
+    }
+    upsample_bilinear2d(logits, Resize::Size(h, w), false)
+}
+
+/// `[n, k, h', w']` logits (upsampled to the labels' size) as `[n * h * w, k]` rows, and
+/// `[n, h, w]` classes as `[n * h * w]`.
+pub fn pixel_rows(logits: &Tensor, maps: &Tensor) -> Result<(Tensor, Tensor)> {
+    let logits = at_label_size(logits, maps)?;
+    let (n, k, h, w) = logits.dims4()?;
     let rows = logits.permute((0, 2, 3, 1))?.reshape((n * h * w, k))?;
     Ok((rows, maps.flatten_all()?))
 }
