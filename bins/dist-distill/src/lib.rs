@@ -6,7 +6,6 @@
 
 mod objective;
 mod recipe;
-mod teacher;
 
 use clap::Parser;
 use ember_cli::supervised::{self, Method, RunSpec, Setup, SupervisedArgs};
@@ -15,9 +14,9 @@ use ember_core::{EmberError, Result};
 use ember_train::CrossEntropy;
 use serde_json::{json, Value};
 
+pub use ember_cli::teacher::{self, Cache, Teacher};
 pub use objective::{Distillation, TeacherLogits};
 pub use recipe::{DistillArgs, Recipe, Term};
-pub use teacher::{Cache, Teacher};
 
 /// Distil a student from a teacher checkpoint with DIST (or KD, or labels only). Results go
 /// to stdout as one JSON line, progress to stderr; the run directory holds metrics,

@@ -8,7 +8,7 @@ use ember_losses::kd_loss;
 use ember_train::{CrossEntropy, Objective, StepInput, StepLoss};
 
 use crate::recipe::{Recipe, Term};
-use crate::teacher::{Cache, Teacher};
+use ember_cli::teacher::{Cache, Teacher};
 
 /// Where the teacher's logits come from.
 pub enum TeacherLogits {

@@ -12,6 +12,7 @@ pub mod run_setup;
 pub mod runtime;
 pub mod startup;
 pub mod supervised;
+pub mod teacher;
 pub mod train;
 
 pub use data::DataArgs;

@@ -53,7 +53,9 @@ impl Confusion {
     /// classes `[n, h, w]`.
     pub fn add(&mut self, logits: &Tensor, maps: &Tensor) -> Result<()> {
         let pred = at_label_size(&logits.to_dtype(DType::F32)?, maps)?
-            .argmax(1)?.flatten_all()?.to_vec1::<u32>()?;
+            .argmax(1)?
+            .flatten_all()?
+            .to_vec1::<u32>()?;
         let truth = maps.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
         for (&t, &p) in truth.iter().zip(&pred) {
             let (t, p) = (t as usize, p as usize);

@@ -1,6 +1,7 @@
-//! The teacher: a frozen checkpoint of any registered arch, checked against the student's
-//! data (same labels, same input size and normalisation), its accuracy measured before
-//! distillation starts, and its logits either computed live each step or cached once.
+//! The teacher of a distillation tool: a frozen checkpoint of any registered arch, checked
+//! against the student's data (same labels, same input size and normalisation), its accuracy
+//! measured before distillation starts, and its logits either computed live each step or
+//! cached once.
 
 use candle_core::{DType, Device, Tensor};
 use ember_core::hub::HubEnv;
@@ -10,7 +11,7 @@ use ember_models::{load_frozen, Classifier};
 use ember_train::progress::Progress;
 use ember_train::{evaluate, EvalResult};
 
-use ember_cli::supervised::Setup;
+use crate::supervised::Setup;
 
 pub struct Teacher {
     pub spec: String,
