@@ -124,3 +124,50 @@ impl Checks<'_> {
         Ok(())
     }
 }
+
+/// One case of a section: its name, hyperparameters, the prefix of its tensors and the names
+/// of its tensors without that prefix.
+pub struct Case<'a> {
+    pub name: &'a str,
+    pub hp: &'a Value,
+    pub prefix: String,
+    pub outputs: Vec<&'a str>,
+}
+
+/// A section's cases, one per entry of its `hyperparameters`: case `c` owns the tensors
+/// named `c.*`, and `unprefixed` (if given) the tensors without a dot.
+pub fn cases<'a>(spec: &'a Value, unprefixed: Option<&str>) -> Result<Vec<Case<'a>>, String> {
+    let cases = spec["hyperparameters"]
+        .as_object()
+        .ok_or("section has no hyperparameters")?;
+    let names: Vec<&'a String> = spec["tensors"]
+        .as_object()
+        .map(|t| t.keys().collect())
+        .unwrap_or_default();
+    Ok(cases
+        .iter()
+        .map(|(case, hp)| {
+            let prefix = if Some(case.as_str()) == unprefixed {
+                String::new()
+            } else {
+                format!("{case}.")
+            };
+            let outputs = names
+                .iter()
+                .filter_map(|n| {
+                    if prefix.is_empty() {
+                        (!n.contains('.')).then_some(n.as_str())
+                    } else {
+                        n.strip_prefix(&prefix)
+                    }
+                })
+                .collect();
+            Case {
+                name: case,
+                hp,
+                prefix,
+                outputs,
+            }
+        })
+        .collect())
+}

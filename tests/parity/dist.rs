@@ -10,7 +10,7 @@ use candle_core::{Tensor, Var};
 use ember_losses::{Dist, Probabilities};
 use serde_json::Value;
 
-use crate::compare::Tolerance;
+use crate::compare::{self, Tolerance};
 use crate::Outcome;
 
 const DEFAULT_CASE: &str = "default";
@@ -20,32 +20,15 @@ pub fn cases(
     io: &HashMap<String, Tensor>,
     tolerance: &Tolerance,
 ) -> Vec<(String, Result<Outcome, String>)> {
-    let Some(cases) = spec["hyperparameters"].as_object() else {
-        return vec![(String::new(), Err("section has no hyperparameters".into()))];
+    let cases = match compare::cases(spec, Some(DEFAULT_CASE)) {
+        Ok(c) => c,
+        Err(e) => return vec![(String::new(), Err(e))],
     };
-    let names: Vec<String> = spec["tensors"]
-        .as_object()
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
     cases
-        .iter()
-        .map(|(case, hp)| {
-            let prefix = if case == DEFAULT_CASE {
-                String::new()
-            } else {
-                format!("{case}.")
-            };
-            let mine: Vec<&str> = names
-                .iter()
-                .filter_map(|n| {
-                    if prefix.is_empty() {
-                        (!n.contains('.')).then_some(n.as_str())
-                    } else {
-                        n.strip_prefix(&prefix)
-                    }
-                })
-                .collect();
-            (case.clone(), case_parity(hp, &prefix, &mine, io, tolerance))
+        .into_iter()
+        .map(|c| {
+            let outcome = case_parity(c.hp, &c.prefix, &c.outputs, io, tolerance);
+            (c.name.to_string(), outcome)
         })
         .collect()
 }

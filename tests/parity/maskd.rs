@@ -11,7 +11,7 @@ use ember_losses::{
 };
 use serde_json::Value;
 
-use crate::compare::{err, get, Checks, Tensors, Tolerance};
+use crate::compare::{self, err, get, Checks, Tensors, Tolerance};
 use crate::Outcome;
 
 pub fn cases(
@@ -20,28 +20,20 @@ pub fn cases(
     io: &Tensors,
     tol: &Tolerance,
 ) -> Vec<(String, Result<Outcome, String>)> {
-    let Some(cases) = spec["hyperparameters"].as_object() else {
-        return vec![(String::new(), Err("section has no hyperparameters".into()))];
+    let cases = match compare::cases(spec, None) {
+        Ok(c) => c,
+        Err(e) => return vec![(String::new(), Err(e))],
     };
-    let names: Vec<String> = spec["tensors"]
-        .as_object()
-        .map(|t| t.keys().cloned().collect())
-        .unwrap_or_default();
     cases
-        .iter()
-        .map(|(case, hp)| {
-            let prefix = format!("{case}.");
-            let mine: Vec<&str> = names
-                .iter()
-                .filter_map(|n| n.strip_prefix(&prefix))
-                .collect();
+        .into_iter()
+        .map(|c| {
             // Detection has one channel count per level; segmentation one for its logits.
-            let outcome = if hp["channels"].is_array() {
-                detection(hp, &prefix, &mine, weights, io, tol)
+            let outcome = if c.hp["channels"].is_array() {
+                detection(c.hp, &c.prefix, &c.outputs, weights, io, tol)
             } else {
-                segmentation(hp, &prefix, &mine, weights, io, tol)
+                segmentation(c.hp, &c.prefix, &c.outputs, weights, io, tol)
             };
-            (case.clone(), outcome)
+            (c.name.to_string(), outcome)
         })
         .collect()
 }
@@ -75,6 +67,17 @@ fn grad_of(grads: &GradStore, v: &Var, name: &str) -> Result<Tensor, String> {
         .get(v.as_tensor())
         .cloned()
         .ok_or(format!("no gradient reached {name}"))
+}
+
+/// The gradients in `slot`, made by `make` the first time.
+fn cached(
+    slot: &mut Option<GradStore>,
+    make: impl FnOnce() -> Result<GradStore, String>,
+) -> Result<&GradStore, String> {
+    if slot.is_none() {
+        *slot = Some(make()?);
+    }
+    Ok(slot.as_ref().expect("filled above"))
 }
 
 /// `name` split into its stem and a trailing level number (`mask_t.1` -> (`mask_t`, 1)).
@@ -138,6 +141,8 @@ fn detection(
         Ok(sum)
     };
 
+    // Each backward pass once, whichever outputs read it.
+    let (mut plain_grads, mut custom_grads, mut stage1_grads) = (None, None, None);
     let mut c = Checks { tol, worst: 0.0 };
     for &name in outputs {
         let full = format!("{prefix}{name}");
@@ -148,13 +153,15 @@ fn detection(
             "stage1_total" => stage1_total().map_err(err)?,
             _ => {
                 if let Some(param) = name.strip_prefix("stage1_grad.") {
-                    let grads = stage1_total().and_then(|t| t.backward()).map_err(err)?;
+                    let grads = cached(&mut stage1_grads, || {
+                        stage1_total().and_then(|t| t.backward()).map_err(err)
+                    })?;
                     let (_, v) = vars
                         .named()
                         .into_iter()
                         .find(|(n, _)| n == param)
                         .ok_or(format!("we have no variable `{param}`"))?;
-                    grad_of(&grads, &v, param)?
+                    grad_of(grads, &v, param)?
                 } else {
                     let (stem, l) = level_of(name).ok_or(format!("unknown output `{full}`"))?;
                     if l >= levels {
@@ -172,15 +179,17 @@ fn detection(
                         }
                         "stage1_out" => m.masked(t).map_err(err)?.output,
                         "grad_student_plain" | "grad_student_custom" => {
-                            let key = if stem.ends_with("plain") {
-                                "iter_plain"
+                            let (key, slot) = if stem.ends_with("plain") {
+                                ("iter_plain", &mut plain_grads)
                             } else {
-                                "iter_custom"
+                                ("iter_custom", &mut custom_grads)
                             };
-                            let grads = total(custom_at(key)?)
-                                .and_then(|x| x.backward())
-                                .map_err(err)?;
-                            grad_of(&grads, &students[l], &full)?
+                            let grads = cached(slot, || {
+                                total(custom_at(key)?)
+                                    .and_then(|x| x.backward())
+                                    .map_err(err)
+                            })?;
+                            grad_of(grads, &students[l], &full)?
                         }
                         _ => return Err(format!("unknown MasKD output `{full}`")),
                     }

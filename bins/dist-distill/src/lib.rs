@@ -91,16 +91,7 @@ fn prepare(cli: &Cli, recipe: Recipe, setup: &Setup) -> Result<Method> {
             )))
         }
         (Some(spec), _) => {
-            let teacher = Teacher::load(spec, setup)?;
-            let eval = teacher.evaluate(setup)?;
-            eprintln!(
-                "teacher: {} ({}) top-1 {:.2}%, top-5 {:.2}% on {}",
-                teacher.spec,
-                teacher.arch(),
-                eval.top1,
-                eval.top5,
-                setup.data.test.source()
-            );
+            let (teacher, eval) = Teacher::load_evaluated(spec, setup)?;
             report["teacher"] = json!(teacher.spec);
             report["teacher_arch"] = json!(teacher.arch());
             report["teacher_top1"] = json!(eval.top1);

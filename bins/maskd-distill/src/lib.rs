@@ -161,16 +161,10 @@ fn prepare(cmd: &DistillCommand, setup: &Setup) -> Result<Method> {
             )))
         }
         (Some(spec), _) => {
-            let teacher = Teacher::load(spec, setup)?;
-            let eval = teacher.evaluate(setup)?;
+            let (teacher, eval) = Teacher::load_evaluated(spec, setup)?;
             let miou = eval.segmentation.as_ref().map(|s| s.miou).ok_or_else(|| {
                 EmberError::bad_input(format!("--teacher {spec} is not a segmentation model"))
             })?;
-            eprintln!(
-                "teacher: {spec} ({}) mIoU {miou:.2}% on {}",
-                teacher.arch(),
-                setup.data.test.source()
-            );
             report["teacher"] = json!(spec);
             report["teacher_miou"] = json!(miou);
             Some(teacher)

@@ -89,7 +89,7 @@ pub fn run(args: &MasksArgs, seed: u64, device: &Device) -> Result<Value> {
     let r = report(&teacher, &module, &loader, device)?;
     Ok(json!({
         "command": "maskd-distill masks",
-        "teacher": teacher.spec,
+        "teacher": teacher.teacher.spec,
         "tokens": args.tokens.as_ref().map(|p| p.display().to_string()),
         "images": rows.len(),
         "mean_pairwise_dice": r.dice,

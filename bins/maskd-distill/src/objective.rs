@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 use ember_cli::teacher::Teacher;
 use ember_core::{EmberError, Result};
 use ember_losses::{kd_loss, Dist, MaskModule, MaskedLogitLoss, Probabilities};
-use ember_train::{pixel_rows, CrossEntropy, Objective, StepInput, StepLoss};
+use ember_train::{CrossEntropy, Objective, StepInput, StepLoss};
 
 /// The distillation term.
 pub enum Term {
@@ -103,8 +103,7 @@ impl Objective for Distillation {
                 "maskd-distill distils segmentation models: use a seg_* student on data labelled per pixel",
             ));
         }
-        let (rows, targets) = pixel_rows(step.logits, step.labels)?;
-        let ce = ember_losses::cross_entropy(&rows, &targets, self.ce.smoothing)?;
+        let ce = self.ce.term(step)?;
         let mut total = ce.clone();
         let mut parts = vec![("ce", ce)];
         if let (Some(term), Some(name)) = (self.term(step.logits, step.images)?, self.term.name()) {

@@ -6,19 +6,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use ember_core::hub::HubEnv;
+use ember_cli::teacher::Teacher;
 use ember_core::{EmberError, Result};
 use ember_data::source::Subset;
-use ember_data::{
-    describe_classes, DataSource, Dataset, Loader, LoaderConfig, OpenedData, Preprocess,
-};
+use ember_data::{DataSource, Dataset, Loader, LoaderConfig, OpenedData, Preprocess};
 use ember_losses::{dice_diversity, MaskModule};
-use ember_models::{load_frozen, Classifier};
 use ember_train::Confusion;
 
 pub struct TeacherData {
-    pub spec: String,
-    pub model: Box<dyn Classifier>,
+    pub teacher: Teacher,
     pub prep: Preprocess,
     pub data: OpenedData,
 }
@@ -26,9 +22,8 @@ pub struct TeacherData {
 impl TeacherData {
     /// The teacher `spec` (a path or `hf://`), frozen, and `data` opened for it.
     pub fn open(spec: &str, data: &str, device: &Device) -> Result<Self> {
-        let path = HubEnv::from_env().resolve(spec)?;
-        let (model, checkpoint) = load_frozen(&path, device, DType::F32)?;
-        let prep = Preprocess::of_checkpoint(&checkpoint.meta, &format!("--teacher {spec}"))?;
+        let teacher = Teacher::open(spec, device, DType::F32)?;
+        let prep = teacher.preprocess()?;
         let data = ember_data::open(&DataSource::from_str(data)?, prep.channels, prep.height)?;
         if !data.train.dense() {
             return Err(EmberError::bad_input(format!(
@@ -36,16 +31,9 @@ impl TeacherData {
                 data.train.source()
             )));
         }
-        if checkpoint.meta.labels != data.classes {
-            return Err(EmberError::bad_input(format!(
-                "--teacher {spec} knows {}, the data has {}",
-                describe_classes(&checkpoint.meta.labels),
-                describe_classes(&data.classes)
-            )));
-        }
+        teacher.check_labels(&data.classes)?;
         Ok(Self {
-            spec: spec.to_string(),
-            model,
+            teacher,
             prep,
             data,
         })
@@ -73,9 +61,9 @@ impl TeacherData {
         Loader::new(first, self.prep.eval_pipeline(), cfg)
     }
 
-    /// The teacher's logits (eval mode, no graph).
+    /// The teacher's logits (eval mode; its weights are constants, so no graph).
     pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
-        Ok(self.model.forward_t(images, false)?.detach())
+        self.teacher.logits(images)
     }
 }
 

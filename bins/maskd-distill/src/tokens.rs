@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
+use ember_cli::run_setup;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
 use ember_data::{Loader, LoaderConfig};
 use ember_losses::{dice_diversity, MaskModule};
@@ -28,7 +29,12 @@ const STATE_PREFIX: &str = "@train/optim/";
 #[derive(Debug, Clone, Args)]
 pub struct TokensArgs {
     /// The teacher: a segmentation checkpoint (`ember train --task seg`), a path or hf://...
-    #[arg(long, value_name = "CKPT")]
+    #[arg(
+        long,
+        value_name = "CKPT",
+        required_unless_present = "resume",
+        default_value = ""
+    )]
     pub teacher: String,
     /// Data labelled per pixel, the teacher's classes (see `ember train --help`).
     #[arg(long, default_value = "fashion-seg")]
@@ -123,32 +129,15 @@ pub fn run(args: &TokensArgs, argv: Vec<String>, seed: u64, device: &Device) -> 
     )?;
     let probe = teacher.test_loader(args.eval_images, args.batch_size.max(32), args.workers)?;
 
-    let (run, mut position) = match &args.resume {
-        Some(dir) => {
-            let run = RunDir::open(dir)?;
-            let position = restore(&run, &vars, &mut opt)?;
-            (run, position)
-        }
-        None => {
-            let root = args.out.clone().unwrap_or_else(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                PathBuf::from(format!("runs/maskd-tokens-{now}"))
-            });
-            let run = RunDir::create(&root)?;
-            run.write_json(
-                "config.json",
-                &json!({ "argv": argv, "tool": "maskd-distill tokens" }),
-            )?;
-            (
-                run,
-                Position {
-                    step: 0,
-                    before: None,
-                },
-            )
-        }
+    let resumed = args.resume.as_deref().map(RunDir::open).transpose()?;
+    let (run, last) =
+        run_setup::open_run(resumed, args.out.clone(), "maskd-tokens", &argv, device)?;
+    let mut position = match &last {
+        Some(ckpt) => restore(ckpt, &run, &vars, &mut opt)?,
+        None => Position {
+            step: 0,
+            before: None,
+        },
     };
     let before = match position.before {
         Some(r) => r,
@@ -226,7 +215,7 @@ pub fn run(args: &TokensArgs, argv: Vec<String>, seed: u64, device: &Device) -> 
     save_tokens(&tokens_file, &vars, &teacher, args, &before, &after)?;
     let summary = json!({
         "command": "maskd-distill tokens",
-        "teacher": teacher.spec,
+        "teacher": teacher.teacher.spec,
         "tokens": args.tokens,
         "iterations": args.iterations,
         "teacher_miou": after.teacher_miou,
@@ -245,7 +234,7 @@ pub fn run(args: &TokensArgs, argv: Vec<String>, seed: u64, device: &Device) -> 
 fn meta(teacher: &TeacherData, args: &TokensArgs) -> CheckpointMeta {
     CheckpointMeta::new(
         "maskd_tokens",
-        json!({ "tokens": args.tokens, "channels": teacher.classes(), "teacher": teacher.spec }),
+        json!({ "tokens": args.tokens, "channels": teacher.classes(), "teacher": teacher.teacher.spec }),
         "maskd-tokens",
         teacher.data.classes.clone(),
     )
@@ -280,9 +269,13 @@ fn save(
     )
 }
 
-fn restore(run: &RunDir, vars: &SeededVarMap, opt: &mut Optimizer) -> Result<Position> {
+fn restore(
+    ckpt: &Checkpoint,
+    run: &RunDir,
+    vars: &SeededVarMap,
+    opt: &mut Optimizer,
+) -> Result<Position> {
     let file = run.file("last.safetensors");
-    let ckpt = Checkpoint::load(&file, &Device::Cpu)?;
     let bad = |e: &str| EmberError::bad_input(format!("{}: {e}", file.display()));
     let state: Value = ckpt
         .meta

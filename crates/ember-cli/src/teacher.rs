@@ -20,25 +20,51 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    /// Loads `spec` (a path or `hf://`) frozen, and refuses a teacher for other data.
-    pub fn load(spec: &str, setup: &Setup) -> Result<Self> {
+    /// Loads `spec` (a path or `hf://`) frozen.
+    pub fn open(spec: &str, device: &Device, dtype: DType) -> Result<Self> {
         let path = HubEnv::from_env().resolve(spec)?;
-        let (model, checkpoint) = load_frozen(&path, setup.device, setup.dtype)?;
-        let teacher = Self {
+        let (model, checkpoint) = load_frozen(&path, device, dtype)?;
+        Ok(Self {
             spec: spec.to_string(),
             model,
             checkpoint,
-        };
+        })
+    }
+
+    /// Loads `spec` frozen, and refuses a teacher for other data.
+    pub fn load(spec: &str, setup: &Setup) -> Result<Self> {
+        let teacher = Self::open(spec, setup.device, setup.dtype)?;
         teacher.check_labels(&setup.data.classes)?;
         teacher.check_inputs(setup.prep)?;
         Ok(teacher)
+    }
+
+    /// [`Teacher::load`], then its score on the student's test set, printed and returned
+    /// (top-1, or mIoU for segmentation).
+    pub fn load_evaluated(spec: &str, setup: &Setup) -> Result<(Self, EvalResult)> {
+        let teacher = Self::load(spec, setup)?;
+        let eval = teacher.evaluate(setup)?;
+        eprintln!(
+            "teacher: {spec} ({}) {} {:.2}% on {}",
+            teacher.arch(),
+            eval.headline_name(),
+            eval.headline(),
+            setup.data.test.source()
+        );
+        Ok((teacher, eval))
+    }
+
+    /// The input size and normalisation the teacher was trained with.
+    pub fn preprocess(&self) -> Result<Preprocess> {
+        Preprocess::of_checkpoint(&self.checkpoint.meta, &format!("--teacher {}", self.spec))
     }
 
     pub fn arch(&self) -> &str {
         &self.checkpoint.meta.arch
     }
 
-    fn check_labels(&self, classes: &[String]) -> Result<()> {
+    /// Refuses a teacher trained on other classes than `classes`.
+    pub fn check_labels(&self, classes: &[String]) -> Result<()> {
         let labels = &self.checkpoint.meta.labels;
         if labels == classes {
             return Ok(());
@@ -52,8 +78,7 @@ impl Teacher {
     }
 
     fn check_inputs(&self, student: &Preprocess) -> Result<()> {
-        let prep =
-            Preprocess::of_checkpoint(&self.checkpoint.meta, &format!("--teacher {}", self.spec))?;
+        let prep = self.preprocess()?;
         let dims = |p: &Preprocess| format!("{}x{}x{}", p.channels, p.height, p.width);
         if dims(&prep) != dims(student) {
             return Err(EmberError::bad_input(format!(

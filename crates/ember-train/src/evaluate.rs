@@ -9,7 +9,7 @@ use ember_models::Classifier;
 use serde::Serialize;
 
 use crate::metrics::topk_correct;
-use crate::segmentation::{pixel_rows, pixel_topk_correct, Confusion, SegScores};
+use crate::segmentation::{at_label_size, pixel_rows, pixel_topk_correct, Confusion, SegScores};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalResult {
@@ -56,6 +56,8 @@ pub fn evaluate(
         let (x, y) = batch.to_tensors(device)?;
         let logits = model.forward_t(&x.to_dtype(dtype)?, false)?;
         let (c, count) = if dense {
+            // Upsampled once: the loss and both metrics read the same full-size logits.
+            let logits = at_label_size(&logits.to_dtype(DType::F32)?, &y)?;
             let (rows, targets) = pixel_rows(&logits, &y)?;
             let loss = cross_entropy(&rows, &targets, 0.0)?.to_scalar::<f32>()? as f64;
             loss_sum += loss * batch.len() as f64;
