@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 mod output;
 #[allow(unused_imports)]
-pub use output::{assert_bad_input, metrics, stdout_json, train_state};
+pub use output::{assert_bad_input, metrics, ok_json, stdout_json, train_state};
 
 pub const TINY_MODEL: &str =
     r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;

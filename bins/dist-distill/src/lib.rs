@@ -14,8 +14,8 @@ use ember_core::{EmberError, Result};
 use ember_train::CrossEntropy;
 use serde_json::{json, Value};
 
-pub use ember_cli::teacher::{self, Cache, Teacher};
-pub use objective::{Distillation, TeacherLogits};
+pub use ember_cli::teacher::{self, Cache, Teacher, TeacherLogits};
+pub use objective::Distillation;
 pub use recipe::{DistillArgs, Recipe, Term};
 
 /// Distil a student from a teacher checkpoint with DIST (or KD, or labels only). Results go

@@ -8,13 +8,7 @@ use ember_losses::kd_loss;
 use ember_train::{CrossEntropy, Objective, StepInput, StepLoss};
 
 use crate::recipe::{Recipe, Term};
-use ember_cli::teacher::{Cache, Teacher};
-
-/// Where the teacher's logits come from.
-pub enum TeacherLogits {
-    Live(Box<Teacher>),
-    Cached(Cache),
-}
+use ember_cli::teacher::TeacherLogits;
 
 pub struct Distillation {
     pub ce: CrossEntropy,
@@ -26,8 +20,7 @@ pub struct Distillation {
 impl Distillation {
     fn teacher_logits(&self, step: &StepInput) -> Result<Tensor> {
         match &self.teacher {
-            Some(TeacherLogits::Live(t)) => t.logits(step.images),
-            Some(TeacherLogits::Cached(c)) => c.rows(step.indices, step.logits.device()),
+            Some(t) => t.of(step),
             None => Err(ember_core::EmberError::Runtime(
                 "distillation without a teacher".into(),
             )),

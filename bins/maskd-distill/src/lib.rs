@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ember_cli::supervised::{self, Method, RunSpec, Setup, SupervisedArgs};
-use ember_cli::teacher::Teacher;
+use ember_cli::teacher::{self, Teacher, TeacherLogits};
 use ember_cli::RuntimeArgs;
 use ember_core::{EmberError, Result};
 use ember_train::CrossEntropy;
@@ -67,6 +67,11 @@ pub struct DistillCommand {
     /// Temperature of --loss kd.
     #[arg(long, default_value_t = 1.0, value_name = "T")]
     pub tau: f64,
+    /// Compute the teacher's logits of the training set once and reuse them every epoch
+    /// (segmentation inputs are the same every epoch; the cache holds classes x (size/4)^2
+    /// floats per canvas, 11 KB at 64 px).
+    #[arg(long)]
+    pub cache_teacher: bool,
     #[command(flatten)]
     pub run: SupervisedArgs,
 }
@@ -153,23 +158,7 @@ fn prepare(cmd: &DistillCommand, setup: &Setup) -> Result<Method> {
         ));
     }
     let mut report = json!({ "loss": cmd.loss, "kd_weight": cmd.kd_weight });
-    let teacher = match (&cmd.teacher, cmd.loss.as_str()) {
-        (None, "none") => None,
-        (None, loss) => {
-            return Err(EmberError::bad_input(format!(
-                "--loss {loss} needs --teacher CKPT"
-            )))
-        }
-        (Some(spec), _) => {
-            let (teacher, eval) = Teacher::load_evaluated(spec, setup)?;
-            let miou = eval.segmentation.as_ref().map(|s| s.miou).ok_or_else(|| {
-                EmberError::bad_input(format!("--teacher {spec} is not a segmentation model"))
-            })?;
-            report["teacher"] = json!(spec);
-            report["teacher_miou"] = json!(miou);
-            Some(teacher)
-        }
-    };
+    // The tokens are read before the teacher is evaluated, so a bad --tokens fails at once.
     let classes = setup.data.classes.len();
     let term = match cmd.loss.as_str() {
         "kd" => {
@@ -188,6 +177,34 @@ fn prepare(cmd: &DistillCommand, setup: &Setup) -> Result<Method> {
             Term::Maskd(Box::new(load_tokens(path, classes, setup.device)?))
         }
         _ => Term::None,
+    };
+    let cache = cmd.cache_teacher && cmd.loss != "none";
+    report["cache_teacher"] = json!(cache);
+    let teacher = match (&cmd.teacher, cmd.loss.as_str()) {
+        (None, "none") => None,
+        (None, loss) => {
+            return Err(EmberError::bad_input(format!(
+                "--loss {loss} needs --teacher CKPT"
+            )))
+        }
+        (Some(spec), loss) => {
+            let (teacher, eval) = Teacher::load_evaluated(spec, setup)?;
+            let miou = eval.segmentation.as_ref().map(|s| s.miou).ok_or_else(|| {
+                EmberError::bad_input(format!("--teacher {spec} is not a segmentation model"))
+            })?;
+            report["teacher"] = json!(spec);
+            report["teacher_miou"] = json!(miou);
+            match loss {
+                // Measured for the record, not used.
+                "none" => None,
+                _ if cache => {
+                    let loader = teacher::cache_loader(setup)?;
+                    let logits = teacher.cache(&loader, setup.device, setup.dtype, setup.quiet)?;
+                    Some(TeacherLogits::Cached(logits))
+                }
+                _ => Some(TeacherLogits::Live(Box::new(teacher))),
+            }
+        }
     };
     Ok(Method {
         meta: vec![("distill".into(), report.to_string())],

@@ -1,10 +1,10 @@
 //! What the student minimises in stage 2: `CE + kd_weight * term` on the logits at the
 //! model's output stride, the term one of MasKD and its baselines, all against the frozen
-//! teacher's logits of the same batch. Parts are reported unweighted (`train_ce`,
-//! `train_<term>`).
+//! teacher's logits of the same batch (live or from the cache). Parts are reported
+//! unweighted (`train_ce`, `train_<term>`).
 
 use candle_core::{DType, Tensor};
-use ember_cli::teacher::Teacher;
+use ember_cli::teacher::TeacherLogits;
 use ember_core::{EmberError, Result};
 use ember_losses::{kd_loss, Dist, MaskModule, MaskedLogitLoss, Probabilities};
 use ember_train::{CrossEntropy, Objective, StepInput, StepLoss};
@@ -42,11 +42,11 @@ pub struct Distillation {
     pub kd_weight: f64,
     pub term: Term,
     /// `None` for the labels-only baseline.
-    pub teacher: Option<Teacher>,
+    pub teacher: Option<TeacherLogits>,
 }
 
 impl Distillation {
-    fn term(&self, student: &Tensor, images: &Tensor) -> Result<Option<Tensor>> {
+    fn term(&self, step: &StepInput) -> Result<Option<Tensor>> {
         if matches!(self.term, Term::None) {
             return Ok(None);
         }
@@ -54,9 +54,9 @@ impl Distillation {
             .teacher
             .as_ref()
             .ok_or_else(|| EmberError::Runtime("distillation without a teacher".into()))?
-            .logits(images)?
+            .of(step)?
             .to_dtype(DType::F32)?;
-        let student = student.to_dtype(DType::F32)?;
+        let student = step.logits.to_dtype(DType::F32)?;
         if teacher.dims() != student.dims() {
             return Err(EmberError::bad_input(format!(
                 "the teacher's logits are {:?} and the student's {:?}: give both the same output_stride",
@@ -106,7 +106,7 @@ impl Objective for Distillation {
         let ce = self.ce.term(step)?;
         let mut total = ce.clone();
         let mut parts = vec![("ce", ce)];
-        if let (Some(term), Some(name)) = (self.term(step.logits, step.images)?, self.term.name()) {
+        if let (Some(term), Some(name)) = (self.term(step)?, self.term.name()) {
             total = (total + (&term * self.kd_weight)?)?;
             parts.push((name, term));
         }

@@ -206,6 +206,9 @@ pub fn train_with(
     let (data, prep) = run_setup::open_data(&cmd.data)?;
     let (c, h, w) = (prep.channels, prep.height, prep.width);
     let task = task_of(cmd.task, &data)?;
+    if task == Task::Seg && (settings.mixup > 0.0 || settings.cutmix > 0.0) {
+        return Err(EmberError::bad_input(ember_train::mix::NOT_ON_DENSE));
+    }
     let default_arch = match task {
         Task::Classify => "resnet",
         Task::Seg => "seg_resnet18",

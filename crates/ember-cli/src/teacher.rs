@@ -9,7 +9,7 @@ use ember_core::{Checkpoint, EmberError, Result};
 use ember_data::{describe_classes, Loader, LoaderConfig, Preprocess};
 use ember_models::{load_frozen, Classifier};
 use ember_train::progress::Progress;
-use ember_train::{evaluate, EvalResult};
+use ember_train::{evaluate, EvalResult, StepInput};
 
 use crate::supervised::Setup;
 
@@ -111,7 +111,8 @@ impl Teacher {
     }
 
     /// The logits of every training image, by dataset index, through `loader` (the training
-    /// set with the training pipeline, which must be deterministic), as `[images, classes]`.
+    /// set with the training pipeline, which must be deterministic): `[classes]` per image for
+    /// a classifier, `[classes, h, w]` for a segmentation model.
     pub fn cache(
         &self,
         loader: &Loader,
@@ -120,8 +121,8 @@ impl Teacher {
         quiet: bool,
     ) -> Result<Cache> {
         let n = loader.dataset().len();
-        let classes = self.checkpoint.meta.labels.len();
-        let mut logits = vec![0f32; n * classes];
+        let mut logits = Vec::new();
+        let mut item_shape = Vec::new();
         let progress = Progress::new(
             "teacher logits".into(),
             loader.batches_per_epoch(),
@@ -131,18 +132,21 @@ impl Teacher {
         for (k, batch) in loader.epoch(0, 0).enumerate() {
             let batch = batch?;
             let (x, _) = batch.to_tensors(device)?;
-            let out: Vec<f32> = self
-                .logits(&x.to_dtype(dtype)?)?
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1()?;
-            for (row, &i) in out.chunks_exact(classes).zip(&batch.indices) {
-                logits[i * classes..(i + 1) * classes].copy_from_slice(row);
+            let out = self.logits(&x.to_dtype(dtype)?)?.to_dtype(DType::F32)?;
+            if item_shape.is_empty() {
+                item_shape = out.dims()[1..].to_vec();
+                // Allocated on the first batch, once the per-image size is known.
+                logits = vec![0f32; n * item_shape.iter().product::<usize>()];
+            }
+            let size: usize = item_shape.iter().product();
+            let out: Vec<f32> = out.flatten_all()?.to_vec1()?;
+            for (row, &i) in out.chunks_exact(size).zip(&batch.indices) {
+                logits[i * size..(i + 1) * size].copy_from_slice(row);
             }
             progress.update(k + 1, "");
         }
         progress.finish();
-        Ok(Cache { logits, classes })
+        Ok(Cache { logits, item_shape })
     }
 }
 
@@ -165,17 +169,38 @@ pub fn cache_loader(setup: &Setup) -> Result<Loader> {
 /// Teacher logits of the training set, by dataset index.
 pub struct Cache {
     logits: Vec<f32>,
-    classes: usize,
+    /// One image's logits: `[classes]` or `[classes, h, w]`.
+    item_shape: Vec<usize>,
 }
 
 impl Cache {
-    /// The rows of `indices`, as `[n, classes]` f32 on `device`.
+    /// The rows of `indices`, as `[n, ...item_shape]` f32 on `device`.
     pub fn rows(&self, indices: &[usize], device: &Device) -> Result<Tensor> {
-        let k = self.classes;
-        let mut out = Vec::with_capacity(indices.len() * k);
+        let size: usize = self.item_shape.iter().product();
+        let mut out = Vec::with_capacity(indices.len() * size);
         for &i in indices {
-            out.extend_from_slice(&self.logits[i * k..(i + 1) * k]);
+            out.extend_from_slice(&self.logits[i * size..(i + 1) * size]);
         }
-        Ok(Tensor::from_vec(out, (indices.len(), k), device)?)
+        let mut shape = vec![indices.len()];
+        shape.extend_from_slice(&self.item_shape);
+        Ok(Tensor::from_vec(out, shape, device)?)
+    }
+}
+
+/// Where a distillation step's teacher logits come from.
+pub enum TeacherLogits {
+    /// The teacher runs on each batch.
+    Live(Box<Teacher>),
+    /// Read by dataset index from logits computed once (inputs identical every epoch).
+    Cached(Cache),
+}
+
+impl TeacherLogits {
+    /// The teacher's logits for a training step's batch.
+    pub fn of(&self, step: &StepInput) -> Result<Tensor> {
+        match self {
+            TeacherLogits::Live(t) => t.logits(step.images),
+            TeacherLogits::Cached(c) => c.rows(step.indices, step.logits.device()),
+        }
     }
 }

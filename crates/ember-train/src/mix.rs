@@ -6,6 +6,10 @@
 use ember_core::EmberRng;
 use ember_data::Batch;
 
+/// Why mixing is refused on segmentation data.
+pub const NOT_ON_DENSE: &str =
+    "--mixup and --cutmix mix image-level labels; segmentation data has a label per pixel";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixConfig {
     pub mixup_alpha: f64,

@@ -114,9 +114,7 @@ impl Trainer<'_> {
         };
         let mut opt = Optimizer::new(s.method(), groups(), s.lr);
         if mix.enabled() && self.train.dataset().dense() {
-            return Err(EmberError::bad_input(
-                "--mixup and --cutmix mix image-level labels; segmentation data has a label per pixel",
-            ));
+            return Err(EmberError::bad_input(crate::mix::NOT_ON_DENSE));
         }
         if self.structure.is_some() && s.ema_decay.is_some() {
             return Err(EmberError::bad_input(
