@@ -7,17 +7,13 @@ use std::process::{Command, Output};
 
 mod output;
 #[allow(unused_imports)]
-pub use output::{assert_bad_input, metrics, ok_json, stdout_json, train_state};
+pub use output::{assert_bad_input, metrics, offline, ok_json, stdout_json, train_state};
 
 pub const TINY_MODEL: &str =
     r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 pub fn ember() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
-    // No test may reach the network or a user's Hub cache.
-    cmd.env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"));
-    cmd
+    offline(env!("CARGO_BIN_EXE_ember"))
 }
 
 pub fn run(args: &[&str]) -> Output {

@@ -1,13 +1,21 @@
-//! Reading a tool's output in end-to-end tests: the JSON result line on stdout, the
-//! one-line bad-input error, and a run directory's metrics and checkpoint state. Shared by
-//! the tool crates' tests (included by path).
+//! Running a tool and reading its output in end-to-end tests: the tool kept off the network,
+//! the JSON result line on stdout, the one-line bad-input error, and a run directory's
+//! metrics and checkpoint state. Shared by the tool crates' tests (included by path).
 
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use serde_json::Value;
+
+/// The binary `bin`, unable to reach the network or a user's Hub cache.
+pub fn offline(bin: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("HF_HUB_OFFLINE", "1")
+        .env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"));
+    cmd
+}
 
 /// The records of a run directory's `metrics.jsonl` (none before the file exists).
 pub fn metrics(dir: &Path) -> Vec<Value> {

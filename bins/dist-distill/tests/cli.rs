@@ -7,11 +7,11 @@
 mod output;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::{DType, Device};
 use ember_core::Checkpoint;
-use output::{assert_bad_input, stdout_json};
+use output::{assert_bad_input, offline, ok_json};
 use serde_json::Value;
 
 const TEACHER: &str =
@@ -19,10 +19,8 @@ const TEACHER: &str =
 const STUDENT: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 fn tool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dist-distill"))
+    offline(env!("CARGO_BIN_EXE_dist-distill"))
         .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"))
         .output()
         .unwrap()
 }
@@ -49,17 +47,8 @@ fn distil(out: &Path, config: &str, extra: &[&str]) -> Output {
     tool(&args)
 }
 
-fn ok(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(out)
-}
-
 fn teacher(dir: &Path) -> (String, Value) {
-    let s = ok(&distil(&dir.join("teacher"), TEACHER, &["--loss", "ce"]));
+    let s = ok_json(distil(&dir.join("teacher"), TEACHER, &["--loss", "ce"]));
     (s["checkpoint"].as_str().unwrap().to_string(), s)
 }
 
@@ -76,7 +65,7 @@ fn distils_from_a_teacher_records_it_and_caching_changes_nothing() {
         "--no-flip",
     ];
 
-    let live = ok(&distil(&tmp.path().join("live"), STUDENT, &fixed));
+    let live = ok_json(distil(&tmp.path().join("live"), STUDENT, &fixed));
     assert_eq!(live["command"], "dist-distill");
     assert_eq!(
         (live["loss"].as_str(), live["kd_weight"].as_f64()),
@@ -88,7 +77,7 @@ fn distils_from_a_teacher_records_it_and_caching_changes_nothing() {
 
     let mut cached_flags = fixed.to_vec();
     cached_flags.push("--cache-teacher");
-    let cached = ok(&distil(&tmp.path().join("cached"), STUDENT, &cached_flags));
+    let cached = ok_json(distil(&tmp.path().join("cached"), STUDENT, &cached_flags));
     assert_eq!(cached["cache_teacher"], true);
     assert_eq!(
         (cached["test_loss"].as_f64(), cached["test_top1"].as_f64()),
@@ -124,7 +113,7 @@ fn distils_from_a_teacher_records_it_and_caching_changes_nothing() {
 
     // KD with its defaults, resumed from the saved flags alone.
     let kd_dir = tmp.path().join("kd");
-    let kd = ok(&distil(
+    let kd = ok_json(distil(
         &kd_dir,
         STUDENT,
         &["--teacher", ckpt.as_str(), "--loss", "kd"],
@@ -133,7 +122,7 @@ fn distils_from_a_teacher_records_it_and_caching_changes_nothing() {
         (kd["ce_weight"].as_f64(), kd["tau"].as_f64()),
         (Some(0.9), Some(4.0))
     );
-    let resumed = ok(&tool(&["--resume", kd_dir.to_str().unwrap(), "--quiet"]));
+    let resumed = ok_json(tool(&["--resume", kd_dir.to_str().unwrap(), "--quiet"]));
     assert_eq!(
         (resumed["loss"].as_str(), resumed["teacher"].as_str()),
         (Some("kd"), Some(ckpt.as_str()))

@@ -19,9 +19,7 @@ use serde_json::Value;
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 fn tool() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dyrep-train"));
-    c.env("HF_HUB_OFFLINE", "1");
-    c
+    output::offline(env!("CARGO_BIN_EXE_dyrep-train"))
 }
 
 fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {

@@ -20,9 +20,7 @@ use output::{assert_bad_input, metrics, ok_json};
 const NET: &str = r#"{"img_size":16,"patch_size":2,"embed_dim":8,"depths":[2,2],"num_heads":[2,2],"window_size":2,"drop_path_rate":0.0,"norm_eps":1e-6}"#;
 
 fn tool() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_greenmim-pretrain"));
-    c.env("HF_HUB_OFFLINE", "1");
-    c
+    output::offline(env!("CARGO_BIN_EXE_greenmim-pretrain"))
 }
 
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {

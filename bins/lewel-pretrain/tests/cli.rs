@@ -15,9 +15,7 @@ use output::{assert_bad_input, metrics, ok_json};
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 fn tool() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lewel-pretrain"));
-    c.env("HF_HUB_OFFLINE", "1");
-    c
+    output::offline(env!("CARGO_BIN_EXE_lewel-pretrain"))
 }
 
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {

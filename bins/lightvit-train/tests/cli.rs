@@ -2,8 +2,11 @@
 //! overrides, the checkpoint it writes, fine-tuning from it (also through an offline Hub
 //! cache), and bad input.
 
+#[path = "../../../tests/common/output.rs"]
+mod output;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::Device;
 use ember_core::hub::{seed_cache, HubFile};
@@ -14,8 +17,8 @@ use serde_json::Value;
 const TINY: &str = r#"{"embed_dims": [8, 16, 32], "num_heads": [1, 1, 1], "num_layers": [1, 1, 1], "neck_dim": 32}"#;
 
 fn tool(args: &[&str], env: &[(&str, &Path)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightvit-train"));
-    cmd.args(args).env("HF_HUB_OFFLINE", "1");
+    let mut cmd = output::offline(env!("CARGO_BIN_EXE_lightvit-train"));
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

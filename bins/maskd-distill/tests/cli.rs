@@ -7,9 +7,9 @@
 mod output;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use output::{assert_bad_input, stdout_json};
+use output::{assert_bad_input, offline, ok_json};
 use serde_json::Value;
 
 /// Small canvases of small items: a few seconds per command on one thread.
@@ -19,21 +19,10 @@ const TEACHER: &str = r#"{"layers":[1,1],"channels":[8,16],"stem_width":8}"#;
 const STUDENT: &str = r#"{"layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
 fn tool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_maskd-distill"))
+    offline(env!("CARGO_BIN_EXE_maskd-distill"))
         .args(args)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HOME", std::env::temp_dir().join("ember-tests-no-hub"))
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout_json(out)
 }
 
 /// One epoch of stage 2 for a `config` backbone into `out`, with `extra` flags.
@@ -83,7 +72,7 @@ fn tokens(out: &Path, teacher: &str) -> Output {
 }
 
 fn teacher(dir: &Path) -> String {
-    let s = ok(&distil(&dir.join("teacher"), TEACHER, &["--loss", "none"]));
+    let s = ok_json(distil(&dir.join("teacher"), TEACHER, &["--loss", "none"]));
     assert_eq!(s["command"], "maskd-distill distill");
     assert!(s["test_miou"].as_f64().is_some(), "{s}");
     s["checkpoint"].as_str().unwrap().to_string()
@@ -99,7 +88,7 @@ fn learns_tokens_draws_masks_and_distils_with_every_term() {
     let teacher = teacher(tmp.path());
 
     let stage1 = tmp.path().join("tokens");
-    let t = ok(&tokens(&stage1, &teacher));
+    let t = ok_json(tokens(&stage1, &teacher));
     for key in [
         "dice_before",
         "dice_after",
@@ -111,7 +100,7 @@ fn learns_tokens_draws_masks_and_distils_with_every_term() {
     let tokens_file = t["tokens_file"].as_str().unwrap().to_string();
     assert!(Path::new(&tokens_file).is_file());
     // A finished stage 1 resumed from its folder alone ends where it ended.
-    let resumed = ok(&tool(&[
+    let resumed = ok_json(tool(&[
         "tokens",
         "--resume",
         stage1.to_str().unwrap(),
@@ -120,7 +109,7 @@ fn learns_tokens_draws_masks_and_distils_with_every_term() {
     assert_eq!(resumed["dice_after"], t["dice_after"]);
 
     let png = tmp.path().join("masks.png");
-    let m = ok(&tool(&[
+    let m = ok_json(tool(&[
         "masks",
         "--teacher",
         &teacher,
@@ -136,13 +125,13 @@ fn learns_tokens_draws_masks_and_distils_with_every_term() {
     assert!(finite(&m["mean_pairwise_dice"]) && png.is_file(), "{m}");
 
     let with_teacher = ["--teacher", teacher.as_str()];
-    let live = ok(&distil(
+    let live = ok_json(distil(
         &tmp.path().join("live"),
         STUDENT,
         &[&with_teacher[..], &["--tokens", &tokens_file]].concat(),
     ));
     assert_eq!(live["loss"], "maskd");
-    let cached = ok(&distil(
+    let cached = ok_json(distil(
         &tmp.path().join("cached"),
         STUDENT,
         &[
@@ -160,7 +149,7 @@ fn learns_tokens_draws_masks_and_distils_with_every_term() {
 
     for loss in ["kd", "dist", "mse"] {
         let dir = tmp.path().join(loss);
-        let s = ok(&distil(
+        let s = ok_json(distil(
             &dir,
             STUDENT,
             &[&with_teacher[..], &["--loss", loss, "--cache-teacher"]].concat(),
