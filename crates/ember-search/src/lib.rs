@@ -1,0 +1,14 @@
+//! Architecture search for Ember's width and scaling searches (BCNet, ScaleNet): analytic
+//! cost counting, the Channel-Bench-Macro spaces and result files, rank metrics between an
+//! estimator and ground truth, and a seeded, replayable evolutionary search engine.
+
+pub mod cbm;
+pub mod cbm_rank;
+pub mod count;
+pub mod evolution;
+pub mod rank;
+
+pub use cbm::{Benchmark, Family, MacroSpace};
+pub use count::{Cost, Counter};
+pub use evolution::{evolve, random_search, EvolutionConfig, GeneSampler, Recorded, Uniform};
+pub use rank::{kendall_tau_b, pearson, spearman};
