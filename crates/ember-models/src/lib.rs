@@ -1,6 +1,8 @@
 //! Ember's models: layers shared by every family, the families themselves (with the official
 //! PyTorch state_dict names), and a registry that builds any of them from (arch, JSON config).
 
+pub mod cbm;
+pub mod cost;
 pub mod from_checkpoint;
 pub mod layers;
 pub mod lightvit;

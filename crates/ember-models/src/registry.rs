@@ -8,6 +8,7 @@ use candle_nn::VarBuilder;
 use ember_core::{EmberError, Result};
 use serde_json::{Map, Value};
 
+use crate::cbm::{self, MacroNet};
 use crate::lightvit::{self, LightViT};
 use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
@@ -300,10 +301,28 @@ pub const ARCHS: &[Arch] = &[
             "segmentation: ResNet-18 at quarter width (16-128), FPN decoder (32 channels, stride 4)",
         preset: || json(seg::Config::resnet_quarter()),
     },
+    Arch {
+        name: "cbm_mobilenet",
+        family: "cbm",
+        about: "Channel-Bench-Macro's MobileNet at its maximum widths (any 7 widths)",
+        preset: || json(cbm::Config::benchmark(cbm::Layout::MobileNet)),
+    },
+    Arch {
+        name: "cbm_resnet",
+        family: "cbm",
+        about: "Channel-Bench-Macro's ResNet at its maximum widths (any 7 widths)",
+        preset: || json(cbm::Config::benchmark(cbm::Layout::ResNet)),
+    },
+    Arch {
+        name: "cbm_mobilenet_small",
+        family: "cbm",
+        about: "Channel-Bench-Macro's MobileNet at 1/8 of its widths (16-192; the Fashion-MNIST search space)",
+        preset: || json(cbm::Config::scaled(cbm::Layout::MobileNet, 8)),
+    },
 ];
 
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg"];
+pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg", "cbm"];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -395,6 +414,7 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
     match family {
         "lightvit" | "swin" => field("img_size").unwrap_or(224),
         "seg" => 64,
+        "cbm" => 32,
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
@@ -443,6 +463,14 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
             cfg.validate().map_err(bad)?;
             serde_json::json!({ "convs": cfg.macs(h, w) / 1e9 })
         }
+        "cbm" => {
+            let cfg: cbm::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            if h != w {
+                return Err(bad(format!("square inputs only, got {h}x{w}")));
+            }
+            serde_json::json!({ "convs_and_classifier": cfg.cost(h).macs as f64 / 1e9 })
+        }
         "swin" => {
             let cfg: swin::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
@@ -482,6 +510,11 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
             let cfg: seg::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(SegModel::new(&cfg, vb)?))
+        }
+        "cbm" => {
+            let cfg: cbm::Config = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(MacroNet::new(&cfg, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",

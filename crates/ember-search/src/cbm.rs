@@ -13,7 +13,8 @@ use std::path::Path;
 use ember_core::{EmberError, Result};
 use serde::Deserialize;
 
-use crate::count::{Cost, Counter};
+use ember_models::cbm::{Config as ModelConfig, Layout};
+use ember_models::cost::Cost;
 
 /// The two macro networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,12 +36,17 @@ impl Family {
         }
     }
 
+    pub fn layout(self) -> Layout {
+        match self {
+            Family::MobileNet => Layout::MobileNet,
+            Family::ResNet => Layout::ResNet,
+        }
+    }
+
     /// The benchmark's maximum width of each searchable layer.
     pub fn maxima(self) -> [usize; 7] {
-        match self {
-            Family::MobileNet => [128, 768, 768, 768, 256, 1536, 1024],
-            Family::ResNet => [256, 256, 256, 512, 512, 512, 512],
-        }
+        let widths = ModelConfig::benchmark(self.layout()).widths;
+        std::array::from_fn(|i| widths[i])
     }
 }
 
@@ -86,8 +92,9 @@ impl MacroSpace {
     /// The benchmark's layout with every maximum divided by `divisor` (rounded up), on
     /// `in_chans x side x side` inputs.
     pub fn scaled(family: Family, divisor: usize, in_chans: usize, side: usize) -> Self {
+        let widths = ModelConfig::scaled(family.layout(), divisor).widths;
         Self {
-            maxima: family.maxima().map(|m| m.div_ceil(divisor)),
+            maxima: std::array::from_fn(|i| widths[i]),
             in_chans,
             side,
             ..Self::benchmark(family)
@@ -110,49 +117,20 @@ impl MacroSpace {
         Ok(w)
     }
 
+    /// The model config of the widest network (what a supernet stores, before BCNetV2's
+    /// enlargement).
+    pub fn model(&self) -> ModelConfig {
+        ModelConfig {
+            layout: self.family.layout(),
+            widths: self.maxima.to_vec(),
+            in_chans: self.in_chans,
+            num_classes: self.classes,
+        }
+    }
+
     /// MACs and parameters of the network with these channels per searchable layer.
     pub fn cost(&self, w: &[usize; 7]) -> Cost {
-        let mut n = Counter::new(self.side);
-        n.conv(self.in_chans, w[0], 3, 2, 1);
-        n.bn(w[0]);
-        match self.family {
-            Family::MobileNet => {
-                // (input, hidden, output, stride) of the four inverted-residual blocks.
-                for (c_in, hidden, c_out, stride) in [
-                    (w[0], w[1], w[0], 1),
-                    (w[0], w[2], w[0], 1),
-                    (w[0], w[3], w[4], 2),
-                    (w[4], w[5], w[4], 1),
-                ] {
-                    n.conv(c_in, hidden, 1, 1, 1);
-                    n.bn(hidden);
-                    n.conv(hidden, hidden, 3, stride, hidden);
-                    n.bn(hidden);
-                    n.conv(hidden, c_out, 1, 1, 1);
-                    n.bn(c_out);
-                }
-                n.conv(w[4], w[6], 1, 1, 1);
-                n.bn(w[6]);
-                n.linear(w[6], self.classes);
-            }
-            Family::ResNet => {
-                // (input, middle, output, stride) of the five basic blocks.
-                for (c_in, mid, c_out, stride) in [
-                    (w[0], w[1], w[0], 1),
-                    (w[0], w[2], w[0], 1),
-                    (w[0], w[3], w[4], 2),
-                    (w[4], w[5], w[4], 1),
-                    (w[4], w[6], w[4], 1),
-                ] {
-                    n.conv(c_in, mid, 3, stride, 1);
-                    n.bn(mid);
-                    n.conv(mid, c_out, 3, 1, 1);
-                    n.bn(c_out);
-                }
-                n.linear(w[4], self.classes);
-            }
-        }
-        n.total()
+        self.model().cost_with(w, self.side)
     }
 
     /// Cost of a choice vector.

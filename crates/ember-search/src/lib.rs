@@ -4,11 +4,10 @@
 
 pub mod cbm;
 pub mod cbm_rank;
-pub mod count;
 pub mod evolution;
 pub mod rank;
 
 pub use cbm::{Benchmark, Family, MacroSpace};
-pub use count::{Cost, Counter};
+pub use ember_models::cost::{Cost, Counter};
 pub use evolution::{evolve, random_search, EvolutionConfig, GeneSampler, Recorded, Uniform};
 pub use rank::{kendall_tau_b, pearson, spearman};

@@ -8,6 +8,7 @@ mod conv;
 mod layer_norm;
 mod linear;
 mod noise;
+pub mod sliced;
 
 pub use batch_norm::{set_variable, BatchNorm2d};
 pub use conv::Conv2d;

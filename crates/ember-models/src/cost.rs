@@ -1,4 +1,4 @@
-//! Analytic cost of a network, layer by layer, as Channel-Bench-Macro counts it:
+//! Analytic cost of a convolutional network, layer by layer, as Channel-Bench-Macro counts it:
 //! multiply-accumulates of convolutions (`c_in * c_out * h_out * w_out * k^2 / groups`) and
 //! linear layers (`in * out`); parameters of conv weights (no conv bias), two per BatchNorm
 //! channel (gamma and beta; running statistics are buffers) and the linear weight and bias.
