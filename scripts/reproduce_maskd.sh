@@ -36,6 +36,7 @@ run() {
   if [ -f "$dir/config.json" ] || [ -f "$dir/last.safetensors" ]; then
     "${tool[@]}" --resume "$dir" --quiet > "$dir.json"
   else
+    mkdir -p "$(dirname "$dir")"
     "${tool[@]}" "$@" --quiet --out "$dir" > "$dir.json"
   fi
   echo "done: $dir" >&2

@@ -98,9 +98,12 @@ impl SearchResult {
     }
 }
 
-/// Tries allowed per wanted candidate before a generation gives up on filling its quota
-/// (the official searcher's 10x).
-const TRIES_PER_CANDIDATE: usize = 10;
+/// Tries allowed per wanted mutant or child before a generation gives up on its quota (the
+/// official searcher's 10x).
+const TRIES_PER_CHILD: usize = 10;
+/// Tries allowed per wanted random candidate: enough to fill a population from a window
+/// holding a small share of the space (a tenth of Channel-Bench-Macro at 25% FLOPs).
+const TRIES_PER_DRAW: usize = 1000;
 
 /// The search. `legal` says whether a candidate may be evaluated (its FLOPs, say);
 /// `fitness` scores one (higher is better).
@@ -117,9 +120,15 @@ pub fn evolve(
     let mut population: Vec<Vec<usize>> = Vec::new();
     for generation in 0..cfg.generations {
         let wanted = cfg.population.saturating_sub(population.len());
-        let fresh = breed(wanted, &mut rng, &seen, &population, legal, |rng| {
-            (0..sampler.genes()).map(|g| sampler.draw(g, rng)).collect()
-        });
+        let fresh = breed(
+            wanted,
+            TRIES_PER_DRAW,
+            &mut rng,
+            &seen,
+            &population,
+            legal,
+            |rng| (0..sampler.genes()).map(|g| sampler.draw(g, rng)).collect(),
+        );
         population.extend(fresh);
         for genes in population.drain(..) {
             let score = fitness(&genes)?;
@@ -138,28 +147,44 @@ pub fn evolve(
         if generation + 1 == cfg.generations || top.is_empty() {
             break;
         }
-        let mutants = breed(cfg.mutations, &mut rng, &seen, &[], legal, |rng| {
-            let parent = &top[rng.below(top.len())].genes;
-            parent
-                .iter()
-                .enumerate()
-                .map(|(g, &v)| {
-                    if rng.bernoulli(cfg.mutation_prob) {
-                        sampler.draw(g, rng)
-                    } else {
-                        v
-                    }
-                })
-                .collect()
-        });
-        let children = breed(cfg.crossovers, &mut rng, &seen, &mutants, legal, |rng| {
-            let a = &top[rng.below(top.len())].genes;
-            let b = &top[rng.below(top.len())].genes;
-            a.iter()
-                .zip(b)
-                .map(|(&x, &y)| if rng.bernoulli(0.5) { x } else { y })
-                .collect()
-        });
+        let mutants = breed(
+            cfg.mutations,
+            TRIES_PER_CHILD,
+            &mut rng,
+            &seen,
+            &[],
+            legal,
+            |rng| {
+                let parent = &top[rng.below(top.len())].genes;
+                parent
+                    .iter()
+                    .enumerate()
+                    .map(|(g, &v)| {
+                        if rng.bernoulli(cfg.mutation_prob) {
+                            sampler.draw(g, rng)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect()
+            },
+        );
+        let children = breed(
+            cfg.crossovers,
+            TRIES_PER_CHILD,
+            &mut rng,
+            &seen,
+            &mutants,
+            legal,
+            |rng| {
+                let a = &top[rng.below(top.len())].genes;
+                let b = &top[rng.below(top.len())].genes;
+                a.iter()
+                    .zip(b)
+                    .map(|(&x, &y)| if rng.bernoulli(0.5) { x } else { y })
+                    .collect()
+            },
+        );
         population = mutants;
         population.extend(children);
     }
@@ -167,9 +192,10 @@ pub fn evolve(
 }
 
 /// Up to `wanted` new candidates from `make`: legal, never evaluated, not in `taken` and
-/// distinct, within [`TRIES_PER_CANDIDATE`] tries each.
+/// distinct, within `tries` tries each.
 fn breed(
     wanted: usize,
+    tries: usize,
     rng: &mut EmberRng,
     seen: &HashSet<Vec<usize>>,
     taken: &[Vec<usize>],
@@ -177,7 +203,7 @@ fn breed(
     mut make: impl FnMut(&mut EmberRng) -> Vec<usize>,
 ) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::with_capacity(wanted);
-    for _ in 0..wanted * TRIES_PER_CANDIDATE {
+    for _ in 0..wanted * tries {
         if out.len() == wanted {
             break;
         }
@@ -198,9 +224,15 @@ pub fn random_search(
     mut fitness: impl FnMut(&[usize]) -> Result<f64>,
 ) -> Result<SearchResult> {
     let mut rng = EmberRng::for_name(seed, "random-search");
-    let picks = breed(budget, &mut rng, &HashSet::new(), &[], legal, |rng| {
-        (0..sampler.genes()).map(|g| sampler.draw(g, rng)).collect()
-    });
+    let picks = breed(
+        budget,
+        TRIES_PER_DRAW,
+        &mut rng,
+        &HashSet::new(),
+        &[],
+        legal,
+        |rng| (0..sampler.genes()).map(|g| sampler.draw(g, rng)).collect(),
+    );
     let mut history = Vec::with_capacity(picks.len());
     for genes in picks {
         let score = fitness(&genes)?;

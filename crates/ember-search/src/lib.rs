@@ -3,6 +3,7 @@
 //! estimator and ground truth, and a seeded, replayable evolutionary search engine.
 
 pub mod cbm;
+pub mod cbm_bench;
 pub mod cbm_rank;
 pub mod evolution;
 pub mod rank;

@@ -5,12 +5,12 @@
 //! recorded supernet score files against the values the benchmark's README tabulates, and
 //! the evolutionary search with the mean accuracy as a clean oracle against random search.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ember_search::cbm::{parse_key, Benchmark, Family, MacroSpace};
-use ember_search::cbm_rank::{in_window, load_scores, max_flops, rank_report, BUDGETS};
-use ember_search::{evolve, random_search, EvolutionConfig, Uniform};
+use ember_search::cbm_bench::{self, BenchConfig, Oracle};
+use ember_search::cbm_rank::{load_scores, rank_report, BUDGETS};
+use ember_search::EvolutionConfig;
 use serde_json::Value;
 
 #[test]
@@ -188,64 +188,37 @@ fn with_the_benchmark_every_cost_and_the_readmes_rank_table() {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 #[test]
 fn with_the_benchmark_evolution_beats_random_search_on_a_clean_oracle() {
     let Some(dir) = benchmark_dir() else { return };
-    const QUERIES: usize = 300;
-    const SEEDS: u64 = 30;
     for bench in benchmarks(&dir) {
-        let max = max_flops(&bench);
-        let means: HashMap<Vec<usize>, f64> = bench
-            .records
-            .iter()
-            .map(|(k, r)| (parse_key(k).unwrap(), r.mean))
-            .collect();
-        let sampler = Uniform::range(7, 1, 4);
         for budget in BUDGETS {
-            let legal = |g: &[usize]| in_window(bench.get(g).unwrap().flops, max, budget);
-            let best = bench
-                .records
-                .values()
-                .filter(|r| in_window(r.flops, max, budget))
-                .map(|r| r.mean)
-                .fold(f64::MIN, f64::max);
-            let fitness = |g: &[usize]| Ok(means[g]);
-            let (mut evo, mut rnd) = (Vec::new(), Vec::new());
-            for seed in 0..SEEDS {
-                // 60 x 5 generations = the 300 queries of spec 3.3.
-                let cfg = EvolutionConfig {
+            // 60 x 5 generations = the 300 queries of spec 3.3, over 30 seeds.
+            let cfg = BenchConfig {
+                evolution: EvolutionConfig {
                     population: 60,
                     generations: 5,
                     top_k: 10,
                     mutations: 30,
                     crossovers: 30,
                     mutation_prob: 0.1,
-                    seed,
-                };
-                let e = evolve(&cfg, &sampler, &legal, fitness).unwrap();
-                assert!(e.history.len() <= QUERIES);
-                evo.push(best - e.best().unwrap().score);
-                let r = random_search(QUERIES, seed, &sampler, &legal, fitness).unwrap();
-                rnd.push(best - r.best().unwrap().score);
-            }
-            let (e, r) = (median(evo), median(rnd));
+                    seed: 0,
+                },
+                queries: 300,
+                seeds: 30,
+                budget,
+                oracle: Oracle::Mean,
+            };
+            let r = cbm_bench::run(&bench, &cfg).unwrap();
+            let (e, rnd) = (r.evolution.median_regret, r.random.median_regret);
             eprintln!(
-                "{} at {budget}: median regret evolution {e:.3}, random search {r:.3}",
+                "{} at {budget}: median regret evolution {e:.3}, random search {rnd:.3}",
                 bench.family.name()
             );
+            assert!(r.evolution.queries <= 300.0 && r.random.queries == 300.0);
             assert!(
-                e <= 0.05 && e < r,
-                "{} at {budget}: {e} vs {r}",
+                e <= 0.05 && e < rnd,
+                "{} at {budget}: {e} vs {rnd}",
                 bench.family.name()
             );
         }
