@@ -50,20 +50,30 @@ pub fn parse_args_from<T: Parser, I: Into<std::ffi::OsString> + Clone>(
 /// which (0, 2 for bad input, 1 for a runtime failure).
 pub fn run(command: impl FnOnce() -> Result<Value>) -> ExitCode {
     match command() {
-        Ok(Value::Array(items)) => {
-            for item in items {
-                println!("{item}");
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(value) => {
-            println!("{value}");
-            ExitCode::SUCCESS
-        }
+        Ok(Value::Array(items)) => print_lines(&items),
+        Ok(value) => print_lines(&[value]),
         Err(e) => {
             let msg = e.to_string().replace('\n', " ");
             eprintln!("error: {msg}");
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Writes one JSON line per value to stdout. A reader that closed the pipe early (`| head`)
+/// is not an error: the lines it wanted were written.
+fn print_lines(values: &[Value]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for v in values {
+        match writeln!(out, "{v}") {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: writing the result: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
