@@ -31,9 +31,12 @@ def stats(values):
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.mean(values), sd, len(values)
 
-teacher = os.path.join(out, "teacher")
-if os.path.isfile(os.path.join(teacher, "summary.json")):
-    print(f"Teacher (seg_resnet18): test mIoU {miou(teacher):.2f}% (last epoch)\n")
+# The teacher as the students met it (best.safetensors, scored by each distillation run).
+taught = [load(p) for p in glob.glob(os.path.join(out, "students", "*-s*.json"))
+          if os.path.getsize(p) > 0]
+teacher = next((t["teacher_miou"] for t in taught if "teacher_miou" in t), None)
+if teacher is not None:
+    print(f"Teacher (seg_resnet18, its best epoch): test mIoU {teacher:.2f}%\n")
 tokens = os.path.join(out, "tokens", "summary.json")
 if os.path.isfile(tokens):
     t = load(tokens)

@@ -89,7 +89,7 @@ pub fn mask_rows(mask: &UnitMask, b: usize, like: &Tensor) -> Result<Tensor> {
 }
 
 impl Pretext for Mim {
-    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss> {
+    fn loss(&self, views: &[Tensor], _labels: &[u32], step: usize) -> Result<StepLoss> {
         let images = views
             .first()
             .ok_or_else(|| EmberError::Runtime("masked image modelling needs a view".into()))?;

@@ -226,7 +226,7 @@ fn unit_rows(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Pretext for Lewel {
-    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss> {
+    fn loss(&self, views: &[Tensor], _labels: &[u32], step: usize) -> Result<StepLoss> {
         let [x1, x2] = views else {
             return Err(EmberError::Runtime("LEWEL needs two views".into()));
         };

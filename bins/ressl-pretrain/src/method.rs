@@ -84,7 +84,7 @@ impl Ressl {
 
 impl Pretext for Ressl {
     /// `views`: (strong, weak), the order of ReSSL's dataset.
-    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss> {
+    fn loss(&self, views: &[Tensor], _labels: &[u32], step: usize) -> Result<StepLoss> {
         let [strong, weak] = views else {
             return Err(EmberError::Runtime("ReSSL needs two views".into()));
         };

@@ -29,8 +29,10 @@ const PRETEXT_PREFIX: &str = "@train/pretext/";
 /// A self-supervised method as the loop drives it.
 pub trait Pretext {
     /// The loss of one training step on the views `[n, c, h, w]` of a batch (training mode),
-    /// with named parts for the record. `step` counts optimizer steps from 0.
-    fn loss(&self, views: &[Tensor], step: usize) -> Result<StepLoss>;
+    /// with named parts for the record. `labels` are the batch's classes (which a
+    /// self-supervised method ignores and a supernet trains on); `step` counts optimizer
+    /// steps from 0.
+    fn loss(&self, views: &[Tensor], labels: &[u32], step: usize) -> Result<StepLoss>;
 
     /// After each optimizer step (a momentum update that follows the step, say).
     fn after_step(&self, _step: usize) -> Result<()> {
@@ -138,7 +140,7 @@ impl Pretrainer<'_> {
                     .collect::<Result<Vec<_>>>()?;
                 let lr = schedule.lr(state.step);
                 opt.set_lr(lr);
-                let out = self.pretext.loss(&views, state.step)?;
+                let out = self.pretext.loss(&views, &batch.labels, state.step)?;
                 let loss = out.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !loss.is_finite() {
                     progress.finish();
