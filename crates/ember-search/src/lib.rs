@@ -2,6 +2,7 @@
 //! cost counting, the Channel-Bench-Macro spaces and result files, rank metrics between an
 //! estimator and ground truth, and a seeded, replayable evolutionary search engine.
 
+pub mod bcnet;
 pub mod cbm;
 pub mod cbm_bench;
 pub mod cbm_rank;
