@@ -138,8 +138,8 @@ mod tests {
             let mut uses = vec![0; stored];
             for c in m..=k {
                 for path in [w.left(&[c]).unwrap(), w.right(&[c]).unwrap()] {
-                    for ch in path[0].start..path[0].end() {
-                        uses[ch] += 1;
+                    for u in &mut uses[path[0].start..path[0].end()] {
+                        *u += 1;
                     }
                 }
             }
