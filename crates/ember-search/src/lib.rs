@@ -8,6 +8,7 @@ pub mod cbm_bench;
 pub mod cbm_rank;
 pub mod evolution;
 pub mod rank;
+pub mod supernet;
 
 pub use cbm::{Benchmark, Family, MacroSpace};
 pub use ember_models::cost::{Cost, Counter};
