@@ -77,7 +77,7 @@ impl Supernet {
         };
         match self.coupling {
             Coupling::Left => Ok(draw(step)),
-            Coupling::Bilateral if step % 2 == 0 => Ok(draw(step / 2)),
+            Coupling::Bilateral if step.is_multiple_of(2) => Ok(draw(step / 2)),
             Coupling::Bilateral => self.widths.complement(&draw(step / 2)),
         }
     }
@@ -242,7 +242,9 @@ mod tests {
         let (_, s) = supernet(Coupling::Bilateral);
         let x = Tensor::randn(0f32, 1.0, (4, 1, 16, 16), &Device::Cpu).unwrap();
         for step in 0..3 {
-            let out = s.loss(&[x.clone()], &[0, 1, 2, 0], step).unwrap();
+            let out = s
+                .loss(std::slice::from_ref(&x), &[0, 1, 2, 0], step)
+                .unwrap();
             let value = |t: &Tensor| t.to_scalar::<f32>().unwrap();
             let (l, r) = (value(&out.parts[0].1), value(&out.parts[1].1));
             assert!((value(&out.total) - 0.5 * (l + r)).abs() < 1e-6);
