@@ -1,27 +1,35 @@
-//! `bcnet-search`: width search with BCNet / BCNetV2 (arXiv 2203.13714). This version
-//! ships `bench`, which runs Ember's evolutionary search against Channel-Bench-Macro's
-//! ground truth and ranks recorded supernet scores; supernet training, search with a
-//! supernet and scoring come with the next commands.
+//! `bcnet-search`: width search with BCNet / BCNetV2 (arXiv 2203.13714). `train` trains a
+//! bilaterally coupled (or left-only) supernet over a Channel-Bench-Macro network; `bench`
+//! runs Ember's evolutionary search against Channel-Bench-Macro's ground truth and ranks
+//! recorded supernet scores. Search and scoring with a trained supernet come next.
 
 mod bench;
+mod train;
 
 use clap::{Parser, Subcommand};
-use ember_core::Result;
+use ember_cli::RuntimeArgs;
+use ember_core::{EmberError, Result};
 use serde_json::Value;
 
 pub use bench::BenchArgs;
+pub use train::{SupernetArgs, TrainArgs};
 
 /// Width search with bilaterally coupled supernets. Results go to stdout as one JSON line,
 /// progress to stderr.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bcnet-search", version, about, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
+    /// Train a width-search supernet (BCNet's left and right paths, or the left one only)
+    /// over a Channel-Bench-Macro network; checkpointed and resumable (--resume DIR).
+    Train(Box<TrainArgs>),
     /// The search engine against Channel-Bench-Macro's ground truth (regret and percentile
     /// of the returned architecture vs random search), or the ranking quality of recorded
     /// supernet scores (--scores).
@@ -29,8 +37,29 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
-    match cli.command {
-        Command::Bench(args) => bench::run(&args),
+    match &cli.command {
+        Command::Bench(args) => bench::run(args),
+        Command::Train(args) => {
+            let (device, _) = cli.runtime.setup()?;
+            let argv: Vec<String> = std::env::args().collect();
+            let spec = train::spec(args, &cli.runtime, &argv)?;
+            train::run(spec, &device, reparse_train)
+        }
+    }
+}
+
+/// A saved `train` command line (without the program name) back into its spec.
+fn reparse_train(saved: &[String]) -> Result<ember_cli::pretrain::PretrainSpec<TrainArgs>> {
+    let argv: Vec<String> = std::iter::once("bcnet-search".to_string())
+        .chain(saved.iter().cloned())
+        .collect();
+    let cli =
+        Cli::try_parse_from(&argv).map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
+    match &cli.command {
+        Command::Train(args) => train::spec(args, &cli.runtime, &argv),
+        _ => Err(EmberError::bad_input(
+            "the run folder is not a bcnet-search train run",
+        )),
     }
 }
 

@@ -1,5 +1,7 @@
-//! `bcnet-search` end to end: `bench` against Channel-Bench-Macro (when its files are here:
-//! `$EMBER_CBM_DIR`, default `../shared/benchmarks/channel-bench-macro`), and the refusals.
+//! `bcnet-search` end to end: `train` of tiny supernets on the bundled subset (BCNet,
+//! BCNetV2's enlarged layers, the left-only baseline; resume), `bench` against
+//! Channel-Bench-Macro (when its files are here: `$EMBER_CBM_DIR`, default
+//! `../shared/benchmarks/channel-bench-macro`), and the refusals.
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
@@ -71,8 +73,91 @@ fn bench_searches_the_benchmark_and_ranks_recorded_scores() {
     assert!((kendall - 0.656).abs() < 1e-3, "{r}");
 }
 
+/// One epoch of a tiny MobileNet supernet (widths 8) on 512 subset images into `out`.
+fn train(out: &Path, extra: &[&str]) -> Output {
+    let dir = out.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--arch",
+        "cbm_mobilenet_small",
+        "--model-config",
+        r#"{"widths": [8, 8, 8, 8, 8, 8, 8]}"#,
+        "--data",
+        "fashion-mnist-subset",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--knn-bank",
+        "256",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        dir,
+    ];
+    args.extend(extra);
+    tool(&args)
+}
+
+#[test]
+fn trains_supernets_and_resumes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bc = tmp.path().join("bc");
+    let r = ok_json(train(&bc, &["--bins", "4"]));
+    assert_eq!(
+        (r["method"].as_str(), r["coupling"].as_str()),
+        (Some("bcnet"), Some("bc"))
+    );
+    let metrics = std::fs::read_to_string(bc.join("metrics.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(
+        record["train_left"].is_f64() && record["train_right"].is_f64(),
+        "{record}"
+    );
+    // The finished run resumed from its folder alone reports the same.
+    let again = ok_json(tool(&[
+        "train",
+        "--resume",
+        bc.to_str().unwrap(),
+        "--quiet",
+    ]));
+    assert_eq!(again["knn_top1"], r["knn_top1"]);
+
+    // BCNetV2: K = 4, m = 2 stores 6 bins of 2 channels per layer.
+    let v2 = ok_json(train(
+        &tmp.path().join("v2"),
+        &["--bins", "4", "--min-bins", "2"],
+    ));
+    let backbone = v2["backbone"].as_str().unwrap();
+    let ckpt =
+        ember_core::Checkpoint::load(Path::new(backbone), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(
+        ckpt.meta.config["widths"],
+        serde_json::json!([12, 12, 12, 12, 12, 12, 12])
+    );
+
+    let ua = ok_json(train(
+        &tmp.path().join("ua"),
+        &["--bins", "4", "--coupling", "ua"],
+    ));
+    assert_eq!(ua["coupling"], "ua");
+}
+
 #[test]
 fn refuses_impossible_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("refused");
+    assert_bad_input(
+        &tool(&["train", "--data", "fashion-mnist-subset"]),
+        "--arch resnet",
+    );
+    assert_bad_input(&train(&out, &["--bins", "3"]), "does not split into 3 bins");
+    assert_bad_input(
+        &train(&out, &["--bins", "4", "--min-bins", "5"]),
+        "min bins",
+    );
+    assert!(!out.exists());
     assert_bad_input(&tool(&["bench"]), "--benchmark DIR");
     let missing = tool(&["bench", "--benchmark", "/nonexistent"]);
     assert_bad_input(&missing, "/nonexistent");

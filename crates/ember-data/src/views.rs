@@ -24,6 +24,9 @@ pub enum ViewRecipe {
     Byol,
     /// MAE's (masked image modelling): one view, a random resized crop and a flip.
     Mim,
+    /// Supervised training's: one view, a random crop with this zero padding and a flip
+    /// (a width-search supernet trains on labels).
+    Supervised { crop_padding: usize },
 }
 
 /// One pipeline per view, all producing the same shape.
@@ -67,6 +70,10 @@ impl ViewRecipe {
         let blur = |p: f64| Transform::GaussianBlur { sigma, p };
         let views = match self {
             ViewRecipe::Mim => vec![vec![crop, flip]],
+            // The supervised pipeline normalises already.
+            ViewRecipe::Supervised { crop_padding } => {
+                return Views(vec![pre.train_pipeline(crop_padding, true)])
+            }
             ViewRecipe::Ressl => vec![
                 vec![
                     crop.clone(),
