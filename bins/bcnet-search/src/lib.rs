@@ -1,10 +1,14 @@
 //! `bcnet-search`: width search with BCNet / BCNetV2 (arXiv 2203.13714). `train` trains a
-//! bilaterally coupled (or left-only) supernet over a Channel-Bench-Macro network; `bench`
-//! runs Ember's evolutionary search against Channel-Bench-Macro's ground truth and ranks
-//! recorded supernet scores. Search and scoring with a trained supernet come next.
+//! bilaterally coupled (or left-only) supernet over a Channel-Bench-Macro network; `search`
+//! evolves width vectors under a FLOPs budget with the supernet's scores; `score` scores
+//! given ones; `bench` runs the evolution against Channel-Bench-Macro's ground truth and
+//! ranks recorded supernet scores.
 
 mod bench;
+mod score;
+mod search;
 mod train;
+mod trained;
 
 use clap::{Parser, Subcommand};
 use ember_cli::RuntimeArgs;
@@ -12,6 +16,8 @@ use ember_core::{EmberError, Result};
 use serde_json::Value;
 
 pub use bench::BenchArgs;
+pub use score::ScoreArgs;
+pub use search::SearchArgs;
 pub use train::{SupernetArgs, TrainArgs};
 
 /// Width search with bilaterally coupled supernets. Results go to stdout as one JSON line,
@@ -30,6 +36,11 @@ pub enum Command {
     /// Train a width-search supernet (BCNet's left and right paths, or the left one only)
     /// over a Channel-Bench-Macro network; checkpointed and resumable (--resume DIR).
     Train(Box<TrainArgs>),
+    /// Evolutionary search under a FLOPs budget with a trained supernet's scores; writes
+    /// the winner as a model config for `ember train --arch cbm --model-config FILE`.
+    Search(Box<SearchArgs>),
+    /// The trained supernet's estimate of given or random width vectors.
+    Score(Box<ScoreArgs>),
     /// The search engine against Channel-Bench-Macro's ground truth (regret and percentile
     /// of the returned architecture vs random search), or the ranking quality of recorded
     /// supernet scores (--scores).
@@ -39,6 +50,14 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Value> {
     match &cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Search(args) => {
+            let (device, _) = cli.runtime.setup()?;
+            search::run(args, cli.runtime.seed, &device)
+        }
+        Command::Score(args) => {
+            let (device, _) = cli.runtime.setup()?;
+            score::run(args, cli.runtime.seed, &device)
+        }
         Command::Train(args) => {
             let (device, _) = cli.runtime.setup()?;
             let argv: Vec<String> = std::env::args().collect();

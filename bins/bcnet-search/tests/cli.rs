@@ -142,6 +142,73 @@ fn trains_supernets_and_resumes_them() {
         &["--bins", "4", "--coupling", "ua"],
     ));
     assert_eq!(ua["coupling"], "ua");
+
+    // Scoring and searching with the BCNet supernet.
+    let supernet = r["backbone"].as_str().unwrap().to_string();
+    let using = |cmd: &str, extra: &[&str]| {
+        let mut args = vec![
+            cmd,
+            "--supernet",
+            supernet.as_str(),
+            "--data",
+            "fashion-mnist-subset",
+            "--holdout",
+            "256",
+            "--calibration-batches",
+            "2",
+            "--threads",
+            "1",
+        ];
+        args.extend(extra);
+        tool(&args)
+    };
+    let scored = using("score", &["--widths", "4,4,4,4,4,4,4", "--random", "1"]);
+    assert!(
+        scored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scored.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&scored.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["widths"], serde_json::json!([8, 8, 8, 8, 8, 8, 8]));
+    assert!((0.0..=100.0).contains(&lines[0]["score"].as_f64().unwrap()));
+
+    let out = tmp.path().join("search");
+    let search = [
+        "--flops-ratio",
+        "0.5",
+        "--population",
+        "4",
+        "--generations",
+        "2",
+        "--top-k",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let found = ok_json(using("search", &search));
+    let macs = found["best"]["macs"].as_f64().unwrap();
+    let budget = found["budget_macs"].as_f64().unwrap();
+    assert!(macs <= budget && macs >= 0.8 * budget, "{found}");
+    // Run again, the recorded evaluations replay the same search without scoring anything.
+    let again = using("search", &search);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("continuing"));
+    assert_eq!(ok_json(again)["best"], found["best"]);
+    // The winner is a model config the registry builds (what `ember train --arch cbm
+    // --model-config arch.json` trains).
+    let arch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("arch.json")).unwrap()).unwrap();
+    assert_eq!(arch["widths"], found["best"]["widths"]);
+    let vars = candle_nn::VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(
+        &vars,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    );
+    assert!(ember_models::build("cbm", &arch, vb).is_ok());
 }
 
 #[test]

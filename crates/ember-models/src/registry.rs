@@ -302,6 +302,12 @@ pub const ARCHS: &[Arch] = &[
         preset: || json(seg::Config::resnet_quarter()),
     },
     Arch {
+        name: "cbm",
+        family: "cbm",
+        about: "a Channel-Bench-Macro network, either layout and any 7 widths (default: the benchmark's MobileNet)",
+        preset: || json(cbm::Config::benchmark(cbm::Layout::MobileNet)),
+    },
+    Arch {
         name: "cbm_mobilenet",
         family: "cbm",
         about: "Channel-Bench-Macro's MobileNet at its maximum widths (any 7 widths)",

@@ -1,0 +1,178 @@
+//! A trained supernet as `search` and `score` use it: the exported checkpoint rebuilt with
+//! its bins (from `ember.pretrained`), its variables writable so BN re-calibration can
+//! overwrite the running statistics, and the images it is scored on: a held-out tail of
+//! the training set (top-1) and the batches before it (BN re-calibration).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use clap::Args;
+use ember_core::hub::HubEnv;
+use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
+use ember_data::source::Subset;
+use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
+use ember_models::cbm::{self, MacroNet};
+use ember_search::bcnet::BinnedWidths;
+use ember_search::supernet::{Coupling, Supernet};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Args)]
+pub struct SupernetFile {
+    /// The trained supernet (`backbone.safetensors` of `bcnet-search train`), a path or
+    /// hf://...
+    #[arg(long, value_name = "CKPT")]
+    pub supernet: String,
+    /// The data the supernet was trained on (see `ember train --help`).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Training images held out at the end of the training set, on which each width's
+    /// top-1 is measured.
+    #[arg(long, default_value_t = 2000)]
+    pub holdout: usize,
+    /// Training batches that re-estimate the BN statistics of each path before it is
+    /// measured (the official code: 20).
+    #[arg(long, default_value_t = 10)]
+    pub calibration_batches: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+}
+
+pub struct Trained {
+    pub supernet: Supernet,
+    pub model: cbm::Config,
+    pub calib: Loader,
+    pub eval: Loader,
+    pub calibration_batches: usize,
+    pub side: usize,
+    _vars: SeededVarMap,
+}
+
+impl SupernetFile {
+    pub fn open(&self, device: &Device) -> Result<Trained> {
+        let path = HubEnv::from_env().resolve(&self.supernet)?;
+        let ckpt = Checkpoint::load(&path, device)?;
+        let what = format!("--supernet {}", self.supernet);
+        let bad = |detail: &str| EmberError::bad_input(format!("{what}: {detail}"));
+        let info: Value = ckpt
+            .meta
+            .extra
+            .get("pretrained")
+            .and_then(|p| serde_json::from_str(p).ok())
+            .filter(|v: &Value| v["method"] == "bcnet")
+            .ok_or_else(|| bad("not a supernet of `bcnet-search train`"))?;
+        let model: cbm::Config = serde_json::from_value(ckpt.meta.config.clone())
+            .map_err(|e| bad(&format!("its model config: {e}")))?;
+        let field = |k: &str| info[k].as_u64().map(|v| v as usize);
+        let maxima: Vec<usize> = serde_json::from_value(info["maxima"].clone())
+            .map_err(|e| bad(&format!("its maxima: {e}")))?;
+        let (bins, min_bins) = field("bins")
+            .zip(field("min_bins"))
+            .ok_or_else(|| bad("its bins are not recorded"))?;
+        let widths = BinnedWidths::new(maxima, bins, min_bins)?;
+        if widths.stored() != model.widths {
+            return Err(bad("its stored widths do not match its bins"));
+        }
+        let coupling = match info["coupling"].as_str() {
+            Some("ua") => Coupling::Left,
+            _ => Coupling::Bilateral,
+        };
+        let vars = SeededVarMap::new(0);
+        let net = MacroNet::new(&model, vars.var_builder(DType::F32, device))?;
+        ember_models::load_into(vars.vars(), &ckpt.tensors, &what)?;
+
+        let prep = Preprocess::of_checkpoint(&ckpt.meta, &what)?;
+        let data = ember_data::open(
+            &DataSource::from_str(&self.data)?,
+            prep.channels,
+            prep.height,
+        )?;
+        let n = data.train.len();
+        if self.holdout == 0
+            || self.holdout >= n
+            || self.calibration_batches == 0
+            || self.batch_size < 2
+        {
+            return Err(EmberError::bad_input(format!(
+                "--holdout must lie in 1..{n}, --calibration-batches be positive and --batch-size at least 2"
+            )));
+        }
+        let part = |range: std::ops::Range<usize>, name: &'static str| -> Arc<dyn Dataset> {
+            Arc::new(Subset::new(data.train.clone(), range.collect(), name))
+        };
+        let loader = |ds: Arc<dyn Dataset>| {
+            let cfg = LoaderConfig {
+                batch_size: self.batch_size,
+                shuffle: false,
+                drop_last: false,
+                workers: 2,
+                seed: 0,
+            };
+            Loader::new(ds, prep.eval_pipeline(), cfg)
+        };
+        Ok(Trained {
+            supernet: Supernet::new(net, widths, coupling, "", 0),
+            model,
+            calib: loader(part(0..n - self.holdout, "calibration"))?,
+            eval: loader(part(n - self.holdout..n, "held-out"))?,
+            calibration_batches: self.calibration_batches,
+            side: prep.height,
+            _vars: vars,
+        })
+    }
+}
+
+impl Trained {
+    /// The supernet's estimate of width vector `c` (bins per variable).
+    pub fn score(&self, c: &[usize], device: &Device) -> Result<f64> {
+        self.supernet.score(
+            c,
+            &self.calib,
+            self.calibration_batches,
+            &self.eval,
+            device,
+            DType::F32,
+        )
+    }
+
+    /// The plain network of width vector `c`: a model config `ember train` trains.
+    pub fn config_of(&self, c: &[usize]) -> Result<cbm::Config> {
+        Ok(cbm::Config {
+            widths: self.supernet.widths.channels(c)?,
+            ..self.model.clone()
+        })
+    }
+
+    /// MACs of width vector `c` at the data's input size.
+    pub fn macs(&self, c: &[usize]) -> Result<u64> {
+        Ok(self.config_of(c)?.cost(self.side).macs)
+    }
+
+    /// MACs of the largest sub-network (every variable at K bins).
+    pub fn max_macs(&self) -> Result<u64> {
+        let k = self.supernet.widths.bins;
+        self.macs(&vec![k; self.supernet.widths.variables()])
+    }
+}
+
+/// Parses `8,8,6,4,...` as bins per variable.
+pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|t| {
+            t.trim().parse::<usize>().map_err(|_| {
+                EmberError::bad_input(format!("--widths {text}: comma-separated bin counts"))
+            })
+        })
+        .collect()
+}
+
+/// Where a command's files go.
+pub fn out_dir(out: &Option<PathBuf>, tool: &str) -> PathBuf {
+    out.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("runs/{tool}-{secs}"))
+    })
+}
