@@ -68,14 +68,17 @@ impl BenchArgs {
                 "--budget {b}: a fraction of the largest FLOPs, in (0, 1]"
             )));
         }
-        if self.seeds == 0 || self.population == 0 || self.generations == 0 || self.top_k == 0 {
-            return Err(EmberError::bad_input(
-                "--seeds, --population, --generations and --top-k must be positive",
-            ));
+        if self.seeds == 0 {
+            return Err(EmberError::bad_input("--seeds must be positive"));
         }
-        if !(0.0..=1.0).contains(&self.mutation_prob) {
-            return Err(EmberError::bad_input("--mutation-prob must lie in [0, 1]"));
-        }
+        // The evolution's own settings are checked where they are built.
+        EvolutionConfig::balanced(
+            self.population,
+            self.generations,
+            self.top_k,
+            self.mutation_prob,
+            0,
+        )?;
         if !self.scores.is_empty() && self.family == "both" {
             return Err(EmberError::bad_input(
                 "--scores needs --family mobilenet or resnet (the files do not say)",
@@ -107,15 +110,13 @@ fn search(args: &BenchArgs, bench: &Benchmark) -> Result<Vec<Value>> {
         "held-out-seed" => Oracle::HeldOutSeed,
         _ => Oracle::Mean,
     };
-    let evolution = EvolutionConfig {
-        population: args.population,
-        generations: args.generations,
-        top_k: args.top_k,
-        mutations: args.population / 2,
-        crossovers: args.population - args.population / 2,
-        mutation_prob: args.mutation_prob,
-        seed: 0,
-    };
+    let evolution = EvolutionConfig::balanced(
+        args.population,
+        args.generations,
+        args.top_k,
+        args.mutation_prob,
+        0,
+    )?;
     let mut out = Vec::new();
     for &budget in &args.budget {
         let cfg = BenchConfig {

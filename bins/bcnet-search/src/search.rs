@@ -47,14 +47,13 @@ pub struct SearchArgs {
 const EVALUATIONS: &str = "evaluations.jsonl";
 
 pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result<Value> {
-    if args.population == 0 || args.generations == 0 || args.top_k == 0 {
-        return Err(EmberError::bad_input(
-            "--population, --generations and --top-k must be positive",
-        ));
-    }
-    if !(0.0..=1.0).contains(&args.mutation_prob) {
-        return Err(EmberError::bad_input("--mutation-prob must lie in [0, 1]"));
-    }
+    let cfg = EvolutionConfig::balanced(
+        args.population,
+        args.generations,
+        args.top_k,
+        args.mutation_prob,
+        seed,
+    )?;
     let trained = args.supernet.open(device)?;
     let max = trained.max_macs()? as f64;
     let budget = match (args.flops, args.flops_ratio) {
@@ -101,15 +100,6 @@ pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result
             eprintln!("{c:?}: {score:.2}%");
             Ok(score)
         },
-    };
-    let cfg = EvolutionConfig {
-        population: args.population,
-        generations: args.generations,
-        top_k: args.top_k,
-        mutations: args.population / 2,
-        crossovers: args.population - args.population / 2,
-        mutation_prob: args.mutation_prob,
-        seed,
     };
     let result = evolve(&cfg, &sampler, &legal, |c| fitness.score(c))?;
     let best = result.best().ok_or_else(|| {

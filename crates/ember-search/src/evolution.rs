@@ -60,6 +60,38 @@ pub struct EvolutionConfig {
     pub seed: u64,
 }
 
+impl EvolutionConfig {
+    /// A population bred half by mutation and half by crossover, as the official configs
+    /// (25 + 25 of 50); bad input if a count is zero or the probability is not one.
+    pub fn balanced(
+        population: usize,
+        generations: usize,
+        top_k: usize,
+        mutation_prob: f64,
+        seed: u64,
+    ) -> Result<Self> {
+        if population == 0 || generations == 0 || top_k == 0 {
+            return Err(ember_core::EmberError::bad_input(
+                "--population, --generations and --top-k must be positive",
+            ));
+        }
+        if !(0.0..=1.0).contains(&mutation_prob) {
+            return Err(ember_core::EmberError::bad_input(
+                "--mutation-prob must lie in [0, 1]",
+            ));
+        }
+        Ok(Self {
+            population,
+            generations,
+            top_k,
+            mutations: population / 2,
+            crossovers: population - population / 2,
+            mutation_prob,
+            seed,
+        })
+    }
+}
+
 impl Default for EvolutionConfig {
     /// BCNetV2's searcher (population 50, 20 generations, top-10, 25 mutants and 25
     /// children, gene mutation probability 0.1).

@@ -195,15 +195,7 @@ fn with_the_benchmark_evolution_beats_random_search_on_a_clean_oracle() {
         for budget in BUDGETS {
             // 60 x 5 generations = the 300 queries of spec 3.3, over 30 seeds.
             let cfg = BenchConfig {
-                evolution: EvolutionConfig {
-                    population: 60,
-                    generations: 5,
-                    top_k: 10,
-                    mutations: 30,
-                    crossovers: 30,
-                    mutation_prob: 0.1,
-                    seed: 0,
-                },
+                evolution: EvolutionConfig::balanced(60, 5, 10, 0.1, 0).unwrap(),
                 queries: 300,
                 seeds: 30,
                 budget,
