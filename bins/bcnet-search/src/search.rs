@@ -1,5 +1,7 @@
 //! `bcnet-search search`: BCNet's evolutionary search with a trained supernet as the
-//! fitness, under a FLOPs budget F (every candidate's MACs in [0.8 F, F]). Each evaluation
+//! fitness, under a FLOPs budget F (every candidate's MACs in [0.8 F, F]), its initial
+//! population and mutations drawn from BCNet's prior when the training run's loss records
+//! are at hand. Each evaluation
 //! is appended to `OUT/evaluations.jsonl` as it is made; the search is deterministic for a
 //! seed, so running the same command again replays the recorded evaluations and continues
 //! where a killed search stopped. The winner is written as a model config, `OUT/arch.json`,
@@ -12,7 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ember_core::{EmberError, Result};
 use ember_search::evolution::{Evaluated, Recorded};
-use ember_search::{evolve, EvolutionConfig, Uniform};
+use ember_search::prior::{ExpectedMacs, Prior, PriorSettings};
+use ember_search::{evolve, EvolutionConfig, GeneSampler, Uniform};
 use serde_json::{json, Value};
 
 use crate::trained::{out_dir, SupernetFile};
@@ -38,6 +41,10 @@ pub struct SearchArgs {
     /// Probability that a mutant redraws each width.
     #[arg(long, default_value_t = 0.1)]
     pub mutation_prob: f64,
+    /// Draw the initial population and mutations uniformly, not from BCNet's prior (which
+    /// needs the training run's loss records: --supernet RUN_DIR).
+    #[arg(long)]
+    pub no_prior: bool,
     /// Folder for evaluations.jsonl, arch.json and search.json [default:
     /// runs/bcnet-search-<unix time>]; an existing one is continued.
     #[arg(long, value_name = "DIR")]
@@ -78,8 +85,33 @@ pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result
     }
     let widths = &trained.supernet.widths;
     let (lo, hi) = widths.range();
-    let sampler = Uniform {
-        choices: vec![(lo..=hi).collect(); widths.variables()],
+    let bins: Vec<usize> = (lo..=hi).collect();
+    let uniform = Uniform {
+        choices: vec![bins.clone(); widths.variables()],
+    };
+    let prior = if args.no_prior || trained.records.is_empty() {
+        None
+    } else {
+        let side = trained.side;
+        let expected = ExpectedMacs::new(widths.variables(), |w| {
+            trained.model.cost_with(w, side).macs as f64
+        });
+        let bin = |l: usize| (widths.maxima[l] / widths.bins) as f64;
+        // The middle of the window [0.8 F, F]: the count is exact, so no compensation factor.
+        Some(Prior::fit(
+            &trained.records,
+            &bins,
+            widths.variables(),
+            |l, c| c as f64 * bin(l),
+            &expected,
+            0.9 * budget,
+            &PriorSettings::default(),
+            seed,
+        ))
+    };
+    let sampler: &dyn GeneSampler = match &prior {
+        Some(p) => p,
+        None => &uniform,
     };
     let legal = |c: &[usize]| {
         trained
@@ -101,7 +133,7 @@ pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result
             Ok(score)
         },
     };
-    let result = evolve(&cfg, &sampler, &legal, |c| fitness.score(c))?;
+    let result = evolve(&cfg, sampler, &legal, |c| fitness.score(c))?;
     let best = result.best().ok_or_else(|| {
         EmberError::bad_input(format!(
             "no width vector has its MACs in [0.8 F, F] for F = {budget:.0} (the largest sub-network has {max:.0})"
@@ -127,6 +159,7 @@ pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result
         "budget_macs": budget,
         "largest_macs": max,
         "evaluations": result.history.len(),
+        "prior": prior.as_ref().map(|p| &p.probs),
         "best": entry(best)?,
         "top": result.top.iter().map(entry).collect::<Result<Vec<_>>>()?,
         "arch_config": arch_file.display().to_string(),

@@ -3,7 +3,7 @@
 //! overwrite the running statistics, and the images it is scored on: a held-out tail of
 //! the training set (top-1) and the batches before it (BN re-calibration).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -15,14 +15,16 @@ use ember_data::source::Subset;
 use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
 use ember_models::cbm::{self, MacroNet};
 use ember_search::bcnet::BinnedWidths;
-use ember_search::supernet::{Coupling, Supernet};
+use ember_search::supernet::{records_from, Coupling, Supernet, RECORDS_KEY};
+use ember_train::pretrain::PRETEXT_PREFIX;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Args)]
 pub struct SupernetFile {
-    /// The trained supernet (`backbone.safetensors` of `bcnet-search train`), a path or
-    /// hf://...
-    #[arg(long, value_name = "CKPT")]
+    /// The trained supernet: the run folder of `bcnet-search train` (its
+    /// backbone.safetensors, and the loss records of last.safetensors for BCNet's prior), or
+    /// the supernet file alone (a path or hf://...).
+    #[arg(long, value_name = "DIR|CKPT")]
     pub supernet: String,
     /// The data the supernet was trained on (see `ember train --help`).
     #[arg(long, default_value = "fashion-mnist")]
@@ -41,6 +43,8 @@ pub struct SupernetFile {
 
 pub struct Trained {
     pub supernet: Supernet,
+    /// The training run's lowest losses and their widths (empty for a supernet file alone).
+    pub records: Vec<(f64, Vec<usize>)>,
     pub model: cbm::Config,
     pub calib: Loader,
     pub eval: Loader,
@@ -51,7 +55,15 @@ pub struct Trained {
 
 impl SupernetFile {
     pub fn open(&self, device: &Device) -> Result<Trained> {
-        let path = HubEnv::from_env().resolve(&self.supernet)?;
+        let run = Path::new(&self.supernet);
+        let (path, records) = if run.is_dir() {
+            (
+                run.join("backbone.safetensors"),
+                run_records(&run.join("last.safetensors"))?,
+            )
+        } else {
+            (HubEnv::from_env().resolve(&self.supernet)?, Vec::new())
+        };
         let ckpt = Checkpoint::load(&path, device)?;
         let what = format!("--supernet {}", self.supernet);
         let bad = |detail: &str| EmberError::bad_input(format!("{what}: {detail}"));
@@ -113,6 +125,7 @@ impl SupernetFile {
         };
         Ok(Trained {
             supernet: Supernet::new(net, widths, coupling, "", 0),
+            records,
             model,
             calib: loader(part(0..n - self.holdout, "calibration"))?,
             eval: loader(part(n - self.holdout..n, "held-out"))?,
@@ -153,6 +166,19 @@ impl Trained {
     pub fn max_macs(&self) -> Result<u64> {
         let k = self.supernet.widths.bins;
         self.macs(&vec![k; self.supernet.widths.variables()])
+    }
+}
+
+/// The loss records a training run saved in its last checkpoint (none if it has none).
+fn run_records(last: &Path) -> Result<Vec<(f64, Vec<usize>)>> {
+    if !last.is_file() {
+        return Ok(Vec::new());
+    }
+    let ckpt = Checkpoint::load(last, &Device::Cpu)?;
+    let key = format!("{PRETEXT_PREFIX}{RECORDS_KEY}");
+    match ckpt.tensors.get(&key) {
+        Some(t) => records_from(t),
+        None => Ok(Vec::new()),
     }
 }
 

@@ -143,8 +143,9 @@ fn trains_supernets_and_resumes_them() {
     ));
     assert_eq!(ua["coupling"], "ua");
 
-    // Scoring and searching with the BCNet supernet.
-    let supernet = r["backbone"].as_str().unwrap().to_string();
+    // Scoring and searching with the BCNet supernet, given as its run folder (so the search
+    // draws from BCNet's prior, fitted to the run's loss records).
+    let supernet = bc.to_str().unwrap().to_string();
     let using = |cmd: &str, extra: &[&str]| {
         let mut args = vec![
             cmd,
@@ -193,6 +194,10 @@ fn trains_supernets_and_resumes_them() {
     let macs = found["best"]["macs"].as_f64().unwrap();
     let budget = found["budget_macs"].as_f64().unwrap();
     assert!(macs <= budget && macs >= 0.8 * budget, "{found}");
+    let prior = found["prior"]
+        .as_array()
+        .expect("a prior from the run's records");
+    assert_eq!(prior.len(), 7);
     // Run again, the recorded evaluations replay the same search without scoring anything.
     let again = using("search", &search);
     assert!(String::from_utf8_lossy(&again.stderr).contains("continuing"));

@@ -7,6 +7,7 @@ pub mod cbm;
 pub mod cbm_bench;
 pub mod cbm_rank;
 pub mod evolution;
+pub mod prior;
 pub mod rank;
 pub mod supernet;
 

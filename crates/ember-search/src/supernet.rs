@@ -10,6 +10,7 @@
 //! held-out images; BCNet's score is the mean of the two paths', the baseline's the left.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use ember_core::{EmberRng, Result, SeededVarMap};
@@ -46,6 +47,23 @@ pub struct Supernet {
 
 /// Loss records kept (BCNetV2's code keeps the 100 lowest).
 pub const RECORDS: usize = 100;
+/// The records' name in the pretext state of `last.safetensors`.
+pub const RECORDS_KEY: &str = "records";
+
+/// Loss records from their saved rows `[loss, bins...]`.
+pub fn records_from(t: &Tensor) -> Result<Vec<(f64, Vec<usize>)>> {
+    let rows: Vec<Vec<f32>> = t.to_dtype(DType::F32)?.to_vec2()?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            (
+                r[0] as f64,
+                r[1..].iter().map(|&b| b.round() as usize).collect(),
+            )
+        })
+        .collect())
+}
 
 impl Supernet {
     pub fn new(
@@ -190,6 +208,30 @@ impl Pretext for Supernet {
         default_groups(parameters(vars), weight_decay, &[])
     }
 
+    /// The loss records, as rows `[loss, bins...]`, so a resumed run keeps them.
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let records = self.records.borrow();
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let cols = 1 + self.widths.variables();
+        let rows: Vec<f32> = records
+            .iter()
+            .flat_map(|(loss, c)| std::iter::once(*loss as f32).chain(c.iter().map(|&b| b as f32)))
+            .collect();
+        match Tensor::from_vec(rows, (records.len(), cols), &Device::Cpu) {
+            Ok(t) => vec![(RECORDS_KEY.to_string(), t)],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn restore(&self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        if let Some(t) = saved.get(RECORDS_KEY) {
+            *self.records.borrow_mut() = records_from(t)?;
+        }
+        Ok(())
+    }
+
     fn backbone(&self) -> &dyn Classifier {
         &self.net
     }
@@ -252,5 +294,11 @@ mod tests {
         let records = s.records();
         assert_eq!(records.len(), 3);
         assert!(records.windows(2).all(|w| w[0].0 <= w[1].0));
+        // Saved and restored (a resumed run keeps them), to f32 precision.
+        let (_, fresh) = supernet(Coupling::Bilateral);
+        fresh.restore(&s.state().into_iter().collect()).unwrap();
+        for (a, b) in fresh.records().iter().zip(&records) {
+            assert!((a.0 - b.0).abs() < 1e-6 && a.1 == b.1);
+        }
     }
 }

@@ -24,7 +24,8 @@ use crate::settings::TrainSettings;
 use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
 use crate::trainer::{restore_run, series, train_losses, TrainState, OPTIM_PREFIX};
 
-const PRETEXT_PREFIX: &str = "@train/pretext/";
+/// Where a pretext's own state rides in `last.safetensors`.
+pub const PRETEXT_PREFIX: &str = "@train/pretext/";
 
 /// A self-supervised method as the loop drives it.
 pub trait Pretext {
