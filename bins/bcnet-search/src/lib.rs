@@ -9,6 +9,7 @@ mod score;
 mod search;
 mod train;
 mod trained;
+mod uniform;
 
 use clap::{Parser, Subcommand};
 use ember_cli::RuntimeArgs;
@@ -19,6 +20,7 @@ pub use bench::BenchArgs;
 pub use score::ScoreArgs;
 pub use search::SearchArgs;
 pub use train::{SupernetArgs, TrainArgs};
+pub use uniform::UniformArgs;
 
 /// Width search with bilaterally coupled supernets. Results go to stdout as one JSON line,
 /// progress to stderr.
@@ -41,6 +43,9 @@ pub enum Command {
     Search(Box<SearchArgs>),
     /// The trained supernet's estimate of given or random width vectors.
     Score(Box<ScoreArgs>),
+    /// The uniform-scaling baseline: every width scaled by the largest factor within the
+    /// FLOPs budget, written as a model config.
+    Uniform(UniformArgs),
     /// The search engine against Channel-Bench-Macro's ground truth (regret and percentile
     /// of the returned architecture vs random search), or the ranking quality of recorded
     /// supernet scores (--scores).
@@ -50,6 +55,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Value> {
     match &cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Uniform(args) => uniform::run(args),
         Command::Search(args) => {
             let (device, _) = cli.runtime.setup()?;
             search::run(args, cli.runtime.seed, &device)

@@ -217,6 +217,31 @@ fn trains_supernets_and_resumes_them() {
 }
 
 #[test]
+fn uniform_scaling_fills_the_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("uniform.json");
+    let r = ok_json(tool(&[
+        "uniform",
+        "--flops-ratio",
+        "0.5",
+        "-o",
+        file.to_str().unwrap(),
+    ]));
+    let (macs, budget) = (
+        r["macs"].as_f64().unwrap(),
+        r["budget_macs"].as_f64().unwrap(),
+    );
+    assert!(macs <= budget && macs > 0.98 * budget, "{r}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(cfg["widths"], r["widths"]);
+    assert_bad_input(
+        &tool(&["uniform", "--arch", "resnet", "--flops-ratio", "0.5"]),
+        "--arch resnet",
+    );
+}
+
+#[test]
 fn refuses_impossible_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("refused");
