@@ -99,12 +99,7 @@ fn prepare(cli: &Cli, recipe: Recipe, setup: &Setup) -> Result<Method> {
         }
     };
     let teacher = match teacher {
-        Some(t) if cache => {
-            let loader = teacher::cache_loader(setup)?;
-            let logits = t.cache(&loader, setup.device, setup.dtype, setup.quiet)?;
-            Some(TeacherLogits::Cached(logits))
-        }
-        Some(t) if recipe.term != Term::None => Some(TeacherLogits::Live(Box::new(t))),
+        Some(t) if recipe.term != Term::None => Some(TeacherLogits::new(t, cache, setup)?),
         _ => None,
     };
     Ok(Method {

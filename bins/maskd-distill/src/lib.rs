@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ember_cli::supervised::{self, Method, RunSpec, Setup, SupervisedArgs};
-use ember_cli::teacher::{self, Teacher, TeacherLogits};
+use ember_cli::teacher::{Teacher, TeacherLogits};
 use ember_cli::RuntimeArgs;
 use ember_core::{EmberError, Result};
 use ember_train::CrossEntropy;
@@ -197,12 +197,7 @@ fn prepare(cmd: &DistillCommand, setup: &Setup) -> Result<Method> {
             match loss {
                 // Measured for the record, not used.
                 "none" => None,
-                _ if cache => {
-                    let loader = teacher::cache_loader(setup)?;
-                    let logits = teacher.cache(&loader, setup.device, setup.dtype, setup.quiet)?;
-                    Some(TeacherLogits::Cached(logits))
-                }
-                _ => Some(TeacherLogits::Live(Box::new(teacher))),
+                _ => Some(TeacherLogits::new(teacher, cache, setup)?),
             }
         }
     };

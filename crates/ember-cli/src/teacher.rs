@@ -196,6 +196,17 @@ pub enum TeacherLogits {
 }
 
 impl TeacherLogits {
+    /// The teacher's logits as a run uses them: computed once over the training set when
+    /// `cached` (its inputs must be the same every epoch), else live on each batch.
+    pub fn new(teacher: Teacher, cached: bool, setup: &Setup) -> Result<Self> {
+        if !cached {
+            return Ok(TeacherLogits::Live(Box::new(teacher)));
+        }
+        let loader = cache_loader(setup)?;
+        let logits = teacher.cache(&loader, setup.device, setup.dtype, setup.quiet)?;
+        Ok(TeacherLogits::Cached(logits))
+    }
+
     /// The teacher's logits for a training step's batch.
     pub fn of(&self, step: &StepInput) -> Result<Tensor> {
         match self {
