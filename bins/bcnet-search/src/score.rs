@@ -37,7 +37,7 @@ pub fn run(args: &ScoreArgs, seed: u64, device: &candle_core::Device) -> Result<
     let mut lines = Vec::with_capacity(vectors.len());
     for c in vectors {
         let config = trained.config_of(&c)?;
-        let score = trained.score(&c, device)?;
+        let score = trained.score(&c)?;
         lines.push(json!({
             "command": "bcnet-search score",
             "bins": c,

@@ -126,7 +126,7 @@ pub fn run(args: &SearchArgs, seed: u64, device: &candle_core::Device) -> Result
     let mut fitness = Recorded {
         known,
         inner: |c: &[usize]| {
-            let score = trained.score(c, device)?;
+            let score = trained.score(c)?;
             let line = json!({ "bins": c, "score": score, "macs": trained.macs(c)? });
             writeln!(file, "{line}").map_err(|e| EmberError::io(&log, e))?;
             eprintln!("{c:?}: {score:.2}%");

@@ -15,7 +15,7 @@ use ember_data::source::Subset;
 use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
 use ember_models::cbm::{self, MacroNet};
 use ember_search::bcnet::BinnedWidths;
-use ember_search::supernet::{records_from, Coupling, Supernet, RECORDS_KEY};
+use ember_search::supernet::{records_from, Coupling, ScoringData, Supernet, RECORDS_KEY};
 use ember_train::pretrain::PRETEXT_PREFIX;
 use serde_json::Value;
 
@@ -43,12 +43,11 @@ pub struct SupernetFile {
 
 pub struct Trained {
     pub supernet: Supernet,
+    /// The calibration and held-out images, decoded once.
+    pub data: ScoringData,
     /// The training run's lowest losses and their widths (empty for a supernet file alone).
     pub records: Vec<(f64, Vec<usize>)>,
     pub model: cbm::Config,
-    pub calib: Loader,
-    pub eval: Loader,
-    pub calibration_batches: usize,
     pub side: usize,
     _vars: SeededVarMap,
 }
@@ -123,13 +122,18 @@ impl SupernetFile {
             };
             Loader::new(ds, prep.eval_pipeline(), cfg)
         };
+        let data = ScoringData::load(
+            &loader(part(0..n - self.holdout, "calibration"))?,
+            self.calibration_batches,
+            &loader(part(n - self.holdout..n, "held-out"))?,
+            device,
+            DType::F32,
+        )?;
         Ok(Trained {
             supernet: Supernet::new(net, widths, coupling, "", 0),
+            data,
             records,
             model,
-            calib: loader(part(0..n - self.holdout, "calibration"))?,
-            eval: loader(part(n - self.holdout..n, "held-out"))?,
-            calibration_batches: self.calibration_batches,
             side: prep.height,
             _vars: vars,
         })
@@ -138,15 +142,8 @@ impl SupernetFile {
 
 impl Trained {
     /// The supernet's estimate of width vector `c` (bins per variable).
-    pub fn score(&self, c: &[usize], device: &Device) -> Result<f64> {
-        self.supernet.score(
-            c,
-            &self.calib,
-            self.calibration_batches,
-            &self.eval,
-            device,
-            DType::F32,
-        )
+    pub fn score(&self, c: &[usize]) -> Result<f64> {
+        self.supernet.score(c, &self.data)
     }
 
     /// The plain network of width vector `c`: a model config `ember train` trains.

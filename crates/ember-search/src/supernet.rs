@@ -123,60 +123,69 @@ impl Supernet {
         }
     }
 
-    /// Top-1 (%) of one path on `eval` after re-estimating the BN statistics on the first
-    /// `calibration` batches of `calib` (reset, then a cumulative average).
-    pub fn path_accuracy(
-        &self,
-        path: &[Slice],
-        calib: &Loader,
-        calibration: usize,
-        eval: &Loader,
-        device: &Device,
-        dtype: DType,
-    ) -> Result<f64> {
+    /// Top-1 (%) of one path on `data.eval` after re-estimating the BN statistics on
+    /// `data.calibration` (reset, then a cumulative average).
+    pub fn path_accuracy(&self, path: &[Slice], data: &ScoringData) -> Result<f64> {
         for bn in self.net.norms() {
             bn.reset_running()?;
         }
-        for (k, batch) in calib.epoch(0, 0).take(calibration).enumerate() {
-            let (x, _) = batch?.to_tensors(device)?;
+        for (k, x) in data.calibration.iter().enumerate() {
             let momentum = 1.0 / (k + 1) as f64;
-            self.net
-                .forward_sliced(&x.to_dtype(dtype)?, path, true, Some(momentum))?;
+            self.net.forward_sliced(x, path, true, Some(momentum))?;
         }
         let (mut correct, mut seen) = (0usize, 0usize);
-        for batch in eval.epoch(0, 0) {
-            let batch = batch?;
-            let (x, _) = batch.to_tensors(device)?;
-            let logits = self
-                .net
-                .forward_sliced(&x.to_dtype(dtype)?, path, false, None)?;
+        for (x, labels) in &data.eval {
+            let logits = self.net.forward_sliced(x, path, false, None)?;
             let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-            correct += predicted
-                .iter()
-                .zip(&batch.labels)
-                .filter(|(p, y)| p == y)
-                .count();
-            seen += batch.len();
+            correct += predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
+            seen += labels.len();
         }
         Ok(100.0 * correct as f64 / seen.max(1) as f64)
     }
 
     /// The supernet's estimate of `c`: the mean of its paths' re-calibrated top-1.
-    pub fn score(
-        &self,
-        c: &[usize],
+    pub fn score(&self, c: &[usize], data: &ScoringData) -> Result<f64> {
+        let paths = self.paths(c)?;
+        let mut total = 0.0;
+        for path in &paths {
+            total += self.path_accuracy(path, data)?;
+        }
+        Ok(total / paths.len() as f64)
+    }
+}
+
+/// The images every width is scored on, decoded once for a whole search: the batches that
+/// re-estimate BN statistics and the held-out batches with their labels.
+pub struct ScoringData {
+    pub calibration: Vec<Tensor>,
+    pub eval: Vec<(Tensor, Vec<u32>)>,
+}
+
+impl ScoringData {
+    /// The first `calibration` batches of `calib` and every batch of `eval`.
+    pub fn load(
         calib: &Loader,
         calibration: usize,
         eval: &Loader,
         device: &Device,
         dtype: DType,
-    ) -> Result<f64> {
-        let paths = self.paths(c)?;
-        let mut total = 0.0;
-        for path in &paths {
-            total += self.path_accuracy(path, calib, calibration, eval, device, dtype)?;
-        }
-        Ok(total / paths.len() as f64)
+    ) -> Result<Self> {
+        let images = |batch: &ember_data::Batch| -> Result<Tensor> {
+            Ok(batch.to_tensors(device)?.0.to_dtype(dtype)?)
+        };
+        let calibration = calib
+            .epoch(0, 0)
+            .take(calibration)
+            .map(|b| images(&b?))
+            .collect::<Result<Vec<_>>>()?;
+        let eval = eval
+            .epoch(0, 0)
+            .map(|b| {
+                let b = b?;
+                Ok((images(&b)?, b.labels.clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { calibration, eval })
     }
 }
 
