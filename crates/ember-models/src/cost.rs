@@ -52,6 +52,13 @@ impl Counter {
         self.cost.params += 2 * channels as u64;
     }
 
+    /// Squeeze-excite on `c` channels: two 1x1 convs with bias on the pooled vector
+    /// (`c -> squeeze -> c`).
+    pub fn squeeze_excite(&mut self, c: usize, squeeze: usize) {
+        self.cost.macs += 2 * (c * squeeze) as u64;
+        self.cost.params += (2 * c * squeeze + squeeze + c) as u64;
+    }
+
     /// A linear layer with bias (after global pooling).
     pub fn linear(&mut self, inputs: usize, outputs: usize) {
         self.cost.macs += (inputs * outputs) as u64;

@@ -10,6 +10,7 @@ pub mod mim;
 pub mod registry;
 pub mod rep;
 pub mod resnet;
+pub mod scalenet;
 pub mod seg;
 pub mod ssl;
 pub mod swin;

@@ -12,6 +12,7 @@ use crate::cbm::{self, MacroNet};
 use crate::lightvit::{self, LightViT};
 use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
+use crate::scalenet::{self, ScaleNet};
 use crate::seg::{self, SegModel};
 use crate::swin::{self, Swin};
 use crate::taps::Taps;
@@ -325,10 +326,21 @@ pub const ARCHS: &[Arch] = &[
         about: "Channel-Bench-Macro's MobileNet at 1/8 of its widths (16-192; the Fashion-MNIST search space)",
         preset: || json(cbm::Config::scaled(cbm::Layout::MobileNet, 8)),
     },
+    Arch {
+        name: "scalenet",
+        family: "scalenet",
+        about: "a ScaleNet sub-network from its layer plan (`scalenet-search export`; default: the deepest 5x5 base of the Fashion-MNIST space)",
+        preset: || json(scalenet_reference(&scalenet::Space::fashion())),
+    },
 ];
 
+/// The deepest base of a ScaleNet space with its largest kernel, as a stand-alone plan.
+fn scalenet_reference(space: &scalenet::Space) -> scalenet::Plan {
+    space.plan(&space.base_subnet(&space.deepest_base()))
+}
+
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg", "cbm"];
+pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg", "cbm", "scalenet"];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -421,6 +433,7 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
         "lightvit" | "swin" => field("img_size").unwrap_or(224),
         "seg" => 64,
         "cbm" => 32,
+        "scalenet" => field("resolution").unwrap_or(224),
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
@@ -477,6 +490,14 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
             }
             serde_json::json!({ "convs_and_classifier": cfg.cost(h).macs as f64 / 1e9 })
         }
+        "scalenet" => {
+            let cfg: scalenet::Plan = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            serde_json::json!({
+                "convs_se_and_classifier": cfg.cost().macs as f64 / 1e9,
+                "note": "at the model's own resolution (inputs are resized to it first)"
+            })
+        }
         "swin" => {
             let cfg: swin::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
@@ -521,6 +542,11 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
             let cfg: cbm::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(MacroNet::new(&cfg, vb)?))
+        }
+        "scalenet" => {
+            let cfg: scalenet::Plan = parse(family, config)?;
+            cfg.validate().map_err(bad)?;
+            Ok(Box::new(ScaleNet::new(&cfg, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",
