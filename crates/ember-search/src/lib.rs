@@ -9,6 +9,7 @@ pub mod cbm_rank;
 pub mod evolution;
 pub mod prior;
 pub mod rank;
+pub mod scalenet;
 pub mod supernet;
 
 pub use cbm::{Benchmark, Family, MacroSpace};
