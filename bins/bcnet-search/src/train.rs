@@ -125,6 +125,7 @@ pub fn build(args: &TrainArgs, b: &Build) -> Result<Built> {
         pretext: Box::new(supernet),
         views: ViewRecipe::Supervised {
             crop_padding: args.run.train.crop_padding,
+            flip: true,
         },
         report,
     })

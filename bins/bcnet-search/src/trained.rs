@@ -4,18 +4,14 @@
 //! the training set (top-1) and the batches before it (BN re-calibration).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use clap::Args;
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
-use ember_data::source::Subset;
-use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
 use ember_models::cbm::{self, MacroNet};
 use ember_search::bcnet::BinnedWidths;
-use ember_search::supernet::{records_from, Coupling, ScoringData, Supernet, RECORDS_KEY};
+use ember_search::supernet::{records_from, Coupling, HeldOut, ScoringData, Supernet, RECORDS_KEY};
 use ember_train::pretrain::PRETEXT_PREFIX;
 use serde_json::Value;
 
@@ -93,48 +89,24 @@ impl SupernetFile {
         let net = MacroNet::new(&model, vars.var_builder(DType::F32, device))?;
         ember_models::load_into(vars.vars(), &ckpt.tensors, &what)?;
 
-        let prep = Preprocess::of_checkpoint(&ckpt.meta, &what)?;
-        let data = ember_data::open(
-            &DataSource::from_str(&self.data)?,
-            prep.channels,
-            prep.height,
-        )?;
-        let n = data.train.len();
-        if self.holdout == 0
-            || self.holdout >= n
-            || self.calibration_batches == 0
-            || self.batch_size < 2
-        {
-            return Err(EmberError::bad_input(format!(
-                "--holdout must lie in 1..{n}, --calibration-batches be positive and --batch-size at least 2"
-            )));
+        if self.calibration_batches == 0 {
+            return Err(EmberError::bad_input(
+                "--calibration-batches must be positive",
+            ));
         }
-        let part = |range: std::ops::Range<usize>, name: &'static str| -> Arc<dyn Dataset> {
-            Arc::new(Subset::new(data.train.clone(), range.collect(), name))
+        let split = HeldOut {
+            data: self.data.clone(),
+            holdout: self.holdout,
+            calibration_batches: self.calibration_batches,
+            batch_size: self.batch_size,
         };
-        let loader = |ds: Arc<dyn Dataset>| {
-            let cfg = LoaderConfig {
-                batch_size: self.batch_size,
-                shuffle: false,
-                drop_last: false,
-                workers: 2,
-                seed: 0,
-            };
-            Loader::new(ds, prep.eval_pipeline(), cfg)
-        };
-        let data = ScoringData::load(
-            &loader(part(0..n - self.holdout, "calibration"))?,
-            self.calibration_batches,
-            &loader(part(n - self.holdout..n, "held-out"))?,
-            device,
-            DType::F32,
-        )?;
+        let (data, side) = split.load(&ckpt.meta, &what, device)?;
         Ok(Trained {
             supernet: Supernet::new(net, widths, coupling, "", 0),
             data,
             records,
             model,
-            side: prep.height,
+            side,
             _vars: vars,
         })
     }

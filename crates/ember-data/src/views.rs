@@ -24,9 +24,10 @@ pub enum ViewRecipe {
     Byol,
     /// MAE's (masked image modelling): one view, a random resized crop and a flip.
     Mim,
-    /// Supervised training's: one view, a random crop with this zero padding and a flip
-    /// (a width-search supernet trains on labels).
-    Supervised { crop_padding: usize },
+    /// Supervised training's: one view, a random crop with this zero padding and, if
+    /// `flip`, a horizontal flip (a search supernet trains on labels; ScaleNet's official
+    /// recipe has no flip).
+    Supervised { crop_padding: usize, flip: bool },
 }
 
 /// One pipeline per view, all producing the same shape.
@@ -71,8 +72,8 @@ impl ViewRecipe {
         let views = match self {
             ViewRecipe::Mim => vec![vec![crop, flip]],
             // The supervised pipeline normalises already.
-            ViewRecipe::Supervised { crop_padding } => {
-                return Views(vec![pre.train_pipeline(crop_padding, true)])
+            ViewRecipe::Supervised { crop_padding, flip } => {
+                return Views(vec![pre.train_pipeline(crop_padding, flip)])
             }
             ViewRecipe::Ressl => vec![
                 vec![

@@ -12,7 +12,7 @@ use crate::cbm::{self, MacroNet};
 use crate::lightvit::{self, LightViT};
 use crate::rep::RepSite;
 use crate::resnet::{self, ResNet};
-use crate::scalenet::{self, ScaleNet};
+use crate::scalenet::{self, ScaleNet, SuperSupernet};
 use crate::seg::{self, SegModel};
 use crate::swin::{self, Swin};
 use crate::taps::Taps;
@@ -332,6 +332,18 @@ pub const ARCHS: &[Arch] = &[
         about: "a ScaleNet sub-network from its layer plan (`scalenet-search export`; default: the deepest 5x5 base of the Fashion-MNIST space)",
         preset: || json(scalenet_reference(&scalenet::Space::fashion())),
     },
+    Arch {
+        name: "scalenet_supernet",
+        family: "scalenet_supernet",
+        about: "ScaleNet's super-supernet over the official ImageNet space (every base and scale up to 8x)",
+        preset: || json(scalenet::Space::imagenet()),
+    },
+    Arch {
+        name: "scalenet_supernet_fashion",
+        family: "scalenet_supernet",
+        about: "ScaleNet's super-supernet over the spec's Fashion-MNIST space (scales up to 4x, 20-28 px)",
+        preset: || json(scalenet::Space::fashion()),
+    },
 ];
 
 /// The deepest base of a ScaleNet space with its largest kernel, as a stand-alone plan.
@@ -340,7 +352,15 @@ fn scalenet_reference(space: &scalenet::Space) -> scalenet::Plan {
 }
 
 /// The model families `build` knows.
-pub const FAMILIES: &[&str] = &["resnet", "lightvit", "swin", "seg", "cbm", "scalenet"];
+pub const FAMILIES: &[&str] = &[
+    "resnet",
+    "lightvit",
+    "swin",
+    "seg",
+    "cbm",
+    "scalenet",
+    "scalenet_supernet",
+];
 
 fn arch(name: &str) -> Result<&'static Arch> {
     ARCHS.iter().find(|a| a.name == name).ok_or_else(|| {
@@ -434,6 +454,7 @@ pub fn default_input_size(family: &str, config: &Value) -> usize {
         "seg" => 64,
         "cbm" => 32,
         "scalenet" => field("resolution").unwrap_or(224),
+        "scalenet_supernet" => 28,
         _ if config.get("stem_type").and_then(Value::as_str) == Some("small") => 32,
         _ => 224,
     }
@@ -498,6 +519,21 @@ pub fn macs(family: &str, config: &Value, h: usize, w: usize) -> Result<Value> {
                 "note": "at the model's own resolution (inputs are resized to it first)"
             })
         }
+        "scalenet_supernet" => {
+            let space: scalenet::Space = parse(family, config)?;
+            space.validate().map_err(bad)?;
+            let last = space.scaling.len() - 1;
+            let (d, w, r) = space.scaling[last].values([
+                space.scaling[last].depth.len() - 1,
+                space.scaling[last].width.len() - 1,
+                space.scaling[last].resolution.len() - 1,
+            ]);
+            let largest = space.plan(&space.scale(&space.deepest_base(), d, w, r));
+            serde_json::json!({
+                "largest_subnet": largest.cost().macs as f64 / 1e9,
+                "note": "the deepest base of the largest kernel at the largest scale, at its own resolution"
+            })
+        }
         "swin" => {
             let cfg: swin::Config = parse(family, config)?;
             cfg.validate().map_err(bad)?;
@@ -547,6 +583,11 @@ pub fn build(family: &str, config: &Value, vb: VarBuilder) -> Result<Box<dyn Cla
             let cfg: scalenet::Plan = parse(family, config)?;
             cfg.validate().map_err(bad)?;
             Ok(Box::new(ScaleNet::new(&cfg, vb)?))
+        }
+        "scalenet_supernet" => {
+            let space: scalenet::Space = parse(family, config)?;
+            space.validate().map_err(bad)?;
+            Ok(Box::new(SuperSupernet::new(&space, 2, vb)?))
         }
         other => Err(EmberError::bad_input(format!(
             "unknown model family `{other}` (known: {})",

@@ -11,10 +11,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use ember_core::{EmberRng, Result, SeededVarMap};
-use ember_data::Loader;
+use ember_core::{CheckpointMeta, EmberError, EmberRng, Result, SeededVarMap};
+use ember_data::source::Subset;
+use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
 use ember_losses::cross_entropy;
 use ember_models::cbm::{MacroNet, BN_MOMENTUM};
 use ember_models::layers::sliced::Slice;
@@ -159,6 +162,62 @@ impl Supernet {
 pub struct ScoringData {
     pub calibration: Vec<Tensor>,
     pub eval: Vec<(Tensor, Vec<u32>)>,
+}
+
+/// How a search splits the training set it scores on: the last `holdout` images are
+/// measured, the batches before them re-estimate BN statistics.
+#[derive(Debug, Clone)]
+pub struct HeldOut {
+    /// The data the supernet was trained on (`fashion-mnist`, a folder, ...).
+    pub data: String,
+    pub holdout: usize,
+    pub calibration_batches: usize,
+    pub batch_size: usize,
+}
+
+impl HeldOut {
+    /// The split of the data a checkpoint was trained on, with its evaluation transforms
+    /// (`what` names the checkpoint in errors); also the images' side.
+    pub fn load(
+        &self,
+        meta: &CheckpointMeta,
+        what: &str,
+        device: &Device,
+    ) -> Result<(ScoringData, usize)> {
+        let prep = Preprocess::of_checkpoint(meta, what)?;
+        let data = ember_data::open(
+            &DataSource::from_str(&self.data)?,
+            prep.channels,
+            prep.height,
+        )?;
+        let n = data.train.len();
+        if self.holdout == 0 || self.holdout >= n || self.batch_size < 2 {
+            return Err(EmberError::bad_input(format!(
+                "--holdout must lie in 1..{n} and --batch-size be at least 2"
+            )));
+        }
+        let part = |range: std::ops::Range<usize>, name: &'static str| -> Arc<dyn Dataset> {
+            Arc::new(Subset::new(data.train.clone(), range.collect(), name))
+        };
+        let loader = |ds: Arc<dyn Dataset>| {
+            let cfg = LoaderConfig {
+                batch_size: self.batch_size,
+                shuffle: false,
+                drop_last: false,
+                workers: 2,
+                seed: 0,
+            };
+            Loader::new(ds, prep.eval_pipeline(), cfg)
+        };
+        let scoring = ScoringData::load(
+            &loader(part(0..n - self.holdout, "calibration"))?,
+            self.calibration_batches,
+            &loader(part(n - self.holdout..n, "held-out"))?,
+            device,
+            DType::F32,
+        )?;
+        Ok((scoring, prep.height))
+    }
 }
 
 impl ScoringData {

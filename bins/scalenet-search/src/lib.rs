@@ -1,0 +1,83 @@
+//! `scalenet-search`: ScaleNet (arXiv 2207.07267). `train` trains the super-supernet that
+//! holds every base model and every scaled version of it; `search` runs the Markov-chain
+//! evolution (MCEA) over base models and per-stage scaling strategies, or the compound-
+//! scaling baseline, and writes the family; `export` writes one member as a model config
+//! for `ember train`.
+
+mod export;
+mod search;
+mod train;
+
+use clap::{Parser, Subcommand};
+use ember_cli::RuntimeArgs;
+use ember_core::{EmberError, Result};
+use serde_json::Value;
+
+pub use export::ExportArgs;
+pub use search::SearchArgs;
+pub use train::TrainArgs;
+
+/// Joint search of a base model and its scaling strategy. Results go to stdout as one JSON
+/// line, progress to stderr.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "scalenet-search", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Train the super-supernet (--arch scalenet_supernet_fashion or scalenet_supernet) with
+    /// hierarchical sampling; checkpointed and resumable (--resume DIR).
+    Train(Box<TrainArgs>),
+    /// MCEA (or --baseline compound) with a trained super-supernet's scores; writes
+    /// OUT/family.json: the base, a strategy per scale, each member's FLOPs and score.
+    Search(Box<SearchArgs>),
+    /// One member of a searched family as a model config for `ember train --arch scalenet
+    /// --model-config FILE`.
+    Export(ExportArgs),
+}
+
+pub fn run(cli: Cli) -> Result<Value> {
+    match &cli.command {
+        Command::Export(args) => export::run(args),
+        Command::Search(args) => {
+            let (device, _) = cli.runtime.setup()?;
+            search::run(args, cli.runtime.seed, &device)
+        }
+        Command::Train(args) => {
+            let (device, _) = cli.runtime.setup()?;
+            let argv: Vec<String> = std::env::args().collect();
+            let spec = train::spec(args, &cli.runtime, &argv)?;
+            train::run(spec, &device, reparse_train)
+        }
+    }
+}
+
+/// A saved `train` command line (without the program name) back into its spec.
+fn reparse_train(saved: &[String]) -> Result<ember_cli::pretrain::PretrainSpec<TrainArgs>> {
+    let argv: Vec<String> = std::iter::once("scalenet-search".to_string())
+        .chain(saved.iter().cloned())
+        .collect();
+    let cli =
+        Cli::try_parse_from(&argv).map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
+    match &cli.command {
+        Command::Train(args) => train::spec(args, &cli.runtime, &argv),
+        _ => Err(EmberError::bad_input(
+            "the run folder is not a scalenet-search train run",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}
