@@ -2,9 +2,10 @@
 //! holds every base model and every scaled version of it; `search` runs the Markov-chain
 //! evolution (MCEA) over base models and per-stage scaling strategies, or the compound-
 //! scaling baseline, and writes the family; `export` writes one member as a model config
-//! for `ember train`.
+//! for `ember train`; `plot` draws accuracy against FLOPs.
 
 mod export;
+mod plot;
 mod search;
 mod train;
 
@@ -14,6 +15,7 @@ use ember_core::{EmberError, Result};
 use serde_json::Value;
 
 pub use export::ExportArgs;
+pub use plot::PlotArgs;
 pub use search::SearchArgs;
 pub use train::TrainArgs;
 
@@ -39,11 +41,15 @@ pub enum Command {
     /// One member of a searched family as a model config for `ember train --arch scalenet
     /// --model-config FILE`.
     Export(ExportArgs),
+    /// Accuracy against FLOPs, one line per family, as a PNG (from the points file of
+    /// scripts/scalenet_table.py).
+    Plot(PlotArgs),
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
     match &cli.command {
         Command::Export(args) => export::run(args),
+        Command::Plot(args) => plot::run(args),
         Command::Search(args) => {
             let (device, _) = cli.runtime.setup()?;
             search::run(args, cli.runtime.seed, &device)

@@ -7,9 +7,10 @@
 
 use clap::Args;
 use ember_cli::pretrain::{self, Build, Built, PretrainArgs, PretrainSpec};
-use ember_core::{EmberError, Result};
+use ember_core::{EmberError, EmberRng, Result};
 use ember_data::ViewRecipe;
 use ember_models::scalenet::{Space, SuperSupernet};
+use ember_search::scalenet::sampling::sample_subnet;
 use ember_search::scalenet::training::SuperSupernetTraining;
 use serde_json::{json, Value};
 
@@ -74,8 +75,25 @@ pub fn build(args: &TrainArgs, b: &Build) -> Result<Built> {
             crop_padding: args.run.train.crop_padding,
             flip: args.flip,
         },
-        report: json!({ "method": "scalenet", "coupling": args.coupling }),
+        report: json!({
+            "method": "scalenet",
+            "coupling": args.coupling,
+            "draw_macs_by_stage": mean_macs_by_stage(&space),
+        }),
     })
+}
+
+/// The mean exact MACs of the training draws of each scaling stage (2000 draws): what a
+/// supernet trained on one scale alone would cost per step, relative to this one.
+fn mean_macs_by_stage(space: &Space) -> Vec<f64> {
+    let mut rng = EmberRng::new(0);
+    let mut sums = vec![(0.0, 0usize); space.scaling.len()];
+    for _ in 0..2000 {
+        let (s, sub) = sample_subnet(space, &mut rng);
+        sums[s].0 += space.plan(&sub).cost().macs as f64;
+        sums[s].1 += 1;
+    }
+    sums.iter().map(|&(m, n)| m / n.max(1) as f64).collect()
 }
 
 pub fn run(

@@ -161,6 +161,35 @@ fn trains_searches_and_exports_a_family() {
 }
 
 #[test]
+fn plots_accuracy_against_flops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let points = tmp.path().join("points.json");
+    let text = r#"{"series": [{"name": "MCEA", "points": [[0.3, 88.1], [0.6, 89.0]]},
+                              {"name": "compound", "points": [[0.3, 87.9], [0.6, 88.4]]}]}"#;
+    std::fs::write(&points, text).unwrap();
+    let png = tmp.path().join("plot.png");
+    ok_json(tool(&[
+        "plot",
+        "--points",
+        points.to_str().unwrap(),
+        "-o",
+        png.to_str().unwrap(),
+    ]));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    std::fs::write(&points, "{}").unwrap();
+    assert_bad_input(
+        &tool(&[
+            "plot",
+            "--points",
+            points.to_str().unwrap(),
+            "-o",
+            png.to_str().unwrap(),
+        ]),
+        "series",
+    );
+}
+
+#[test]
 fn refuses_what_it_cannot_train() {
     assert_bad_input(
         &tool(&[

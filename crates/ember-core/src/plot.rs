@@ -153,51 +153,89 @@ fn draw(rgb: &mut [u8], size: (u32, u32), panels: &[Panel]) -> DrawResult {
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (panel, area) in panels.iter().zip(areas) {
-        let points = panel.series.iter().flat_map(|s| s.points.iter());
-        let (mut x1, mut y0, mut y1) = (1f64, f64::INFINITY, f64::NEG_INFINITY);
-        for &(x, y) in points {
-            x1 = x1.max(x);
-            if y.is_finite() {
-                y0 = y0.min(y);
-                y1 = y1.max(y);
-            }
-        }
-        if !y0.is_finite() {
-            (y0, y1) = (0.0, 1.0);
-        }
-        let pad = ((y1 - y0) * 0.05).max(1e-3);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&panel.title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..x1, (y0 - pad)..(y1 + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(&panel.y_label)
-            .label_style(("sans-serif", 13))
-            .draw()?;
-        for (i, s) in panel.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied(),
-                    colour.stroke_width(2),
-                ))?
-                .label(&s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()?;
+        let x1 = points(panel).map(|p| p.0).fold(1f64, f64::max);
+        plot_panel(&area, panel, "epoch", 0.0..x1, false)?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// Draws one panel whose x axis is `x_label` over the data's own range, each series as
+/// marked points joined by lines (accuracy against FLOPs, say), into a PNG at `path`
+/// (written atomically).
+pub fn draw_points(path: &Path, panel: &Panel, x_label: &str) -> Result<()> {
+    let size = (640, 440);
+    render(path, size, |rgb| {
+        let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (x0, x1) = points(panel).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+        let (x0, x1) = if x0.is_finite() { (x0, x1) } else { (0.0, 1.0) };
+        let pad = ((x1 - x0) * 0.05).max(1e-3);
+        plot_panel(&root, panel, x_label, (x0 - pad)..(x1 + pad), true)?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+fn points(panel: &Panel) -> impl Iterator<Item = &(f64, f64)> {
+    panel.series.iter().flat_map(|s| s.points.iter())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn plot_panel(
+    area: &Area,
+    panel: &Panel,
+    x_label: &str,
+    x: std::ops::Range<f64>,
+    markers: bool,
+) -> DrawResult {
+    let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(_, y) in points(panel) {
+        if y.is_finite() {
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if !y0.is_finite() {
+        (y0, y1) = (0.0, 1.0);
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-3);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x, (y0 - pad)..(y1 + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(&panel.y_label)
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for (i, s) in panel.series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                colour.stroke_width(2),
+            ))?
+            .label(&s.name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+            });
+        if markers {
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
     Ok(())
 }
 
@@ -230,6 +268,22 @@ mod tests {
         assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
         assert!(bytes.len() > 5000);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn draws_points_against_any_x() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.png");
+        let panel = Panel {
+            title: "top-1 vs MMACs".into(),
+            y_label: "top-1 %".into(),
+            series: vec![Series {
+                name: "family".into(),
+                points: vec![(0.3, 88.0), (0.6, 89.5), (1.2, 90.1)],
+            }],
+        };
+        draw_points(&path, &panel, "MMACs").unwrap();
+        assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
     }
 
     #[test]
