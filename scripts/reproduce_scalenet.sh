@@ -14,7 +14,8 @@
 #   scripts/reproduce_scalenet.sh [OUT_DIR]          # default runs/scalenet
 #
 # Environment: SEEDS (default "0 1 2"), EPOCHS (4), FINAL_EPOCHS (5), DATA (fashion-mnist),
-# SEARCH_FLAGS (extra flags for both searches), BIN (default: target/release, built first).
+# COUPLING (bc: the official asynchronous coupling; bc-sync; left), SEARCH_FLAGS (extra
+# flags for both searches), BIN (default: target/release, built first).
 # A killed script continues where it stopped: run it again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ run() {
 
 # The official weight decay 4e-5 (conv weights 2x, BN and biases none).
 run "$out/supernet" scalenet-search train --arch scalenet_supernet_fashion "${recipe[@]}" \
-  --weight-decay 4e-5 --epochs "${EPOCHS:-4}" --knn-bank 2000
+  --weight-decay 4e-5 --epochs "${EPOCHS:-4}" --knn-bank 2000 --coupling "${COUPLING:-bc}"
 
 search=(--supernet "$out/supernet" --data "$data" --seed 0 ${SEARCH_FLAGS:-})
 [ -f "$out/mcea/family.json" ] || "$bin/scalenet-search" search "${search[@]}" \

@@ -19,9 +19,12 @@ pub const PREFIX: &str = "supernet";
 
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// bc (BCNet's coupling: each module alternates its left and right channels, the
-    /// official n = 2) or left (the first channels only, AutoSlim-style).
-    #[arg(long, default_value = "bc", value_parser = ["bc", "left"])]
+    /// bc (BCNet's coupling, the official asynchronous n = 2: each module alternates its
+    /// left and right channels call by call, so a pass may mix sides), bc-sync (the
+    /// official `asyn: False`: each step runs its sub-network on the left and on the right
+    /// channels, half the loss each; twice the compute) or left (the first channels only,
+    /// AutoSlim-style).
+    #[arg(long, default_value = "bc", value_parser = ["bc", "bc-sync", "left"])]
     pub coupling: String,
     /// Randomly flip training images horizontally (the official recipe does not).
     #[arg(long)]
@@ -70,7 +73,12 @@ pub fn build(args: &TrainArgs, b: &Build) -> Result<Built> {
     let vb = b.vars.var_builder(b.dtype, b.device).pp(PREFIX);
     let net = SuperSupernet::new(&space, args.lateral(), vb)?;
     Ok(Built {
-        pretext: Box::new(SuperSupernetTraining::new(net, PREFIX, b.seed)),
+        pretext: Box::new(SuperSupernetTraining::new(
+            net,
+            args.coupling == "bc-sync",
+            PREFIX,
+            b.seed,
+        )),
         views: ViewRecipe::Supervised {
             crop_padding: args.run.train.crop_padding,
             flip: args.flip,

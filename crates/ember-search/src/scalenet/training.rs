@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 use ember_core::{EmberRng, Result, SeededVarMap};
 use ember_losses::cross_entropy;
-use ember_models::scalenet::blocks::{NormMode, Sides};
+use ember_models::scalenet::blocks::{NormMode, Side, Sides};
 use ember_models::scalenet::{Subnet, SuperSupernet};
 use ember_models::Classifier;
 use ember_train::optim::ParamGroup;
@@ -21,6 +21,11 @@ use super::sampling::sample_subnet;
 
 pub struct SuperSupernetTraining {
     pub net: SuperSupernet,
+    /// The official synchronous mode (`asyn: False`): every step forwards its sub-network
+    /// on the left and on the right channels, half the loss each, so consecutive layers
+    /// always share a side. Otherwise (`asyn: True`, the official setting) each module's own
+    /// counter picks its side, and one pass may mix sides.
+    pub synchronous: bool,
     /// The prefix of the net's variables in the run's var map.
     pub prefix: String,
     seed: u64,
@@ -36,9 +41,10 @@ pub fn official_smoothing(classes: usize) -> f64 {
 }
 
 impl SuperSupernetTraining {
-    pub fn new(net: SuperSupernet, prefix: &str, seed: u64) -> Self {
+    pub fn new(net: SuperSupernet, synchronous: bool, prefix: &str, seed: u64) -> Self {
         Self {
             net,
+            synchronous,
             prefix: prefix.to_string(),
             seed,
         }
@@ -56,18 +62,25 @@ impl Pretext for SuperSupernetTraining {
         let x = &views[0];
         let y = Tensor::new(labels, x.device())?;
         let (_, subnet) = self.draw(step);
-        let logits = self
-            .net
-            .forward(x, &subnet, Sides::Counted, NormMode::TRAIN)?;
-        let classes = self.net.space().num_classes;
-        let ce = cross_entropy(
-            &logits.to_dtype(DType::F32)?,
-            &y,
-            official_smoothing(classes),
-        )?;
+        let smoothing = official_smoothing(self.net.space().num_classes);
+        let ce = |sides: Sides| -> Result<Tensor> {
+            let logits = self.net.forward(x, &subnet, sides, NormMode::TRAIN)?;
+            Ok(cross_entropy(&logits.to_dtype(DType::F32)?, &y, smoothing)?)
+        };
+        if !self.synchronous {
+            let ce = ce(Sides::Counted)?;
+            return Ok(StepLoss {
+                total: ce.clone(),
+                parts: vec![("ce", ce)],
+            });
+        }
+        let (left, right) = (
+            ce(Sides::Fixed(Side::Left))?,
+            ce(Sides::Fixed(Side::Right))?,
+        );
         Ok(StepLoss {
-            total: ce.clone(),
-            parts: vec![("ce", ce)],
+            total: ((&left + &right)? * 0.5)?,
+            parts: vec![("left", left), ("right", right)],
         })
     }
 
@@ -136,11 +149,30 @@ mod tests {
     use super::*;
     use ember_models::scalenet::Space;
 
-    fn training() -> (SeededVarMap, SuperSupernetTraining) {
+    fn training_in(synchronous: bool) -> (SeededVarMap, SuperSupernetTraining) {
         let vars = SeededVarMap::new(0);
         let vb = vars.var_builder(DType::F32, &Device::Cpu).pp("supernet");
         let net = SuperSupernet::new(&Space::fashion(), 2, vb).unwrap();
-        (vars, SuperSupernetTraining::new(net, "supernet", 5))
+        (
+            vars,
+            SuperSupernetTraining::new(net, synchronous, "supernet", 5),
+        )
+    }
+
+    fn training() -> (SeededVarMap, SuperSupernetTraining) {
+        training_in(false)
+    }
+
+    #[test]
+    fn the_synchronous_mode_halves_a_left_and_a_right_pass() {
+        let (_, t) = training_in(true);
+        let x = Tensor::randn(0f32, 1.0, (2, 1, 28, 28), &Device::Cpu).unwrap();
+        let out = t.loss(std::slice::from_ref(&x), &[1, 2], 3).unwrap();
+        let value = |t: &Tensor| t.to_scalar::<f32>().unwrap();
+        let (l, r) = (value(&out.parts[0].1), value(&out.parts[1].1));
+        assert!((value(&out.total) - 0.5 * (l + r)).abs() < 1e-6 && l != r);
+        // The counters are not consulted, so they stay at phase 0.
+        assert!(t.net.laterals().iter().all(|l| l.phase() == 0));
     }
 
     #[test]
