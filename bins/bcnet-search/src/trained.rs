@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use clap::Args;
-use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
 use ember_models::cbm::{self, MacroNet};
 use ember_search::bcnet::BinnedWidths;
-use ember_search::supernet::{records_from, Coupling, HeldOut, ScoringData, Supernet, RECORDS_KEY};
+use ember_search::supernet::{
+    open_supernet, records_from, Coupling, HeldOut, ScoringData, Supernet, RECORDS_KEY,
+};
 use ember_train::pretrain::PRETEXT_PREFIX;
-use serde_json::Value;
 
 #[derive(Debug, Clone, Args)]
 pub struct SupernetFile {
@@ -51,24 +51,14 @@ pub struct Trained {
 impl SupernetFile {
     pub fn open(&self, device: &Device) -> Result<Trained> {
         let run = Path::new(&self.supernet);
-        let (path, records) = if run.is_dir() {
-            (
-                run.join("backbone.safetensors"),
-                run_records(&run.join("last.safetensors"))?,
-            )
+        let records = if run.is_dir() {
+            run_records(&run.join("last.safetensors"))?
         } else {
-            (HubEnv::from_env().resolve(&self.supernet)?, Vec::new())
+            Vec::new()
         };
-        let ckpt = Checkpoint::load(&path, device)?;
+        let (ckpt, info) = open_supernet(&self.supernet, "bcnet", "bcnet-search", device)?;
         let what = format!("--supernet {}", self.supernet);
         let bad = |detail: &str| EmberError::bad_input(format!("{what}: {detail}"));
-        let info: Value = ckpt
-            .meta
-            .extra
-            .get("pretrained")
-            .and_then(|p| serde_json::from_str(p).ok())
-            .filter(|v: &Value| v["method"] == "bcnet")
-            .ok_or_else(|| bad("not a supernet of `bcnet-search train`"))?;
         let model: cbm::Config = serde_json::from_value(ckpt.meta.config.clone())
             .map_err(|e| bad(&format!("its model config: {e}")))?;
         let field = |k: &str| info[k].as_u64().map(|v| v as usize);

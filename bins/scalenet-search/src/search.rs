@@ -18,14 +18,13 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use clap::Args;
 use ember_core::atomic::write_atomic;
-use ember_core::hub::HubEnv;
-use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
+use ember_core::{EmberError, Result, SeededVarMap};
 use ember_models::scalenet::flops::search_macs;
 use ember_models::scalenet::{Space, Subnet, SuperSupernet};
 use ember_search::scalenet::mcea::{
     self, Budget, Family, MacsCount, MceaConfig, Step, EFFICIENTNET,
 };
-use ember_search::supernet::{HeldOut, ScoringData};
+use ember_search::supernet::{open_supernet, HeldOut, ScoringData};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Args)]
@@ -257,22 +256,9 @@ pub fn run(args: &SearchArgs, seed: u64, device: &Device) -> Result<Value> {
 
 /// The super-supernet of a training run or file, and the held-out images it scores on.
 fn open(args: &SearchArgs, device: &Device) -> Result<(SuperSupernet, ScoringData)> {
-    let run = Path::new(&args.supernet);
-    let path = if run.is_dir() {
-        run.join("backbone.safetensors")
-    } else {
-        HubEnv::from_env().resolve(&args.supernet)?
-    };
-    let ckpt = Checkpoint::load(&path, device)?;
+    let (ckpt, info) = open_supernet(&args.supernet, "scalenet", "scalenet-search", device)?;
     let what = format!("--supernet {}", args.supernet);
     let bad = |detail: &str| EmberError::bad_input(format!("{what}: {detail}"));
-    let info: Value = ckpt
-        .meta
-        .extra
-        .get("pretrained")
-        .and_then(|p| serde_json::from_str(p).ok())
-        .filter(|v: &Value| v["method"] == "scalenet")
-        .ok_or_else(|| bad("not a super-supernet of `scalenet-search train`"))?;
     let space: Space = serde_json::from_value(ckpt.meta.config.clone())
         .map_err(|e| bad(&format!("its space: {e}")))?;
     space.validate().map_err(|e| bad(&e))?;

@@ -11,11 +11,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use ember_core::{CheckpointMeta, EmberError, EmberRng, Result, SeededVarMap};
+use ember_core::hub::HubEnv;
+use ember_core::{Checkpoint, CheckpointMeta, EmberError, EmberRng, Result, SeededVarMap};
 use ember_data::source::Subset;
 use ember_data::{DataSource, Dataset, Loader, LoaderConfig, Preprocess};
 use ember_losses::cross_entropy;
@@ -25,6 +27,7 @@ use ember_models::Classifier;
 use ember_train::optim::{default_groups, ParamGroup};
 use ember_train::trainer::parameters;
 use ember_train::{Pretext, StepLoss};
+use serde_json::Value;
 
 use crate::bcnet::BinnedWidths;
 
@@ -162,6 +165,37 @@ impl Supernet {
 pub struct ScoringData {
     pub calibration: Vec<Tensor>,
     pub eval: Vec<(Tensor, Vec<u32>)>,
+}
+
+/// The trained supernet a search reads: `spec` is a training run's folder (its
+/// `backbone.safetensors`) or a checkpoint (a path or hf://...) whose `ember.pretrained`
+/// metadata records `method`; returns the checkpoint and that record. `tool` names the
+/// training command in the error.
+pub fn open_supernet(
+    spec: &str,
+    method: &str,
+    tool: &str,
+    device: &Device,
+) -> Result<(Checkpoint, Value)> {
+    let run = Path::new(spec);
+    let path = if run.is_dir() {
+        run.join("backbone.safetensors")
+    } else {
+        HubEnv::from_env().resolve(spec)?
+    };
+    let ckpt = Checkpoint::load(&path, device)?;
+    let info = ckpt
+        .meta
+        .extra
+        .get("pretrained")
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .filter(|v| v["method"] == method)
+        .ok_or_else(|| {
+            EmberError::bad_input(format!(
+                "--supernet {spec}: not a supernet of `{tool} train`"
+            ))
+        })?;
+    Ok((ckpt, info))
 }
 
 /// How a search splits the training set it scores on: the last `holdout` images are

@@ -80,22 +80,29 @@ pub fn scaled(c: usize, m: f64) -> usize {
     (c as f64 * m).ceil() as usize
 }
 
+fn stage(layers: usize, channels: usize, stride: usize, expansion: usize) -> StageSpec {
+    StageSpec {
+        layers,
+        channels,
+        stride,
+        expansion,
+    }
+}
+
+/// A scaling stage whose depth and width multipliers are the same set (as officially).
+fn grid(multipliers: Vec<f64>, resolution: Vec<usize>) -> StageScaling {
+    StageScaling {
+        depth: multipliers.clone(),
+        width: multipliers,
+        resolution,
+    }
+}
+
 impl Space {
     /// The official ImageNet space: stem 32, seven stages, kernels 3/5/7, conv_out 1280,
     /// scaling stages 0-3 (note the config's 354, not 352).
     pub fn imagenet() -> Self {
-        let stage = |layers, channels, stride, expansion| StageSpec {
-            layers,
-            channels,
-            stride,
-            expansion,
-        };
         let steps = |from: f64, n: usize| (0..n).map(|i| from + 0.04 * i as f64).collect();
-        let grid = |m: Vec<f64>, resolution: Vec<usize>| StageScaling {
-            depth: m.clone(),
-            width: m,
-            resolution,
-        };
         Self {
             in_chans: 3,
             num_classes: 1000,
@@ -123,17 +130,6 @@ impl Space {
     /// The spec's Fashion-MNIST space (section 4.3): stem 8, four stages, kernels 3/5,
     /// conv_out 64, base resolution 20, scaling stages 0-2 up to the native 28 px.
     pub fn fashion() -> Self {
-        let stage = |layers, channels, stride, expansion| StageSpec {
-            layers,
-            channels,
-            stride,
-            expansion,
-        };
-        let grid = |m: Vec<f64>, resolution: Vec<usize>| StageScaling {
-            depth: m.clone(),
-            width: m,
-            resolution,
-        };
         Self {
             in_chans: 1,
             num_classes: 10,

@@ -191,17 +191,13 @@ pub fn mcea(
         let mut rng = EmberRng::for_name(cfg.seed, &format!("mcea/start/{s}"));
         let bases = random_bases(space, cfg, &mut rng)?;
         let grid = nonempty(b.feasible_grid(space, &bases, s, b.scale_error), space, s)?;
-        let mut best = (f64::NEG_INFINITY, grid[0]);
-        for &t in &grid {
+        let best = best_triple(&grid, grid[0], |t| {
             let mut total = 0.0;
             for base in &bases {
                 total += stage_score(space, b, base, s, t, b.scale_error, score)?;
             }
-            let mean = total / bases.len() as f64;
-            if mean > best.0 {
-                best = (mean, t);
-            }
-        }
+            Ok(total / bases.len() as f64)
+        })?;
         family.strategies[s] = best.1;
         on_step(&Step {
             step: format!("start: stage {s} strategy"),
@@ -229,14 +225,10 @@ pub fn mcea(
         });
         for s in 1..=stages {
             let grid = b.feasible_grid(space, std::slice::from_ref(&family.base), s, b.scale_error);
-            let mut best = (f64::NEG_INFINITY, family.strategies[s]);
-            for &t in &grid {
-                let v = score(s, &space.scale_stage(&family.base, s, t))?;
-                if v > best.0 {
-                    best = (v, t);
-                }
-            }
             // No feasible triple for this base keeps the stage's strategy.
+            let best = best_triple(&grid, family.strategies[s], |t| {
+                score(s, &space.scale_stage(&family.base, s, t))
+            })?;
             family.strategies[s] = best.1;
             on_step(&Step {
                 step: format!("round {round}: stage {s} strategy"),
@@ -247,6 +239,23 @@ pub fn mcea(
         }
     }
     Ok(family)
+}
+
+/// The best-scoring triple of `grid` and its score (`fallback` at minus infinity if the
+/// grid is empty); the first of equal scores wins.
+fn best_triple(
+    grid: &[[usize; 3]],
+    fallback: [usize; 3],
+    mut eval: impl FnMut([usize; 3]) -> Result<f64>,
+) -> Result<(f64, [usize; 3])> {
+    let mut best = (f64::NEG_INFINITY, fallback);
+    for &t in grid {
+        let v = eval(t)?;
+        if v > best.0 {
+            best = (v, t);
+        }
+    }
+    Ok(best)
 }
 
 /// The compound-scaling baseline's base: the GA with each base scored as itself (stage 0).
