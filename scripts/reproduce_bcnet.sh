@@ -30,17 +30,7 @@ mkdir -p "$out/archs" "$out/scratch" "$out/final"
 recipe=(--data "$data" --batch-size 128 --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov
         --weight-decay 5e-4 --schedule cosine --warmup-epochs 1 --crop-padding 2 --quiet)
 
-# `run DIR TOOL SUBCOMMAND FLAGS...`: runs into DIR unless it finished; resumes it if started.
-run() {
-  local dir="$1" tool=("$bin/$2" "$3"); shift 3
-  [ -f "$dir/summary.json" ] && return
-  if [ -f "$dir/config.json" ]; then
-    "${tool[@]}" --resume "$dir" --quiet > "$dir.json"
-  else
-    "${tool[@]}" "$@" --out "$dir" > "$dir.json"
-  fi
-  echo "done: $dir" >&2
-}
+source scripts/lib/resumable_run.sh
 
 supernet=(--arch cbm_mobilenet_small --bins 8 --min-bins 2 --knn-bank 2000 "${recipe[@]}")
 run "$out/bc" bcnet-search train "${supernet[@]}" --coupling bc --epochs "$epochs"

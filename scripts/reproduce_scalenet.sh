@@ -30,17 +30,7 @@ mkdir -p "$out/final"
 recipe=(--data "$data" --batch-size 128 --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov
         --schedule cosine --warmup-epochs 1 --crop-padding 2 --quiet)
 
-# `run DIR TOOL SUBCOMMAND FLAGS...`: runs into DIR unless it finished; resumes it if started.
-run() {
-  local dir="$1" tool=("$bin/$2" "$3"); shift 3
-  [ -f "$dir/summary.json" ] && return
-  if [ -f "$dir/config.json" ]; then
-    "${tool[@]}" --resume "$dir" --quiet > "$dir.json"
-  else
-    "${tool[@]}" "$@" --out "$dir" > "$dir.json"
-  fi
-  echo "done: $dir" >&2
-}
+source scripts/lib/resumable_run.sh
 
 # The official weight decay 4e-5 (conv weights 2x, BN and biases none).
 run "$out/supernet" scalenet-search train --arch scalenet_supernet_fashion "${recipe[@]}" \
