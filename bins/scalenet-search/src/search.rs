@@ -148,7 +148,7 @@ pub fn run(args: &SearchArgs, seed: u64, device: &Device) -> Result<Value> {
             return Ok(r.score);
         }
         let t = Instant::now();
-        let top1 = top1(&net, &data, sub)?;
+        let top1 = data.top1(|x| net.evaluation_logits(x, sub))?;
         let record = Record {
             score: top1,
             seconds: t.elapsed().as_secs_f64(),
@@ -274,17 +274,6 @@ fn open(args: &SearchArgs, device: &Device) -> Result<(SuperSupernet, ScoringDat
     };
     let (data, _) = split.load(&ckpt.meta, &what, device)?;
     Ok((net, data))
-}
-
-/// Top-1 (%) of `sub` on the held-out images.
-fn top1(net: &SuperSupernet, data: &ScoringData, sub: &Subnet) -> Result<f64> {
-    let (mut correct, mut seen) = (0usize, 0usize);
-    for (x, labels) in &data.eval {
-        let predicted: Vec<u32> = net.evaluation_logits(x, sub)?.argmax(1)?.to_vec1()?;
-        correct += predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
-        seen += labels.len();
-    }
-    Ok(100.0 * correct as f64 / seen.max(1) as f64)
 }
 
 /// A sub-network's record key: its ops, width and resolution.

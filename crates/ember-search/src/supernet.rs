@@ -139,14 +139,7 @@ impl Supernet {
             let momentum = 1.0 / (k + 1) as f64;
             self.net.forward_sliced(x, path, true, Some(momentum))?;
         }
-        let (mut correct, mut seen) = (0usize, 0usize);
-        for (x, labels) in &data.eval {
-            let logits = self.net.forward_sliced(x, path, false, None)?;
-            let predicted: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-            correct += predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
-            seen += labels.len();
-        }
-        Ok(100.0 * correct as f64 / seen.max(1) as f64)
+        data.top1(|x| self.net.forward_sliced(x, path, false, None))
     }
 
     /// The supernet's estimate of `c`: the mean of its paths' re-calibrated top-1.
@@ -255,6 +248,17 @@ impl HeldOut {
 }
 
 impl ScoringData {
+    /// Top-1 (%) on the held-out images of a model given as its logits.
+    pub fn top1(&self, logits: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<f64> {
+        let (mut correct, mut seen) = (0usize, 0usize);
+        for (x, labels) in &self.eval {
+            let predicted: Vec<u32> = logits(x)?.argmax(1)?.to_vec1()?;
+            correct += predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
+            seen += labels.len();
+        }
+        Ok(100.0 * correct as f64 / seen.max(1) as f64)
+    }
+
     /// The first `calibration` batches of `calib` and every batch of `eval`.
     pub fn load(
         calib: &Loader,

@@ -196,10 +196,6 @@ impl ConvBnAct {
         )?)
     }
 
-    pub fn norms(&self) -> Vec<&SlicedBatchNorm2d> {
-        vec![&self.layer.1]
-    }
-
     pub fn lateral(&self) -> &Lateral {
         &self.lateral
     }
@@ -347,12 +343,6 @@ impl InvertedResidual {
         } else {
             Ok(y)
         }
-    }
-
-    pub fn norms(&self) -> Vec<&SlicedBatchNorm2d> {
-        let mut all: Vec<_> = self.expand.iter().map(|e| &e.1).collect();
-        all.extend([&self.depthwise.1, &self.project.1]);
-        all
     }
 
     pub fn lateral(&self) -> &Lateral {

@@ -13,7 +13,6 @@ use ember_ops::{broadcast_add, upsample_bilinear2d, Resize};
 
 use super::blocks::{ConvBnAct, InvertedResidual, IrShape, Lateral, NormMode, Side, Sides};
 use super::space::{scaled, Space, Subnet};
-use crate::layers::sliced::SlicedBatchNorm2d;
 
 /// The official classifier init: `N(0, 0.01)`, bias 0.
 pub(crate) fn classifier(
@@ -200,28 +199,11 @@ impl SuperSupernet {
         Ok(logits)
     }
 
-    pub fn lateral(&self) -> usize {
-        self.lateral
-    }
-
     /// Every coupling counter, in a fixed order (to save, restore and reset them).
     pub fn laterals(&self) -> Vec<&Lateral> {
         let mut all = vec![self.stem.lateral()];
         all.extend(self.slots.iter().flatten().flatten().map(|b| b.lateral()));
         all.push(self.conv_out.lateral());
-        all
-    }
-
-    pub fn norms(&self) -> Vec<&SlicedBatchNorm2d> {
-        let mut all = self.stem.norms();
-        all.extend(
-            self.slots
-                .iter()
-                .flatten()
-                .flatten()
-                .flat_map(|b| b.norms()),
-        );
-        all.extend(self.conv_out.norms());
         all
     }
 
