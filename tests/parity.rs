@@ -22,6 +22,8 @@ mod model;
 mod sections;
 #[path = "parity/ssl.rs"]
 mod ssl;
+#[path = "parity/taylorse.rs"]
+mod taylorse;
 
 use std::path::{Path, PathBuf};
 
@@ -65,6 +67,10 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
         Some("model") if family == "greenmim" => {
             vec![(name.to_string(), greenmim::model(dir, &manifest, dev))]
         }
+        Some("model") if family == "taylorse" => taylorse::parity(dir, &manifest)
+            .into_iter()
+            .map(|(part, r)| (format!("{name}/{part}"), r))
+            .collect(),
         Some("model") => vec![(name.to_string(), model::parity(dir, &manifest, family, dev))],
         Some("grouping") => greenmim::grouping(&manifest)
             .into_iter()
