@@ -67,7 +67,7 @@ fn run(path: &Path, name: &str, dev: &Device) -> Lines {
         Some("model") if family == "greenmim" => {
             vec![(name.to_string(), greenmim::model(dir, &manifest, dev))]
         }
-        Some("model") if family == "taylorse" => taylorse::parity(dir, &manifest)
+        Some("model") if family == "taylorse" => taylorse::parity(dir, &manifest, dev)
             .into_iter()
             .map(|(part, r)| (format!("{name}/{part}"), r))
             .collect(),

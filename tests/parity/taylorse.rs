@@ -1,11 +1,16 @@
-//! TaylorSENet fixtures: the signal front end (STFT, compression, iSTFT of the outputs, the
-//! loss mask's frame counts) through ember-audio with the manifest's `signal` settings. The
-//! network itself is pending until `ember-models::taylorse` lands.
+//! TaylorSENet fixtures, in three parts: the signal front end (STFT, compression, iSTFT of the
+//! outputs, the loss mask's frame counts) through ember-audio with the manifest's `signal`
+//! settings; the network rebuilt from the manifest's config with the official weights, every
+//! intermediate output compared; the loss with the manifest's hyperparameters.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use ember_audio::{Spectrum, Stft};
+use ember_core::SeededVarMap;
+use ember_losses::{com_mag_loss, Distance};
+use ember_models::taps::Taps;
+use ember_models::taylorse::{TaylorSeConfig, TaylorSeNet};
 use serde_json::Value;
 
 use crate::compare::{err, get, load_file, Checks, Tolerance};
@@ -90,12 +95,141 @@ fn to_tensor(s: &Spectrum) -> Result<Tensor, String> {
     Tensor::from_slice(&s.data, (2, s.frames, s.bins), &Device::Cpu).map_err(err)
 }
 
-/// One line per part: the front end, then the network (pending).
-pub fn parity(dir: &Path, manifest: &Value) -> Vec<(String, Result<Outcome, String>)> {
+/// The io tensors the front end produces or checks (the others are the network's and the loss's).
+const FRONT_END: &[&str] = &[
+    "noisy_wav",
+    "clean_wav",
+    "lengths",
+    "frames",
+    "noisy_stft",
+    "input",
+    "target",
+    "input_mag",
+    "output_wav",
+    "zero_term_wav",
+];
+
+/// One line per part: the front end, the network, the loss.
+pub fn parity(
+    dir: &Path,
+    manifest: &Value,
+    dev: &Device,
+) -> Vec<(String, Result<Outcome, String>)> {
     vec![
         ("front_end".to_string(), front_end(dir, manifest)),
-        ("network".to_string(), Ok(Outcome::Pending)),
+        ("network".to_string(), network(dir, manifest, dev)),
+        ("loss".to_string(), loss(dir, manifest)),
     ]
+}
+
+fn network(dir: &Path, manifest: &Value, dev: &Device) -> Result<Outcome, String> {
+    let config: TaylorSeConfig =
+        serde_json::from_value(manifest["config"].clone()).map_err(|e| format!("config: {e}"))?;
+    let io = load_file(
+        dir,
+        manifest["io"].as_str().ok_or("manifest has no `io` file")?,
+    )?;
+    let weights = load_file(
+        dir,
+        manifest["weights"]
+            .as_str()
+            .ok_or("manifest has no `weights` file")?,
+    )?;
+    let map = SeededVarMap::new(0);
+    let model = TaylorSeNet::new(map.var_builder(DType::F32, dev), &config).map_err(err)?;
+    ember_models::load_into(map.vars(), &weights, "official weights").map_err(err)?;
+    let input = get(&io, "input")?.to_device(dev).map_err(err)?;
+    let mut taps = Taps::on();
+    model.forward_with_taps(&input, &mut taps).map_err(err)?;
+    let ours: std::collections::HashMap<String, Tensor> = taps.into_vec().into_iter().collect();
+    let tol = Tolerance::from_manifest(&manifest["tolerance"]);
+    let mut checks = Checks {
+        tol: &tol,
+        worst: 0.0,
+    };
+    let loss_names = loss_outputs(manifest);
+    let outputs = manifest["outputs"]
+        .as_object()
+        .ok_or("manifest has no outputs")?;
+    for name in outputs
+        .keys()
+        .filter(|n| !FRONT_END.contains(&n.as_str()) && !loss_names.contains(n))
+    {
+        let mine = ours
+            .get(name)
+            .ok_or(format!("the network has no output named `{name}`"))?;
+        checks.check(name, mine, get(&io, name)?)?;
+    }
+    Ok(Outcome::Ok(checks.worst))
+}
+
+/// The loss value and its parts: `loss.value` and the outputs named after it (`loss_*`).
+fn loss_outputs(manifest: &Value) -> Vec<String> {
+    let value = manifest["loss"]["value"].as_str().unwrap_or("loss");
+    let outputs = manifest["outputs"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    outputs
+        .into_iter()
+        .filter(|n| n == value || n.starts_with(&format!("{value}_")))
+        .collect()
+}
+
+fn loss(dir: &Path, manifest: &Value) -> Result<Outcome, String> {
+    let spec = &manifest["loss"];
+    let alpha = spec["alpha"].as_f64().ok_or("loss.alpha missing")?;
+    let distance = match spec["l_type"].as_str() {
+        Some("L2") => Distance::L2,
+        Some("L1") => Distance::L1,
+        other => return Err(format!("loss.l_type {other:?} is not L1 or L2")),
+    };
+    let io = load_file(
+        dir,
+        manifest["io"].as_str().ok_or("manifest has no `io` file")?,
+    )?;
+    let args: Vec<&str> = spec["args"]
+        .as_array()
+        .ok_or("loss.args missing")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let [estimate, target, frames] = args[..] else {
+        return Err(format!(
+            "loss.args {args:?} is not [estimate, target, frames]"
+        ));
+    };
+    let frames: Vec<usize> = get(&io, frames)?
+        .to_dtype(DType::I64)
+        .and_then(|t| t.to_vec1::<i64>())
+        .map_err(err)?
+        .into_iter()
+        .map(|f| f as usize)
+        .collect();
+    let l = com_mag_loss(
+        get(&io, estimate)?,
+        get(&io, target)?,
+        &frames,
+        alpha,
+        distance,
+    )
+    .map_err(err)?;
+    let tol = Tolerance::from_manifest(&manifest["tolerance"]);
+    let mut checks = Checks {
+        tol: &tol,
+        worst: 0.0,
+    };
+    let value = spec["value"].as_str().unwrap_or("loss");
+    for (name, ours) in [
+        (value.to_string(), &l.loss),
+        (format!("{value}_com"), &l.complex),
+        (format!("{value}_mag"), &l.magnitude),
+    ] {
+        if let Some(theirs) = io.get(&name) {
+            checks.check(&name, &ours.reshape(theirs.shape()).map_err(err)?, theirs)?;
+        }
+    }
+    Ok(Outcome::Ok(checks.worst))
 }
 
 fn front_end(dir: &Path, manifest: &Value) -> Result<Outcome, String> {

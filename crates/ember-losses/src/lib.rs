@@ -6,6 +6,7 @@ mod cross_entropy;
 mod distill;
 mod maskd;
 mod mim;
+mod speech;
 mod ssl;
 
 pub use cross_entropy::{cross_entropy, soft_target_cross_entropy};
@@ -14,6 +15,7 @@ pub use maskd::{
     custom_masks, dice_diversity, masked_feature_loss, MaskModule, Masked, MaskedLogitLoss,
 };
 pub use mim::{masked_mse, normalize_units, patchify, unpatchify};
+pub use speech::{com_mag_loss, ComMag, Distance};
 pub use ssl::{
     as_rows, infonce, lewel_pair, normalized_mse, relation_from_logits, relation_loss, Relation,
 };

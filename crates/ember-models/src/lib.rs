@@ -15,6 +15,7 @@ pub mod seg;
 pub mod ssl;
 pub mod swin;
 pub mod taps;
+pub mod taylorse;
 pub mod weights;
 
 pub use from_checkpoint::{load_checkpoint, load_frozen, LoadedModel};
