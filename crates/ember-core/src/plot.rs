@@ -45,10 +45,15 @@ pub struct Grid {
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-/// Draws `panels` side by side into a PNG at `path` (written atomically).
+/// Draws `panels` side by side into a PNG at `path` (written atomically), against epochs.
 pub fn draw_curves(path: &Path, panels: &[Panel]) -> Result<()> {
+    draw_curves_along(path, "epoch", panels)
+}
+
+/// [`draw_curves`] with another x axis (steps, say).
+pub fn draw_curves_along(path: &Path, x_label: &str, panels: &[Panel]) -> Result<()> {
     let size = (520 * panels.len().max(1) as u32, 400);
-    render(path, size, |rgb| draw(rgb, size, panels))
+    render(path, size, |rgb| draw(rgb, size, panels, x_label))
 }
 
 /// Draws `grid` into a PNG at `path` (written atomically).
@@ -64,6 +69,75 @@ pub fn draw_grid(path: &Path, grid: &Grid) -> Result<()> {
     render(path, size, |rgb| {
         draw_cells(rgb, size, grid, (left, cell_w, cell_h))
     })
+}
+
+/// A value image: `values[row * width + col]`, row 0 drawn at the top (a spectrogram with
+/// its highest frequency first, say).
+pub struct Heatmap {
+    pub title: String,
+    pub width: usize,
+    pub height: usize,
+    pub values: Vec<f32>,
+}
+
+/// Draws `maps` one above the other, each under its title, into a PNG at `path` (written
+/// atomically). All share one colour scale (viridis-like, dark = low) over [`lo`, `hi`], so
+/// they compare; each is stretched to 900 pixels wide and twice its height.
+pub fn draw_heatmaps(path: &Path, maps: &[Heatmap], lo: f32, hi: f32) -> Result<()> {
+    const WIDTH: u32 = 900;
+    const TITLE: u32 = 26;
+    let heights: Vec<u32> = maps.iter().map(|m| 2 * m.height as u32).collect();
+    let size = (
+        WIDTH + 16,
+        heights.iter().map(|h| h + TITLE + 8).sum::<u32>() + 8,
+    );
+    render(path, size, |rgb| {
+        {
+            let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
+            root.fill(&WHITE)?;
+            let mut y = 8i32;
+            for (map, h) in maps.iter().zip(&heights) {
+                let style = TextStyle::from(("sans-serif", 16).into_font()).color(&BLACK);
+                root.draw(&Text::new(map.title.clone(), (8, y + 4), style))?;
+                y += (TITLE + h + 8) as i32;
+            }
+            root.present()?;
+        }
+        let mut top = 8 + TITLE;
+        for (map, &h) in maps.iter().zip(&heights) {
+            for py in 0..h {
+                let row = (py as usize * map.height) / h as usize;
+                for px in 0..WIDTH {
+                    let col = (px as usize * map.width) / WIDTH as usize;
+                    let v = map.values.get(row * map.width + col).copied().unwrap_or(lo);
+                    let t = if hi > lo {
+                        ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    let at = (((top + py) * size.0 + 8 + px) * 3) as usize;
+                    rgb[at..at + 3].copy_from_slice(&viridis(t));
+                }
+            }
+            top += h + TITLE + 8;
+        }
+        Ok(())
+    })
+}
+
+/// Five stops of matplotlib's viridis, interpolated.
+fn viridis(t: f32) -> [u8; 3] {
+    const STOPS: [[f32; 3]; 5] = [
+        [68.0, 1.0, 84.0],
+        [59.0, 82.0, 139.0],
+        [33.0, 145.0, 140.0],
+        [94.0, 201.0, 98.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let x = t * (STOPS.len() - 1) as f32;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f32;
+    std::array::from_fn(|c| (STOPS[i][c] + f * (STOPS[i + 1][c] - STOPS[i][c])) as u8)
 }
 
 /// plotters renders into memory and our `image` encodes the PNG: plotters' own encoder
@@ -148,13 +222,13 @@ fn draw_cells(
     Ok(())
 }
 
-fn draw(rgb: &mut [u8], size: (u32, u32), panels: &[Panel]) -> DrawResult {
+fn draw(rgb: &mut [u8], size: (u32, u32), panels: &[Panel], x_label: &str) -> DrawResult {
     let root = BitMapBackend::with_buffer(rgb, size).into_drawing_area();
     root.fill(&WHITE)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (panel, area) in panels.iter().zip(areas) {
         let x1 = points(panel).map(|p| p.0).fold(1f64, f64::max);
-        plot_panel(&area, panel, "epoch", 0.0..x1, false)?;
+        plot_panel(&area, panel, x_label, 0.0..x1, false)?;
     }
     root.present()?;
     Ok(())

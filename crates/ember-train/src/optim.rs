@@ -19,6 +19,13 @@ pub enum Method {
         beta2: f64,
         eps: f64,
     },
+    /// `torch.optim.Adam`: weight decay as an L2 term added to the gradient (coupled), not
+    /// decoupled as in AdamW.
+    Adam {
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
     /// Layer-wise adaptive rate scaling as LEWEL's code has it: for a group with `trust`,
     /// `d = (g + wd w) * lr * eta ||w|| / (||g|| + wd ||w||)` (the ratio 1 when either norm
     /// is 0), `buf = momentum buf + d`, `w -= buf`: the rate sits inside the momentum
@@ -171,8 +178,14 @@ impl Optimizer {
                         };
                         (w - (d * self.lr)?)?
                     }
-                    Method::AdamW { beta1, beta2, eps } => {
-                        let w = (w * (1.0 - self.lr * group.weight_decay))?;
+                    Method::AdamW { beta1, beta2, eps } | Method::Adam { beta1, beta2, eps } => {
+                        let coupled = matches!(self.method, Method::Adam { .. });
+                        let wd = group.weight_decay;
+                        let (w, g) = match (coupled, wd != 0.0) {
+                            (true, true) => (w.clone(), (&g + (&w * wd)?)?),
+                            (false, true) => ((w * (1.0 - self.lr * wd))?, g),
+                            (_, false) => (w, g),
+                        };
                         let (m, v) = match self.state.get(name) {
                             Some(s) => (s[0].clone(), s[1].clone()),
                             None => (g.zeros_like()?, g.zeros_like()?),
@@ -250,7 +263,7 @@ impl Optimizer {
         let slots = match self.method {
             Method::Sgd { momentum: 0.0, .. } => 0,
             Method::Sgd { .. } | Method::Lars { .. } => 1,
-            Method::AdamW { .. } => 2,
+            Method::AdamW { .. } | Method::Adam { .. } => 2,
         };
         if steps == 0 {
             return Ok(());
@@ -398,6 +411,28 @@ mod tests {
         for (a, b) in values(&w).iter().zip(expected) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn adam_adds_weight_decay_to_the_gradient() {
+        // loss = c . w with c = -wd w0: the coupled gradient c + wd w0 is zero, so Adam
+        // stays put where AdamW would shrink w.
+        let w = Var::new(&[1f32, -2.], &Device::Cpu).unwrap();
+        let groups = vec![ParamGroup {
+            params: vec![("w".into(), w.clone())],
+            weight_decay: 0.5,
+            trust: false,
+        }];
+        let method = Method::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut opt = Optimizer::new(method, groups, 0.1);
+        let c = Tensor::new(&[-0.5f32, 1.0], &Device::Cpu).unwrap();
+        let loss = (w.as_tensor() * c).unwrap().sum_all().unwrap();
+        opt.step(&loss.backward().unwrap()).unwrap();
+        assert_eq!(values(&w), vec![1.0, -2.0]);
     }
 
     #[test]
