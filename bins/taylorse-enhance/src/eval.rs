@@ -115,7 +115,8 @@ pub fn run(args: &EvalArgs, seed: u64, device: &Device) -> Result<Value> {
             noisy_total.add(Scores::of(&m.clean, &m.noisy));
             enhanced_total.add(Scores::of(&m.clean, &enhanced));
             if let Some(dir) = &args.write {
-                written.push(json!({"snr_db": snr, "index": i, "clean": m.clean_name, "noise": m.noise_name, "seconds": len as f64 / SAMPLE_RATE as f64}));
+                let file = format!("snr{snr}_{i}.wav");
+                written.push(json!({"file": file, "snr_db": snr, "clean": m.clean_name, "noise": m.noise_name, "seconds": len as f64 / SAMPLE_RATE as f64}));
                 for (kind, wave) in [
                     ("clean", &m.clean),
                     ("noisy", &m.noisy),
@@ -123,12 +124,7 @@ pub fn run(args: &EvalArgs, seed: u64, device: &Device) -> Result<Value> {
                 ] {
                     let sub = dir.join(kind);
                     std::fs::create_dir_all(&sub).map_err(|e| EmberError::io(&sub, e))?;
-                    write_wav(
-                        &sub.join(format!("snr{snr}_{i}.wav")),
-                        wave,
-                        SAMPLE_RATE,
-                        WavFormat::Float32,
-                    )?;
+                    write_wav(&sub.join(&file), wave, SAMPLE_RATE, WavFormat::Float32)?;
                 }
             }
             if let (Some(dir), 0) = (&args.plot, i) {
