@@ -101,14 +101,13 @@ impl TaylorSeConfig {
     }
 
     /// A small model that trains on 2 CPU cores in minutes (spec section 12's advice): the
-    /// official structure with narrow channels, one TCN group of four units, two orders.
+    /// official structure with narrow channels, one TCN group of four units, the official three orders.
     pub fn small() -> Self {
         Self {
             c: 12,
             cd1: 24,
             p: 1,
             dilations: vec![1, 2, 4, 8],
-            order_num: 2,
             ..Self::default()
         }
     }
