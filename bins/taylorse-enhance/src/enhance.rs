@@ -133,8 +133,8 @@ pub fn run(args: &EnhanceArgs, device: &Device) -> Result<Value> {
             "--chunk-seconds must be at least 1 and --overlap-seconds between 0 and half of it",
         ));
     }
-    let loaded = model::load(&args.model, device)?;
-    let front = FrontEnd::new(loaded.net.config().fft_num)?;
+    let net = model::load(&args.model, device)?;
+    let front = FrontEnd::new(net.config().fft_num)?;
     let chunk = (args.chunk_seconds * SAMPLE_RATE as f64) as usize;
     let overlap = (args.overlap_seconds * SAMPLE_RATE as f64) as usize;
     let format = if args.float {
@@ -165,7 +165,7 @@ pub fn run(args: &EnhanceArgs, device: &Device) -> Result<Value> {
                 noisy.len()
             )));
         }
-        let enhanced = enhance_signal(&loaded.net, &front, &noisy, chunk, overlap, device)?;
+        let enhanced = enhance_signal(&net, &front, &noisy, chunk, overlap, device)?;
         let seconds = noisy.len() as f64 / SAMPLE_RATE as f64;
         let elapsed = started.elapsed().as_secs_f64();
         if to_stdout {

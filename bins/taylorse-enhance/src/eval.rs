@@ -85,8 +85,8 @@ pub fn run(args: &EvalArgs, seed: u64, device: &Device) -> Result<Value> {
             "--count and --snrs must not be empty and --max-seconds at least 1",
         ));
     }
-    let loaded = model::load(&args.model, device)?;
-    let front = FrontEnd::new(loaded.net.config().fft_num)?;
+    let net = model::load(&args.model, device)?;
+    let front = FrontEnd::new(net.config().fft_num)?;
     let corpus = Corpus::open(&args.data)?;
     let max = (args.max_seconds * SAMPLE_RATE as f64) as usize;
     let spec = MixSpec {
@@ -111,7 +111,7 @@ pub fn run(args: &EvalArgs, seed: u64, device: &Device) -> Result<Value> {
             let len = m.length.min(max);
             m.noisy.truncate(len);
             m.clean.truncate(len);
-            let enhanced = enhance_normalised(&loaded.net, &front, &m.noisy, device)?;
+            let enhanced = enhance_normalised(&net, &front, &m.noisy, device)?;
             noisy_total.add(Scores::of(&m.clean, &m.noisy));
             enhanced_total.add(Scores::of(&m.clean, &enhanced));
             if let Some(dir) = &args.write {
@@ -150,7 +150,7 @@ pub fn run(args: &EvalArgs, seed: u64, device: &Device) -> Result<Value> {
         "data": args.data,
         "mixtures_per_snr": args.count,
         "seed": seed,
-        "order": loaded.net.config().order_num,
+        "order": net.config().order_num,
         "by_snr_db": by_snr,
         "seconds": started.elapsed().as_secs_f64(),
     }))

@@ -1,9 +1,11 @@
 //! Building TaylorSENet from a preset or config file, and loading it from a checkpoint, a run
 //! folder or the Hub.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use ember_core::checkpoint::STATE_PREFIX;
 use ember_core::hub::HubEnv;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, SeededVarMap};
@@ -57,8 +59,10 @@ pub fn checkpoint_path(spec: &str) -> Result<PathBuf> {
     HubEnv::from_env().resolve(spec)
 }
 
-/// The model saved in `spec` with its config (from the checkpoint's metadata).
-pub fn load(spec: &str, device: &Device) -> Result<Loaded> {
+/// The model saved in `spec` (its config from the checkpoint's metadata), with its weights
+/// as constants: a forward then records no autograd graph, so activations are freed as it
+/// goes (with variables, a 10-second piece kept every intermediate alive: gigabytes).
+pub fn load(spec: &str, device: &Device) -> Result<TaylorSeNet> {
     let path = checkpoint_path(spec)?;
     let ckpt = Checkpoint::load(&path, device)?;
     if ckpt.meta.arch != ARCH {
@@ -80,8 +84,18 @@ pub fn load(spec: &str, device: &Device) -> Result<Loaded> {
         .into_iter()
         .filter(|(k, _)| !k.starts_with(STATE_PREFIX))
         .collect();
+    // Loaded into variables first: that checks every name and shape with a clear error.
     ember_models::load_into(loaded.vars.vars(), &weights, &path.display().to_string())?;
-    Ok(loaded)
+    let constants: HashMap<String, Tensor> = loaded
+        .vars
+        .named()
+        .into_iter()
+        .map(|(k, v)| (k, v.as_tensor().detach()))
+        .collect();
+    TaylorSeNet::new(
+        VarBuilder::from_tensors(constants, DType::F32, device),
+        &config,
+    )
 }
 
 /// The metadata of a TaylorSENet checkpoint.
