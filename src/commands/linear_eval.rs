@@ -168,11 +168,7 @@ fn random_backbone(
         "classification",
         data.classes.clone(),
     );
-    let tensors = vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect();
+    let tensors = vars.tensors().into_iter().collect();
     let checkpoint = Checkpoint { meta, tensors };
     Ok(LoadedModel {
         model,

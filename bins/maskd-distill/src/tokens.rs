@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use clap::Args;
 use ember_cli::run_setup;
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, Result, RunDir, SeededVarMap};
@@ -256,11 +256,7 @@ fn save(
         "tokens_state".into(),
         json!({ "step": position.step, "before": before }).to_string(),
     );
-    let mut tensors: Vec<(String, Tensor)> = vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect();
+    let mut tensors = vars.tensors();
     tensors.extend(opt.state_tensors(STATE_PREFIX));
     Checkpoint::save(
         &run.file("last.safetensors"),
@@ -317,11 +313,7 @@ fn save_tokens(
         "masked_miou_after": after.masked_miou,
         "teacher_miou": after.teacher_miou,
     });
-    let tensors: Vec<(String, Tensor)> = vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect();
+    let tensors = vars.tensors();
     Checkpoint::save(path, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
 }
 

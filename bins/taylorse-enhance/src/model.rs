@@ -1,10 +1,9 @@
 //! Building TaylorSENet from a preset or config file, and loading it from a checkpoint, a run
 //! folder or the Hub.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use ember_core::checkpoint::STATE_PREFIX;
 use ember_core::hub::HubEnv;
@@ -86,14 +85,8 @@ pub fn load(spec: &str, device: &Device) -> Result<TaylorSeNet> {
         .collect();
     // Loaded into variables first: that checks every name and shape with a clear error.
     ember_models::load_into(loaded.vars.vars(), &weights, &path.display().to_string())?;
-    let constants: HashMap<String, Tensor> = loaded
-        .vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().detach()))
-        .collect();
     TaylorSeNet::new(
-        VarBuilder::from_tensors(constants, DType::F32, device),
+        VarBuilder::from_tensors(loaded.vars.constants(), DType::F32, device),
         &config,
     )
 }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use clap::Args;
 use ember_audio::{si_sdr, SAMPLE_RATE};
 use ember_core::checkpoint::STATE_PREFIX;
@@ -214,11 +214,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
             let improved = state.best.is_none_or(|b| score > b);
             if improved {
                 state.best = Some(score);
-                let weights = vars.named();
-                let tensors: Vec<(String, Tensor)> = weights
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-                    .collect();
+                let tensors = vars.tensors();
                 Checkpoint::save(
                     &dir.file("best.safetensors"),
                     &model::meta(&config),
@@ -369,11 +365,7 @@ fn save_last(
         "train_state".into(),
         serde_json::to_string(&state).expect("state serialises"),
     );
-    let mut tensors: Vec<(String, Tensor)> = vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().clone()))
-        .collect();
+    let mut tensors = vars.tensors();
     tensors.extend(optimizer.state_tensors(STATE_PREFIX));
     Checkpoint::save(
         &dir.file("last.safetensors"),

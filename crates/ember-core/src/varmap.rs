@@ -59,6 +59,23 @@ impl SeededVarMap {
         all
     }
 
+    /// Every variable's tensor with its name, sorted by name (for a checkpoint).
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.named()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().clone()))
+            .collect()
+    }
+
+    /// Every variable's value as a constant, detached from autograd: weights for a frozen
+    /// model, whose forward then records no graph and frees its activations as it goes.
+    pub fn constants(&self) -> std::collections::HashMap<String, Tensor> {
+        self.named()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_tensor().detach()))
+            .collect()
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }

@@ -1,10 +1,9 @@
 //! A model rebuilt from a self-describing checkpoint alone: its `ember.arch` names the
 //! family, `ember.config` the config; the weights then load by name.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use ember_core::{Checkpoint, EmberError, Result, SeededVarMap};
 
@@ -69,12 +68,7 @@ pub fn load_frozen(
     dtype: DType,
 ) -> Result<(Box<dyn Classifier>, Checkpoint)> {
     let loaded = load_checkpoint(path, device, dtype, None)?;
-    let constants: HashMap<String, Tensor> = loaded
-        .vars
-        .named()
-        .into_iter()
-        .map(|(k, v)| (k, v.as_tensor().detach()))
-        .collect();
+    let constants = loaded.vars.constants();
     let checkpoint = loaded.checkpoint;
     let model = build(
         &checkpoint.meta.arch,
@@ -105,15 +99,11 @@ mod tests {
             vars.var_builder(DType::F32, &Device::Cpu),
         )
         .unwrap();
-        let tensors: Vec<(String, Tensor)> = vars
-            .named()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect();
+        let tensors = vars.tensors();
         let meta = CheckpointMeta::new("resnet", config, "classification", vec![]);
         Checkpoint::save(&path, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t))).unwrap();
 
-        let x = Tensor::randn(0f32, 1.0, (2, 1, 8, 8), &Device::Cpu).unwrap();
+        let x = candle_core::Tensor::randn(0f32, 1.0, (2, 1, 8, 8), &Device::Cpu).unwrap();
         let loaded = load_checkpoint(&path, &Device::Cpu, DType::F32, None).unwrap();
         let live = loaded.model.forward_t(&x, false).unwrap();
         assert!(live.track_op(), "variables record the graph");

@@ -262,12 +262,7 @@ impl Pretrainer<'_> {
             "train_state".into(),
             serde_json::to_string(state).expect("state serialises"),
         );
-        let mut tensors: Vec<(String, Tensor)> = self
-            .vars
-            .named()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect();
+        let mut tensors = self.vars.tensors();
         tensors.extend(opt.state_tensors(OPTIM_PREFIX));
         tensors.extend(
             self.pretext

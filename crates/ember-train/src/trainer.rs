@@ -352,11 +352,7 @@ impl Trainer<'_> {
     }
 
     fn model_tensors(&self) -> Vec<(String, Tensor)> {
-        self.vars
-            .named()
-            .into_iter()
-            .map(|(k, v)| (k, v.as_tensor().clone()))
-            .collect()
+        self.vars.tensors()
     }
 
     /// The checkpoint metadata, with the model config as the structure now stands.
