@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use ember_audio::{si_sdr, SAMPLE_RATE};
 use ember_core::checkpoint::STATE_PREFIX;
@@ -145,20 +145,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         .collect::<Result<_>>()?;
 
     let Loaded { net, vars } = model::build(&config, args.seed, device)?;
-    let groups = vec![ParamGroup {
-        params: vars.named(),
-        weight_decay: args.weight_decay,
-        trust: false,
-    }];
-    let mut optimizer = Optimizer::new(
-        Method::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
-        groups,
-        args.lr,
-    );
+    let mut optimizer = adam(&vars, args.weight_decay, args.lr);
     let mut state = State {
         lr: args.lr,
         ..State::default()
@@ -289,6 +276,39 @@ fn validate(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The official optimizer: Adam (betas 0.9 / 0.999), weight decay coupled, one group.
+fn adam(vars: &ember_core::SeededVarMap, weight_decay: f64, lr: f64) -> Optimizer {
+    let groups = vec![ParamGroup {
+        params: vars.named(),
+        weight_decay,
+        trust: false,
+    }];
+    Optimizer::new(
+        Method::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        groups,
+        lr,
+    )
+}
+
+/// The loss of `net` on a batch of equally long mixtures, padded frames masked.
+fn batch_loss(
+    net: &ember_models::taylorse::TaylorSeNet,
+    front: &FrontEnd,
+    batch: &[Mixture],
+    device: &Device,
+) -> Result<Tensor> {
+    let noisy: Vec<&[f32]> = batch.iter().map(|m| m.noisy.as_slice()).collect();
+    let clean: Vec<&[f32]> = batch.iter().map(|m| m.clean.as_slice()).collect();
+    let input = front.batch(&noisy, device)?;
+    let target = front.batch(&clean, device)?;
+    let frames: Vec<usize> = batch.iter().map(|m| front.stft.frames(m.length)).collect();
+    Ok(com_mag_loss(&net.forward(&input)?, &target, &frames, 0.5, Distance::L2)?.loss)
+}
+
 /// One optimisation step; None when a gradient was not finite (the step is skipped).
 fn step(
     net: &ember_models::taylorse::TaylorSeNet,
@@ -298,13 +318,7 @@ fn step(
     clip: f64,
     device: &Device,
 ) -> Result<Option<f64>> {
-    let noisy: Vec<&[f32]> = batch.iter().map(|m| m.noisy.as_slice()).collect();
-    let clean: Vec<&[f32]> = batch.iter().map(|m| m.clean.as_slice()).collect();
-    let input = front.batch(&noisy, device)?;
-    let target = front.batch(&clean, device)?;
-    let frames: Vec<usize> = batch.iter().map(|m| front.stft.frames(m.length)).collect();
-    let estimate = net.forward(&input)?;
-    let loss = com_mag_loss(&estimate, &target, &frames, 0.5, Distance::L2)?.loss;
+    let loss = batch_loss(net, front, batch, device)?;
     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     let mut grads = loss.backward()?;
     let vars: Vec<candle_core::Var> = optimizer.params().map(|(_, v)| v.clone()).collect();
@@ -473,23 +487,10 @@ mod tests {
 
         // No silently missing gradient (candle drops some without an error): every variable
         // of every block, the orders' operators included, is reached by the loss.
-        let noisy: Vec<&[f32]> = batch.iter().map(|m| m.noisy.as_slice()).collect();
-        let clean: Vec<&[f32]> = batch.iter().map(|m| m.clean.as_slice()).collect();
-        let (input, target) = (
-            front.batch(&noisy, &device).unwrap(),
-            front.batch(&clean, &device).unwrap(),
-        );
-        let frames: Vec<usize> = batch.iter().map(|m| front.stft.frames(m.length)).collect();
-        let loss = com_mag_loss(
-            &net.forward(&input).unwrap(),
-            &target,
-            &frames,
-            0.5,
-            Distance::L2,
-        )
-        .unwrap()
-        .loss;
-        let grads = loss.backward().unwrap();
+        let grads = batch_loss(&net, &front, &batch, &device)
+            .unwrap()
+            .backward()
+            .unwrap();
         for (name, var) in vars.named() {
             let g = grads
                 .get(&var)
@@ -501,20 +502,7 @@ mod tests {
             );
         }
 
-        let groups = vec![ParamGroup {
-            params: vars.named(),
-            weight_decay: 0.0,
-            trust: false,
-        }];
-        let mut optimizer = Optimizer::new(
-            Method::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
-            groups,
-            3e-3,
-        );
+        let mut optimizer = adam(&vars, 0.0, 3e-3);
         let losses: Vec<f64> = (0..25)
             .map(|_| {
                 step(&net, &front, &batch, &mut optimizer, 5.0, &device)

@@ -18,12 +18,6 @@ pub struct Audio {
     pub sample_rate: u32,
 }
 
-impl Audio {
-    pub fn seconds(&self) -> f64 {
-        self.samples.len() as f64 / self.sample_rate as f64
-    }
-}
-
 /// The formats a build of Ember decodes, for error messages.
 pub const FORMATS: &str = "WAV, FLAC, Ogg Vorbis or MP3";
 

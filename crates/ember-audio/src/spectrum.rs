@@ -69,18 +69,6 @@ impl Spectrum {
         }
         out
     }
-
-    /// The first `frames` frames (a padded batch row cut back to its utterance).
-    pub fn truncated(&self, frames: usize) -> Self {
-        let n = frames.min(self.frames) * self.bins;
-        let mut data = self.re()[..n].to_vec();
-        data.extend_from_slice(&self.im()[..n]);
-        Self {
-            frames: n / self.bins.max(1),
-            bins: self.bins,
-            data,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -100,11 +88,5 @@ mod tests {
         for (a, b) in back.data.iter().zip(&x.data) {
             assert!((a - b).abs() < 1e-5);
         }
-    }
-
-    #[test]
-    fn truncation_keeps_both_parts() {
-        let x = Spectrum::from_channels(2, 1, vec![1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(x.truncated(1).data, vec![1.0, 3.0]);
     }
 }

@@ -9,7 +9,6 @@ mod tcm;
 mod unet;
 
 pub use config::{Connect, TaylorSeConfig};
-pub use layers::instance_norm;
 pub use model::TaylorSeNet;
 
 #[cfg(test)]
