@@ -58,9 +58,8 @@ pub fn checkpoint_path(spec: &str) -> Result<PathBuf> {
     HubEnv::from_env().resolve(spec)
 }
 
-/// The model saved in `spec` (its config from the checkpoint's metadata), with its weights
-/// as constants: a forward then records no autograd graph, so activations are freed as it
-/// goes (with variables, a 10-second piece kept every intermediate alive: gigabytes).
+/// The model saved in `spec` (its config from the checkpoint's metadata), frozen (see
+/// [`frozen`]).
 pub fn load(spec: &str, device: &Device) -> Result<TaylorSeNet> {
     let path = checkpoint_path(spec)?;
     let ckpt = Checkpoint::load(&path, device)?;
@@ -85,9 +84,20 @@ pub fn load(spec: &str, device: &Device) -> Result<TaylorSeNet> {
         .collect();
     // Loaded into variables first: that checks every name and shape with a clear error.
     ember_models::load_into(loaded.vars.vars(), &weights, &path.display().to_string())?;
+    frozen(&loaded.vars, &config, device)
+}
+
+/// The network over the current values of `vars` held as constants: a forward then records
+/// no autograd graph, so activations are freed as it goes (with variables, a 10-second piece
+/// kept every intermediate alive: gigabytes). The weights share storage with `vars`.
+pub fn frozen(
+    vars: &SeededVarMap,
+    config: &TaylorSeConfig,
+    device: &Device,
+) -> Result<TaylorSeNet> {
     TaylorSeNet::new(
-        VarBuilder::from_tensors(loaded.vars.constants(), DType::F32, device),
-        &config,
+        VarBuilder::from_tensors(vars.constants(), DType::F32, device),
+        config,
     )
 }
 

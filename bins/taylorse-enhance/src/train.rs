@@ -196,7 +196,8 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         );
         let validating = state.step.is_multiple_of(args.valid_every) || state.step == args.steps;
         if validating {
-            let score = validate_si_sdr(&net, &front, &valid, device)?;
+            let frozen = model::frozen(&vars, &config, device)?;
+            let score = validate_si_sdr(&frozen, &front, &valid, device)?;
             apply_policy(&mut state, score, &mut optimizer);
             let improved = state.best.is_none_or(|b| score > b);
             if improved {
@@ -331,7 +332,7 @@ fn step(
 }
 
 /// Mean SI-SDR (dB) of the enhanced validation mixtures against their clean speech, over
-/// each mixture's speech samples.
+/// each mixture's speech samples; `net` is a frozen copy, so no autograd graph is recorded.
 fn validate_si_sdr(
     net: &ember_models::taylorse::TaylorSeNet,
     front: &FrontEnd,
