@@ -94,6 +94,10 @@ struct State {
     /// Steps the optimizer took (skipped ones excluded): Adam's bias correction counts them.
     optimizer_steps: u64,
     stopped_early: bool,
+    /// Training seconds up to this checkpoint, over every resumed session (absent in runs
+    /// from before it was kept: those count from their last resume).
+    #[serde(default)]
+    seconds: f64,
 }
 
 const HELD_OUT_EVERY: usize = 20;
@@ -165,6 +169,8 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         held_out.len()
     );
     let started = Instant::now();
+    let seconds_before = state.seconds;
+    let seconds = || seconds_before + started.elapsed().as_secs_f64();
     let progress = Progress::new("train".into(), args.steps, state.step, args.quiet);
     let mut window = Vec::new();
     while state.step < args.steps && !state.stopped_early {
@@ -213,7 +219,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
             window.clear();
             dir.append_metrics(&json!({
                 "step": state.step, "train_loss": train_loss, "valid_si_sdr": score, "lr": optimizer.lr(),
-                "skipped_steps": state.skipped, "seconds": started.elapsed().as_secs_f64(),
+                "skipped_steps": state.skipped, "seconds": seconds(),
             }))?;
             if !args.quiet {
                 eprintln!(
@@ -228,6 +234,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
             || state.step.is_multiple_of(args.checkpoint_every)
             || state.step == args.steps
         {
+            state.seconds = seconds();
             save_last(&dir, &config, &vars, &optimizer, &state)?;
         }
     }
@@ -243,7 +250,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         "skipped_steps": state.skipped,
         "stopped_early": state.stopped_early,
         "best_valid_si_sdr": state.best,
-        "train_seconds": started.elapsed().as_secs_f64(),
+        "train_seconds": seconds(),
         "checkpoint": dir.file("best.safetensors"),
     });
     dir.write_json("summary.json", &summary)?;

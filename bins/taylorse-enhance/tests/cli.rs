@@ -79,6 +79,20 @@ fn train_resume_enhance_and_eval() {
         serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     saved["steps"] = 4.into();
     std::fs::write(&config, saved.to_string()).unwrap();
+    // As if the first session had trained for 1000 s: the resumed run's time counts on.
+    let last = part.join("last.safetensors");
+    let mut ckpt = ember_core::Checkpoint::load(&last, &candle_core::Device::Cpu).unwrap();
+    let mut state = train_state(&last).unwrap();
+    state["seconds"] = 1000.0.into();
+    ckpt.meta
+        .extra
+        .insert("train_state".into(), state.to_string());
+    ember_core::Checkpoint::save(
+        &last,
+        &ckpt.meta,
+        ckpt.tensors.iter().map(|(k, t)| (k.as_str(), t)),
+    )
+    .unwrap();
     let resumed = ok_json(tool(&[
         "train",
         "--resume",
@@ -92,7 +106,11 @@ fn train_resume_enhance_and_eval() {
         model_tensors(&part.join("last.safetensors")),
         model_tensors(&full.join("last.safetensors"))
     );
-    assert_eq!(metrics(&part).len(), 2);
+    let logged = metrics(&part);
+    assert_eq!(logged.len(), 2);
+    assert!(logged[0]["seconds"].as_f64().unwrap() < 1000.0);
+    assert!(logged[1]["seconds"].as_f64().unwrap() > 1000.0);
+    assert!(resumed["train_seconds"].as_f64().unwrap() > 1000.0);
 
     // Enhance a file: 16 kHz output of the input's length, and a spectrogram.
     let input = assets().join("test/clean/it_IT_m_Carlo-dir-firstlast.wav");
