@@ -3,6 +3,7 @@
 //! frames of shorter utterances in a batch are masked out.
 
 use candle_core::{Result, Tensor};
+use ember_ops::l2_norm_keepdim;
 
 /// Squared (official "L2") or absolute ("L1") differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +52,10 @@ pub fn com_mag_loss(
         (ember_ops::broadcast_mul(&x, &mask)?.sum_all()? / count.max(1.0))?.reshape(())
     };
     let complex = masked_mean(dist((estimate - target)?)?, 2.0 * counted)?;
-    let magnitude_of = |x: &Tensor| x.sqr()?.sum_keepdim(1)?.sqrt();
+    // torch.norm's gradient: 0, not NaN, where the estimate is exactly 0 (a padded frame of
+    // the 0th-order filter's output).
     let magnitude = masked_mean(
-        dist((magnitude_of(estimate)? - magnitude_of(target)?)?)?,
+        dist((l2_norm_keepdim(estimate, 1)? - l2_norm_keepdim(target, 1)?)?)?,
         counted,
     )?;
     let loss = ((&complex * alpha)? + (&magnitude * (1.0 - alpha))?)?;
@@ -90,5 +92,23 @@ mod tests {
         assert!((mag - (1.0 + 25.0 + 25.0) / 3.0).abs() < 1e-5);
         let total: f32 = l.loss.to_scalar().unwrap();
         assert!((total - 0.5 * (com + mag)).abs() < 1e-5);
+    }
+
+    #[test]
+    fn an_estimate_of_exactly_zero_has_finite_gradients() {
+        // The 0th-order filter outputs exact zeros where the input is zero-padded.
+        let dev = Device::Cpu;
+        let est = candle_core::Var::new(&[[[[1f32, 0.0]], [[2.0, 0.0]]]], &dev).unwrap();
+        let target = Tensor::ones((1, 2, 1, 2), candle_core::DType::F32, &dev).unwrap();
+        let l = com_mag_loss(est.as_tensor(), &target, &[1], 0.5, Distance::L2).unwrap();
+        let grads = l.loss.backward().unwrap();
+        let g: Vec<f32> = grads
+            .get(est.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
     }
 }

@@ -38,7 +38,7 @@ pub use conv::{
 };
 pub use gelu::gelu;
 pub use norm::{layer_norm, layer_norm_channels};
-pub use normalize::l2_normalize;
+pub use normalize::{l2_norm_keepdim, l2_normalize};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, AvgPool2dParams, MaxPool2dParams};
 pub use softmax::softmax;
 pub use upsample::{upsample_bilinear2d, upsample_nearest2d, Resize};
