@@ -30,7 +30,8 @@ for model in taylor order0; do
   [ -f "$out/eval-$model.json" ] || "$bin/taylorse-enhance" eval --model "$out/$model" \
     --data "$data/test" --count "${COUNT:-40}" --write "$out/wavs-$model" \
     --plot "$out/plots-$model" > "$out/eval-$model.json"
-  if [ ! -f "$out/pesq-$model.json" ] && python3 -c "import pesq, pysepm_evo" 2>/dev/null; then
+  if [ ! -f "$out/pesq-$model.json" ] && python3 -c "import importlib.util as u, sys
+sys.exit(not all(u.find_spec(m) for m in ('pesq', 'pysepm_evo', 'scipy', 'numpy')))"; then
     python3 scripts/eval_pesq.py "$out/wavs-$model" > "$out/pesq-$model.json"
   fi
 done

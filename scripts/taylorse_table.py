@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """README's TaylorSENet table from a scripts/reproduce_taylorse.sh folder: per test SNR, the
 noisy input, the 0th-order-only ablation and the full model (same training budget): PESQ-WB
-(when scripts/eval_pesq.py ran), STOI, ESTOI and SI-SDR, means over the same mixtures."""
+and CSIG/CBAK/COVL (when scripts/eval_pesq.py ran), STOI, ESTOI and SI-SDR, means over the
+same mixtures."""
 import json, os, sys
 
 out = sys.argv[1] if len(sys.argv) > 1 else "runs/taylorse"
@@ -24,15 +25,16 @@ pesq = {m: load(f"pesq-{m}.json") for m in ("order0", "taylor")}
 if not all(evals.values()):
     sys.exit(f"{out}: eval-order0.json and eval-taylor.json are needed")
 names = {"order0": "0th order only", "taylor": "TaylorSENet (3 orders)"}
-print("| SNR (dB) | input | PESQ-WB | STOI % | ESTOI % | SI-SDR (dB) |")
-print("|---|---|---|---|---|---|")
-for snr in evals["taylor"]["by_snr_db"]:
+perceptual = ("pesq_wb", "csig", "cbak", "covl")
+print("| SNR (dB) | input | PESQ-WB | CSIG | CBAK | COVL | STOI % | ESTOI % | SI-SDR (dB) |")
+print("|---|---|---|---|---|---|---|---|---|")
+for snr in sorted(evals["taylor"]["by_snr_db"], key=float):
     rows = [("noisy", "taylor", "noisy")] + [(names[m], m, "enhanced") for m in ("order0", "taylor")]
     for label, model, kind in rows:
         e = evals[model]["by_snr_db"][snr][kind]
-        p = (pesq[model] or {}).get("by_snr_db", {}).get(snr, {}).get(kind, {}).get("pesq_wb")
-        pesq_cell = f"{p:.2f}" if p is not None else "-"
-        print(f"| {snr} | {label} | {pesq_cell} | {100 * e['stoi']:.1f} | {100 * e['estoi']:.1f} | {e['si_sdr']:.2f} |")
+        p = (pesq[model] or {}).get("by_snr_db", {}).get(snr, {}).get(kind, {})
+        cells = " | ".join(f"{p[k]:.2f}" if k in p else "-" for k in perceptual)
+        print(f"| {snr} | {label} | {cells} | {100 * e['stoi']:.1f} | {100 * e['estoi']:.1f} | {e['si_sdr']:.2f} |")
 
 
 def train_minutes(model):
