@@ -7,7 +7,7 @@
 #   scripts/build_cuda.sh [cargo build args...]     e.g. scripts/build_cuda.sh --example device_check -p ember-ops
 #
 # Output: target/cuda/release/. The binaries need libcuda.so.1 (the driver), libcublas.so.13,
-# libcurand.so.10 and libcudart.so.13 at run time; on the GPU machine point LD_LIBRARY_PATH at
+# libcurand.so.10, libcudart.so.13 and libcudnn.so.9 at run time; on the GPU machine point LD_LIBRARY_PATH at
 # them (the lib/ folder printed at the end has all but libcuda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 wheels=(
   "nvidia-cuda-nvcc==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-crt==13.0.*"
   "nvidia-nvvm==13.0.*" "nvidia-cuda-nvrtc==13.0.*" "nvidia-curand==10.4.0.*"
-  "nvidia-cuda-cccl==13.0.*" "nvidia-cublas==13.0.*"
+  "nvidia-cuda-cccl==13.0.*" "nvidia-cublas==13.0.*" "nvidia-cudnn-cu13==9.*"
 )
 if [ ! -x "$CU/bin/nvcc" ]; then
   echo "build_cuda: downloading the CUDA 13.0 wheels (~1.2 GB unpacked) into $ROOT" >&2
@@ -31,8 +31,15 @@ if [ ! -x "$CU/bin/nvcc" ]; then
 fi
 [ -x "$CU/bin/nvcc" ] || { echo "build_cuda: nvcc missing under $CU/bin after unpacking" >&2; exit 1; }
 
+# cuDNN (Ember's convolutions) unpacks beside the toolkit: one lib/ folder serves both.
+for f in "$ROOT"/nvidia/cudnn/lib/libcudnn*.so.*; do
+  [ -e "$f" ] && ln -sf "$f" "$CU/lib/"
+done
+for f in "$ROOT"/nvidia/cudnn/include/cudnn*.h; do
+  [ -e "$f" ] && ln -sf "$f" "$CU/include/"
+done
 # Unversioned names for the linker.
-for lib in cudart nvrtc curand cublas cublasLt; do
+for lib in cudart nvrtc curand cublas cublasLt cudnn; do
   target=$(ls "$CU"/lib/lib$lib.so.* 2>/dev/null | sort | head -n 1 || true)
   [ -n "$target" ] && ln -sf "$(basename "$target")" "$CU/lib/lib$lib.so"
 done

@@ -179,7 +179,9 @@ pub fn run(args: &TokensArgs, argv: Vec<String>, seed: u64, device: &Device) -> 
             }
             let progress_fraction = position.step as f64 / args.iterations as f64;
             opt.set_lr(args.lr * (1.0 - progress_fraction).powf(args.poly_power));
-            opt.step(&loss.backward()?)?;
+            if let Some(grads) = opt.backward(&loss)? {
+                opt.step(&grads)?;
+            }
             position.step += 1;
             ce_sum += ce.to_scalar::<f32>()? as f64;
             dice_sum += dice.to_scalar::<f32>()? as f64;

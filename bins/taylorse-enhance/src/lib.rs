@@ -13,7 +13,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 use ember_cli::RuntimeArgs;
-use ember_core::Result;
+use ember_core::{EmberError, Result};
 use serde_json::Value;
 
 pub use enhance::EnhanceArgs;
@@ -41,7 +41,13 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
-    let (device, _) = cli.runtime.setup()?;
+    let (device, dtype) = cli.runtime.setup()?;
+    if dtype != candle_core::DType::F32 {
+        return Err(EmberError::bad_input(format!(
+            "taylorse-enhance runs in f32 only (its STFT features and the official fixtures are f32); --dtype {} is not supported",
+            cli.runtime.dtype
+        )));
+    }
     match &cli.command {
         Command::Train(args) => train::run(args, cli.runtime.seed, &device),
         Command::Enhance(args) => enhance::run(args, &device),

@@ -328,7 +328,9 @@ fn step(
 ) -> Result<Option<f64>> {
     let loss = batch_loss(net, front, batch, device)?;
     let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    let mut grads = loss.backward()?;
+    let Some(mut grads) = optimizer.backward(&loss)? else {
+        return Ok(None);
+    };
     let vars: Vec<candle_core::Var> = optimizer.params().map(|(_, v)| v.clone()).collect();
     let norm = clip_grad_norm(&mut grads, vars.iter(), clip)?;
     if !norm.is_finite() || !value.is_finite() {

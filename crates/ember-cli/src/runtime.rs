@@ -8,9 +8,15 @@ pub struct RuntimeArgs {
     /// Device: auto (CUDA or Metal when built in and present, else CPU), cpu, cuda[:N], metal.
     #[arg(long, default_value = "auto", global = true)]
     pub device: DeviceChoice,
-    /// Floating-point type of weights and activations: f32 or f64.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "f64"], global = true)]
+    /// Floating-point type of weights and activations: f32, f64, or mixed precision: bf16
+    /// or f16 compute with f32 master weights in the optimizer, norms, softmax and losses
+    /// in f32, and for f16 dynamic loss scaling.
+    #[arg(long, default_value = "f32", value_parser = ["f32", "f64", "bf16", "f16"], global = true)]
     pub dtype: String,
+    /// Allow TF32 (10-bit mantissa) tensor-core GEMMs for f32 on CUDA, as PyTorch's
+    /// `allow_tf32`; off by default, so f32 means f32. No effect on CPU.
+    #[arg(long, global = true)]
+    pub tf32: bool,
     /// Seed for weights, data order and augmentation; the same seed gives the same run.
     #[arg(long, default_value_t = 0, global = true)]
     pub seed: u64,
@@ -24,6 +30,8 @@ impl RuntimeArgs {
     pub fn dtype(&self) -> DType {
         match self.dtype.as_str() {
             "f64" => DType::F64,
+            "bf16" => DType::BF16,
+            "f16" => DType::F16,
             _ => DType::F32,
         }
     }
@@ -39,6 +47,7 @@ impl RuntimeArgs {
                 .num_threads(n)
                 .build_global();
         }
+        candle_core::cuda::set_gemm_reduced_precision_f32(self.tf32);
         Ok((self.device.open()?, self.dtype()))
     }
 }

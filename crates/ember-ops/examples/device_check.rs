@@ -1,4 +1,5 @@
-//! Runs every op on an accelerator (the composed path) and compares its output and input
+//! Runs every op on an accelerator (cuDNN for the convolutions on CUDA, the composed path
+//! otherwise) and compares its output and input
 //! gradients with Ember's CPU kernels on the same data; prints one line per op and exits 1 if
 //! any differs by more than 1e-3. Build with `scripts/build_cuda.sh --example device_check -p
 //! ember-ops` and run `device_check cuda` on the GPU machine.
@@ -78,6 +79,17 @@ fn main() -> Result<()> {
                     &t[0],
                     &t[1],
                     Conv2dParams::default().padding(1).stride(2).groups(96),
+                )
+            }),
+        ),
+        (
+            "grouped dilated conv2d",
+            vec![randn(&[4, 32, 15, 16]), randn(&[48, 8, 3, 3])],
+            Box::new(|t| {
+                conv2d(
+                    &t[0],
+                    &t[1],
+                    Conv2dParams::default().padding(2).dilation(2).groups(4),
                 )
             }),
         ),

@@ -13,6 +13,7 @@ pub mod mix;
 pub mod momentum;
 pub mod objective;
 pub mod optim;
+pub mod precision;
 pub mod pretrain;
 pub mod probe;
 pub mod progress;

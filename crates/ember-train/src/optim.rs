@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Result, Tensor, Var};
 
+use crate::precision::{needs_master, LossScaler};
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
     Sgd {
@@ -92,6 +94,10 @@ pub fn groups_by_name(
     decay_split(decay, no_decay, weight_decay)
 }
 
+/// Where the master copies and the loss scale ride among the optimizer's state tensors.
+const MASTER: &str = "master/";
+const LOSS_SCALE: &str = "loss_scale";
+
 pub struct Optimizer {
     method: Method,
     groups: Vec<ParamGroup>,
@@ -100,17 +106,45 @@ pub struct Optimizer {
     steps: u64,
     /// Per parameter name: SGD's momentum buffer, or AdamW's first and second moments.
     state: HashMap<String, Vec<Tensor>>,
+    /// f32 master copies of the bf16/f16 parameters (see `precision`), made at their first step.
+    masters: HashMap<String, Tensor>,
+    /// The loss scale when some parameter is f16.
+    scaler: Option<LossScaler>,
 }
 
 impl Optimizer {
     pub fn new(method: Method, groups: Vec<ParamGroup>, lr: f64) -> Self {
+        let f16 = groups
+            .iter()
+            .flat_map(|g| g.params.iter())
+            .any(|(_, v)| v.dtype() == DType::F16);
         Self {
             method,
             groups,
             lr,
             steps: 0,
             state: HashMap::new(),
+            masters: HashMap::new(),
+            scaler: f16.then(LossScaler::default),
         }
+    }
+
+    /// The gradients of `loss` for a step: a plain backward pass, or with f16 parameters a
+    /// loss-scaled one whose gradients come back unscaled in f32, `None` when they overflowed
+    /// (skip the step; the scale has been lowered).
+    pub fn backward(&mut self, loss: &Tensor) -> Result<Option<GradStore>> {
+        match &mut self.scaler {
+            Some(scaler) => {
+                let params = self.groups.iter().flat_map(|g| g.params.iter());
+                scaler.backward(loss, params.map(|(_, v)| v))
+            }
+            None => loss.backward().map(Some),
+        }
+    }
+
+    /// The current loss scale (f16 parameters only).
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.scaler.as_ref().map(|s| s.scale)
     }
 
     pub fn lr(&self) -> f64 {
@@ -135,6 +169,7 @@ impl Optimizer {
             .flat_map(|g| g.params.iter().map(|(n, _)| n.as_str()))
             .collect();
         self.state.retain(|name, _| names.contains(name.as_str()));
+        self.masters.retain(|name, _| names.contains(name.as_str()));
         self.groups = groups;
     }
 
@@ -154,7 +189,10 @@ impl Optimizer {
                 // computed from it would keep every earlier step's graph alive (a leak of
                 // several parameter copies per step).
                 let g = g.detach().to_dtype(DType::F32)?;
-                let w = var.as_tensor().detach().to_dtype(DType::F32)?;
+                let w = match self.masters.get(name) {
+                    Some(master) => master.clone(),
+                    None => var.as_tensor().detach().to_dtype(DType::F32)?,
+                };
                 let updated = match self.method {
                     Method::Sgd { momentum, nesterov } => {
                         let d = if group.weight_decay != 0.0 {
@@ -227,6 +265,9 @@ impl Optimizer {
                         (w - buf)?
                     }
                 };
+                if needs_master(var.dtype()) {
+                    self.masters.insert(name.clone(), updated.clone());
+                }
                 var.set(&updated.to_dtype(var.dtype())?)?;
             }
         }
@@ -244,7 +285,18 @@ impl Optimizer {
                     .enumerate()
                     .map(move |(i, t)| (format!("{prefix}{i}/{name}"), t.clone()))
             })
+            .chain(
+                self.masters
+                    .iter()
+                    .map(|(name, t)| (format!("{prefix}{MASTER}{name}"), t.clone())),
+            )
             .collect();
+        if let Some(s) = &self.scaler {
+            let saved = [s.scale, s.clean_steps as f64];
+            if let Ok(t) = Tensor::new(&saved, &candle_core::Device::Cpu) {
+                out.push((format!("{prefix}{LOSS_SCALE}"), t));
+            }
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -260,6 +312,26 @@ impl Optimizer {
     ) -> Result<()> {
         self.steps = steps;
         self.state.clear();
+        self.masters.clear();
+        for (name, var) in self.groups.iter().flat_map(|g| g.params.iter()) {
+            if let Some(m) = tensors.get(&format!("{prefix}{MASTER}{name}")) {
+                if m.dims() != var.dims() {
+                    candle_core::bail!("the checkpoint's master copy of {name} has another shape")
+                }
+                let m = m.to_dtype(DType::F32)?.to_device(var.device())?;
+                self.masters.insert(name.clone(), m);
+            }
+        }
+        if let (Some(s), Some(t)) = (
+            &mut self.scaler,
+            tensors.get(&format!("{prefix}{LOSS_SCALE}")),
+        ) {
+            let saved = t.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            if let [scale, clean] = saved[..] {
+                s.scale = scale;
+                s.clean_steps = clean as u64;
+            }
+        }
         let slots = match self.method {
             Method::Sgd { momentum: 0.0, .. } => 0,
             Method::Sgd { .. } | Method::Lars { .. } => 1,
@@ -524,5 +596,83 @@ mod tests {
         );
         assert!(groups[0].params.is_empty());
         assert_eq!(groups[1].params.len(), 2);
+    }
+
+    #[test]
+    fn bf16_parameters_step_through_f32_master_copies() -> Result<()> {
+        // SGD lr 1e-4 on loss = w (gradient 1): 100 steps take w from 1 to 0.99, each step
+        // far below bf16's spacing at 1 (2^-8), which a bf16 weight alone would round away.
+        let w = Var::from_tensor(&Tensor::new(&[1f32], &Device::Cpu)?.to_dtype(DType::BF16)?)?;
+        let sgd = |w: &Var| {
+            let groups = vec![ParamGroup {
+                params: vec![("w".into(), w.clone())],
+                weight_decay: 0.0,
+                trust: true,
+            }];
+            let plain = Method::Sgd {
+                momentum: 0.0,
+                nesterov: false,
+            };
+            Optimizer::new(plain, groups, 1e-4)
+        };
+        let step = |opt: &mut Optimizer, w: &Var| -> Result<()> {
+            let loss = w.as_tensor().to_dtype(DType::F32)?.sum_all()?;
+            let grads = opt.backward(&loss)?.expect("bf16 needs no loss scale");
+            opt.step(&grads)
+        };
+        let mut opt = sgd(&w);
+        for _ in 0..100 {
+            step(&mut opt, &w)?;
+        }
+        let value = w.as_tensor().to_dtype(DType::F32)?.to_vec1::<f32>()?[0];
+        assert!((value - 0.99).abs() <= 1.0 / 256.0, "{value}");
+        // The master copy rides in the state, and a resumed optimizer continues from it.
+        let saved: HashMap<String, Tensor> = opt.state_tensors("o/").into_iter().collect();
+        let master = |opt: &Optimizer| -> Result<f32> {
+            let state: HashMap<String, Tensor> = opt.state_tensors("o/").into_iter().collect();
+            Ok(state["o/master/w"].to_vec1::<f32>()?[0])
+        };
+        assert!((master(&opt)? - 0.99).abs() < 1e-5);
+        let mut resumed = sgd(&w);
+        resumed.load_state("o/", &saved, 100)?;
+        step(&mut opt, &w)?;
+        step(&mut resumed, &w)?;
+        assert_eq!(master(&opt)?, master(&resumed)?);
+        Ok(())
+    }
+
+    #[test]
+    fn f16_parameters_get_a_loss_scale_that_survives_a_resume() -> Result<()> {
+        let w = Var::from_tensor(&Tensor::new(&[0.5f32], &Device::Cpu)?.to_dtype(DType::F16)?)?;
+        let adamw = |w: &Var| {
+            let groups = vec![ParamGroup {
+                params: vec![("w".into(), w.clone())],
+                weight_decay: 0.0,
+                trust: true,
+            }];
+            let method = Method::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            };
+            Optimizer::new(method, groups, 1e-3)
+        };
+        let mut opt = adamw(&w);
+        assert_eq!(opt.loss_scale(), Some(65536.0));
+        // d(1e6 w)/dw = 1e6, times 2^16 overflows f16: skipped, the scale halves.
+        let huge = (w.as_tensor().to_dtype(DType::F32)?.sum_all()? * 1e6)?;
+        assert!(opt.backward(&huge)?.is_none());
+        assert_eq!(opt.loss_scale(), Some(32768.0));
+        let small = w.as_tensor().to_dtype(DType::F32)?.sum_all()?;
+        let grads = opt.backward(&small)?.expect("2^15 fits f16");
+        opt.step(&grads)?;
+        let saved: HashMap<String, Tensor> = opt.state_tensors("o/").into_iter().collect();
+        let mut resumed = adamw(&w);
+        resumed.load_state("o/", &saved, 1)?;
+        assert_eq!(resumed.loss_scale(), Some(32768.0));
+        assert!(adamw(&Var::new(&[0.5f32], &Device::Cpu)?)
+            .loss_scale()
+            .is_none());
+        Ok(())
     }
 }

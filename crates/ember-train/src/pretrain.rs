@@ -154,7 +154,9 @@ impl Pretrainer<'_> {
                     ));
                 }
                 state.totals.add_parts(&out.parts, n)?;
-                opt.step(&out.total.backward()?)?;
+                if let Some(grads) = opt.backward(&out.total)? {
+                    opt.step(&grads)?;
+                }
                 self.pretext.after_step(state.step)?;
                 state.totals.add_step(loss, n, &mut tick);
                 state.step += 1;

@@ -195,17 +195,19 @@ impl Trainer<'_> {
                         loss_value,
                     ));
                 }
-                let mut grads = loss.backward()?;
-                if let Some(hook) = self.structure {
-                    hook.after_backward(&context, &grads)?;
-                }
-                if let Some(max) = s.clip_grad {
-                    let params: Vec<&Var> = opt.params().map(|(_, v)| v).collect();
-                    clip_grad_norm(&mut grads, params.into_iter(), max)?;
-                }
-                opt.step(&grads)?;
-                if let Some(e) = ema.as_mut() {
-                    e.update()?;
+                // None: f16 gradients overflowed, the step is skipped (as GradScaler does).
+                if let Some(mut grads) = opt.backward(&loss)? {
+                    if let Some(hook) = self.structure {
+                        hook.after_backward(&context, &grads)?;
+                    }
+                    if let Some(max) = s.clip_grad {
+                        let params: Vec<&Var> = opt.params().map(|(_, v)| v).collect();
+                        clip_grad_norm(&mut grads, params.into_iter(), max)?;
+                    }
+                    opt.step(&grads)?;
+                    if let Some(e) = ema.as_mut() {
+                        e.update()?;
+                    }
                 }
                 if logits.rank() == 4 {
                     state.totals.correct += pixel_topk_correct(&logits, &y, [1, 1])?[0];

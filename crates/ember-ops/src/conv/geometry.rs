@@ -45,7 +45,7 @@ impl Conv2dParams {
 /// The shapes of one convolution seen from the forward direction: input `x` is
 /// `[n, cin, h, w]`, weight `[cout, cin / groups, kh, kw]`, output `[n, cout, ho, wo]`.
 /// A transposed convolution is described by the convolution whose input gradient it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ConvGeometry {
     pub n: usize,
     pub cin: usize,

@@ -1,10 +1,12 @@
 //! 2-d (and 1-d) convolution and transposed convolution with per-axis stride, padding and
 //! dilation, and groups. CPU tensors run Ember's kernels (GEMM over im2col tiles, direct
-//! depthwise loops); other devices run the composition in
-//! [`composed`].
+//! depthwise loops), CUDA tensors cuDNN (forward and both gradients, groups included);
+//! other devices (Metal) run the composition in [`composed`].
 
 mod algorithm;
 pub mod composed;
+#[cfg(feature = "cuda")]
+mod cudnn;
 mod depthwise;
 mod gemm_conv;
 mod geometry;
@@ -25,6 +27,11 @@ use crate::cpu::in_kernel_precision;
 /// `x` is `[n, cin, h, w]`, `w` is `[cout, cin / groups, kh, kw]`.
 pub fn conv2d(x: &Tensor, w: &Tensor, params: Conv2dParams) -> Result<Tensor> {
     let geometry = ConvGeometry::for_conv(x.dims(), w.dims(), params)?;
+    if x.device().is_cuda() {
+        return x
+            .contiguous()?
+            .apply_op2(&w.contiguous()?, ConvOp::new(geometry, Direction::Forward));
+    }
     if !x.device().is_cpu() {
         return if geometry.is_depthwise() {
             composed::depthwise_conv2d(x, w, params)
@@ -50,6 +57,12 @@ pub fn conv_transpose2d(
 ) -> Result<Tensor> {
     let output_padding = output_padding.into().0;
     let geometry = ConvGeometry::for_transpose(x.dims(), w.dims(), params, output_padding)?;
+    if x.device().is_cuda() {
+        return x.contiguous()?.apply_op2(
+            &w.contiguous()?,
+            ConvOp::new(geometry, Direction::InputGrad),
+        );
+    }
     if !x.device().is_cpu() {
         return composed::conv_transpose2d(x, w, params, output_padding);
     }

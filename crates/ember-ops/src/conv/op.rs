@@ -1,6 +1,7 @@
 //! The convolution as candle custom ops. One geometry, three directions: the forward conv,
 //! the input gradient (which, applied as a forward op, is the transposed convolution) and
 //! the weight gradient. The backward of each differentiable direction is made of the others.
+//! CPU storage runs Ember's kernels, CUDA storage cuDNN.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -8,7 +9,7 @@ use super::algorithm;
 use super::geometry::ConvGeometry;
 use crate::cpu::float_kernel;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Direction {
     /// `(x, w) -> y`
     Forward,
@@ -67,6 +68,18 @@ impl CustomOp2 for ConvOp {
             Direction::InputGrad => algorithm::input_grad(a, b, g),
             Direction::WeightGrad => algorithm::weight_grad(a, b, g),
         })?;
+        Ok((out, Shape::from(self.output_dims().to_vec())))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let out = super::cudnn::run(&self.geometry, self.direction, (s1, l1), (s2, l2))?;
         Ok((out, Shape::from(self.output_dims().to_vec())))
     }
 
