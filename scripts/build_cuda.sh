@@ -32,11 +32,12 @@ fi
 [ -x "$CU/bin/nvcc" ] || { echo "build_cuda: nvcc missing under $CU/bin after unpacking" >&2; exit 1; }
 
 # cuDNN (Ember's convolutions) unpacks beside the toolkit: one lib/ folder serves both.
+# Relative links, so that a copied .cuda/ keeps them.
 for f in "$ROOT"/nvidia/cudnn/lib/libcudnn*.so.*; do
-  [ -e "$f" ] && ln -sf "$f" "$CU/lib/"
+  [ -e "$f" ] && ln -sf "../../cudnn/lib/$(basename "$f")" "$CU/lib/"
 done
 for f in "$ROOT"/nvidia/cudnn/include/cudnn*.h; do
-  [ -e "$f" ] && ln -sf "$f" "$CU/include/"
+  [ -e "$f" ] && ln -sf "../../cudnn/include/$(basename "$f")" "$CU/include/"
 done
 # Unversioned names for the linker.
 for lib in cudart nvrtc curand cublas cublasLt cudnn; do

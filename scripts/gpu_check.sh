@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Ember on a GPU: the parity fixtures with the models on CUDA; the LightViT bench (LightViT-T
-# at 224 px, batch 32, and lightvit_tiny_32 at batch 128) on CUDA in f32 and bf16; the GreenMIM
-# bench (GreenMIM vs the SimMIM-style dense step, same encoder and batch) in f32 and bf16,
-# both methods together for the time ratio, then each alone with nvidia-smi sampling the
-# device's memory for its peak.
+# Ember on a GPU, in one run: the parity fixtures with the models on CUDA (f32); every op on
+# CUDA against the CPU kernels, outputs and gradients (ember-ops' device_check: the
+# convolutions through cuDNN); Ember and PyTorch side by side on the same shapes
+# (scripts/torch_ref/cases.json: GEMMs, dense and depthwise convs, an AdamW step over
+# ResNet-18, ResNet-18 and LightViT-T training in bf16 at batch 128, LightViT-T inference at
+# batch 256), with PyTorch's LightViT first checked against the parity fixture; the
+# LightViT bench on CUDA in f32 and bf16; the GreenMIM bench (GreenMIM vs the SimMIM-style
+# dense step, same encoder and batch) in f32 and bf16, both methods together for the time
+# ratio, then each alone with nvidia-smi sampling the device's memory for its peak.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
-#                                 # test and the benches (scripts/build_cuda.sh, CUDA 13.0
-#                                 # wheels), and packs them with the parity fixtures into .gpu/
-#                                 # (xz: the stripped binaries are ~50 MB each, mostly PTX)
-#   scripts/gpu_check.sh run      # on the GPU machine, with .gpu/ carried over
+#                                 # test, device_check and the benches (scripts/build_cuda.sh,
+#                                 # CUDA 13.0 and cuDNN 9 wheels), and packs them with the
+#                                 # parity fixtures into .gpu/ (xz: the stripped binaries are
+#                                 # ~50 MB each, mostly PTX)
+#   scripts/gpu_check.sh run      # on the GPU machine, with .gpu/ carried over; the PyTorch
+#                                 # side needs the machine's own torch (skipped without it)
 #
 # `run` needs the driver's libcuda.so.1; the other CUDA libraries come from .cuda/. Set
 # EMBER_PEAK_GFLOPS to the GPU's peak for the "% of peak" lines (H100 SXM: 67000 f32,
@@ -17,37 +23,62 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/cuda/gpu_check
+BINARIES="parity device_check side_by_side lightvit_bench greenmim_bench"
 
 case "${1:-}" in
   build)
-    scripts/build_cuda.sh --test parity --bench lightvit --bench greenmim
+    scripts/build_cuda.sh --test parity --bench lightvit --bench greenmim --bench side_by_side
+    scripts/build_cuda.sh -p ember-ops --example device_check
     mkdir -p "$OUT"
     newest() { ls -t target/cuda/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
     # Without debug info: the binaries travel to the GPU machine.
-    for pair in parity:parity lightvit:lightvit_bench greenmim:greenmim_bench; do
+    for pair in parity:parity lightvit:lightvit_bench greenmim:greenmim_bench side_by_side:side_by_side; do
       objcopy --strip-debug "$(newest "${pair%%:*}")" "$OUT/${pair##*:}"
     done
+    objcopy --strip-debug target/cuda/release/examples/device_check "$OUT/device_check"
     rm -rf .gpu && mkdir -p .gpu/fixtures
-    for b in parity lightvit_bench greenmim_bench; do xz -T2 -6 -c "$OUT/$b" > ".gpu/$b.xz"; done
+    for b in $BINARIES; do xz -T2 -6 -c "$OUT/$b" > ".gpu/$b.xz"; done
     cp -r "${EMBER_PARITY_DIR:-../shared/parity}"/. .gpu/fixtures/
-    echo "gpu_check: built $OUT/{parity,lightvit_bench,greenmim_bench}, packed into .gpu/ ($(du -sh .gpu | cut -f1))" >&2
+    echo "gpu_check: built $OUT/{${BINARIES// /,}}, packed into .gpu/ ($(du -sh .gpu | cut -f1))" >&2
     ;;
   run)
     if [ -d .gpu ]; then
       mkdir -p "$OUT"
-      for b in parity lightvit_bench greenmim_bench; do
+      for b in $BINARIES; do
         xz -dc ".gpu/$b.xz" > "$OUT/$b" && chmod +x "$OUT/$b"
       done
       export EMBER_PARITY_DIR=$PWD/.gpu/fixtures
     fi
     [ -x "$OUT/parity" ] || { echo "gpu_check: run '$0 build' first" >&2; exit 2; }
-    # The CUDA 13 libraries: a carried .cuda/, else the machine's own (a PyTorch install's).
-    libs=$PWD/.cuda/nvidia/cu13/lib
-    [ -d "$libs" ] || libs=$(dirname "$(find /opt /usr/local /usr/lib -name 'libcublas.so.13*' 2>/dev/null | head -n 1)")
-    export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # The CUDA 13 and cuDNN 9 libraries: a carried .cuda/, else the machine's own (a PyTorch
+    # install's wheels keep cuDNN in a folder of its own).
+    roots=("$PWD/.cuda" /opt /usr/local /usr/lib $(python3 -c 'import site; print(*site.getsitepackages())' 2>/dev/null || true))
+    for lib in libcudart.so.13 libcublas.so.13 libcurand.so.10 libcudnn.so.9; do
+      found=$(find "${roots[@]}" -name "$lib*" 2>/dev/null | head -n 1)
+      if [ -z "$found" ]; then
+        echo "gpu_check: $lib not found under ${roots[*]}" >&2
+        exit 2
+      fi
+      case ":${LD_LIBRARY_PATH:-}:" in *":$(dirname "$found"):"*) ;; *) LD_LIBRARY_PATH=$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ;; esac
+    done
+    export LD_LIBRARY_PATH
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "== parity, models on cuda (f32)"
     EMBER_PARITY_DEVICE=cuda "$OUT/parity"
+    echo "== every op on cuda against the CPU kernels (outputs and gradients)"
+    "$OUT/device_check" cuda
+    echo "== Ember and PyTorch side by side (scripts/torch_ref/cases.json)"
+    if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
+      for f in "${EMBER_PARITY_DIR:-../shared/parity}"/lightvit/*.json; do
+        python3 -W ignore scripts/torch_ref/check_lightvit.py "$f" cuda || true
+      done
+      python3 -W ignore scripts/torch_ref/bench.py cuda > "$OUT/torch.jsonl" || true
+    else
+      echo "  (no PyTorch with CUDA on this machine: Ember's side only)"
+      : > "$OUT/torch.jsonl"
+    fi
+    EMBER_BENCH_DEVICE=cuda "$OUT/side_by_side" --bench > "$OUT/ember.jsonl"
+    python3 scripts/torch_ref/compare.py "$OUT/ember.jsonl" "$OUT/torch.jsonl"
     for dtype in f32 bf16; do
       echo "== lightvit bench, cuda, $dtype"
       EMBER_BENCH_DEVICE=cuda EMBER_BENCH_DTYPE=$dtype "$OUT/lightvit_bench" --bench

@@ -139,6 +139,20 @@ fn checkpoints_from_an_offline_hub_cache() {
 
 #[test]
 fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
+    killed_run_resumes_exactly("f32");
+}
+
+/// Mixed precision resumes from the f32 master weights (and f16 from its loss scale) saved
+/// with the optimizer: resuming from the bf16/f16 weights alone would drift from the
+/// uninterrupted run.
+#[test]
+fn a_mixed_precision_run_killed_mid_epoch_resumes_from_its_master_weights() {
+    for dtype in ["bf16", "f16"] {
+        killed_run_resumes_exactly(dtype);
+    }
+}
+
+fn killed_run_resumes_exactly(dtype: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));
     let extra = [
@@ -152,6 +166,8 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
         "1",
         "--lr",
         "0.05",
+        "--dtype",
+        dtype,
     ];
     train_tiny(&reference, &extra);
 
@@ -195,7 +211,7 @@ fn a_run_killed_mid_epoch_resumes_and_matches_an_uninterrupted_run() {
         for key in ["train_loss", "test_loss", "test_top1", "lr"] {
             assert_eq!(
                 x[key], y[key],
-                "{key} at epoch {} after resuming from {state}",
+                "{dtype}: {key} at epoch {} after resuming from {state}",
                 x["epoch"]
             );
         }

@@ -163,9 +163,61 @@ fn main() -> Result<()> {
             t_dev * 1e3
         );
     }
+    #[cfg(feature = "cuda")]
+    if device.is_cuda() {
+        worst = worst.max(check_adamw(&device, &mut randn)?);
+    }
     if worst > 1e-3 {
         eprintln!("device_check: an op differs from the CPU kernels by {worst:.2e}");
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The fused AdamW kernel (three steps of a bf16 parameter with its f32 master) against the
+/// same update from candle ops on the CPU; the largest difference in weight, moments or the
+/// bf16 copy (relative to its rounding).
+#[cfg(feature = "cuda")]
+fn check_adamw(device: &Device, randn: &mut impl FnMut(&[usize]) -> Tensor) -> Result<f64> {
+    use ember_ops::cuda::adamw::{adamw_cuda, AdamWStep};
+    let shape = [257, 129];
+    let (w0, grads) = (randn(&shape), [randn(&shape), randn(&shape), randn(&shape)]);
+    let (lr, b1, b2, eps, wd) = (1e-2, 0.9, 0.999, 1e-8, 0.05);
+    let (mut w, mut m, mut v) = (w0.clone(), w0.zeros_like()?, w0.zeros_like()?);
+    let on = |t: &Tensor| t.to_device(device);
+    let (dw, dm, dv) = (on(&w0)?, on(&m)?, on(&v)?);
+    let work = on(&w0.to_dtype(DType::BF16)?)?;
+    for (i, g) in grads.iter().enumerate() {
+        let step = (i + 1) as i32;
+        m = ((&m * b1)? + (g * (1.0 - b1))?)?;
+        v = ((&v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+        let denom = ((v.sqrt()? / (1.0 - b2.powi(step)).sqrt())? + eps)?;
+        let update = ((&m / (1.0 - b1.powi(step)))? / denom)?;
+        w = ((&w * (1.0 - lr * wd))? - (update * lr)?)?;
+        let settings = AdamWStep {
+            lr,
+            beta1: b1,
+            beta2: b2,
+            eps,
+            weight_decay: wd,
+            step,
+        };
+        adamw_cuda(&dw, &on(g)?, &dm, &dv, Some(&work), &settings)?;
+    }
+    let mut diff = 0f64;
+    for (cpu, dev) in [(&w, &dw), (&m, &dm), (&v, &dv)] {
+        diff = diff.max(max_diff(cpu, &dev.to_device(&Device::Cpu)?)?);
+    }
+    // The bf16 copy is the kernel's own f32 weight rounded to nearest even, as candle rounds.
+    let rounded = dw
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::BF16)?
+        .to_dtype(DType::F32)?;
+    let copy = work.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    diff = diff.max(max_diff(&rounded, &copy)?);
+    println!(
+        "{:<22} max abs diff {diff:.2e}   (3 steps, bf16 working copy)",
+        "fused adamw"
+    );
+    Ok(diff)
 }

@@ -23,6 +23,8 @@ mod strided;
 pub mod batch_norm;
 pub mod broadcast;
 pub mod conv;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod gelu;
 pub mod gradcheck;
 pub mod norm;

@@ -5,7 +5,7 @@
 //! gradient stops there, silently: candle issues #2168, #2977, #3011, #3569, #3752); its
 //! `layer_norm_slow` is correct but builds the backward from a dozen elementwise ops. Here the
 //! forward is one pass per row and the backward one op that returns the input, weight and
-//! bias gradients together.
+//! bias gradients together, on the CPU and (last-dim norm) on CUDA (`cuda/layer_norm.rs`).
 //!
 //! Both layouts are a `[outer, c, inner]` view normalised over `c`: `inner == 1` for the last
 //! dim, `inner == h * w` for channels-first.
@@ -64,7 +64,12 @@ fn apply(
             }
         }
     }
-    if !x.device().is_cpu() {
+    // CUDA runs Ember's kernels for the last-dim norm in f32, bf16 and f16; the channels-first
+    // norm, f64 there, and Metal run the composition.
+    let on_cuda = x.device().is_cuda() && x.dtype() != candle_core::DType::F64 && view[2] == 1;
+    #[cfg(feature = "cuda")]
+    let on_cuda = on_cuda && c <= crate::cuda::layer_norm::MAX_CHANNELS;
+    if !x.device().is_cpu() && !on_cuda {
         return composed::normalise(x, gamma, beta, eps, view);
     }
     let gamma = match gamma {
@@ -75,13 +80,17 @@ fn apply(
         Some(b) => b.to_dtype(x.dtype())?,
         None => Tensor::zeros(c, x.dtype(), x.device())?,
     };
-    in_kernel_precision(&[x, &gamma, &beta], |t| {
+    let op = |t: &[Tensor]| {
         t[0].contiguous()?.apply_op3(
             &t[1].contiguous()?,
             &t[2].contiguous()?,
             LayerNorm { view, eps },
         )
-    })
+    };
+    if on_cuda {
+        return op(&[x.clone(), gamma, beta]);
+    }
+    in_kernel_precision(&[x, &gamma, &beta], op)
 }
 
 struct LayerNorm {
@@ -111,6 +120,24 @@ impl CustomOp3 for LayerNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let out = float_kernel!(self.name(), x = (s1, l1), g = (s2, l2), b = (s3, l3) => forward(x, g, b, self.view, self.eps))?;
         Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let y = crate::cuda::layer_norm::forward(
+            [(s1, l1), (s2, l2), (s3, l3)],
+            self.view[1],
+            self.eps,
+        )?;
+        Ok((y, l1.shape().clone()))
     }
 
     fn bwd(
@@ -157,6 +184,23 @@ impl CustomOp3 for LayerNormGrad {
         let n = l1.shape().elem_count();
         let out = float_kernel!(self.name(), x = (s1, l1), g = (s2, l2), dy = (s3, l3) => backward(x, g, dy, self.view, self.eps))?;
         Ok((out, Shape::from(n + 2 * self.view[1])))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let n = l1.shape().elem_count();
+        let c = self.view[1];
+        let packed =
+            crate::cuda::layer_norm::backward([(s1, l1), (s2, l2), (s3, l3)], c, self.eps)?;
+        Ok((packed, Shape::from(n + 2 * c)))
     }
 }
 

@@ -19,6 +19,10 @@ pub fn softmax<Dim: candle_core::shape::Dim>(x: &Tensor, dim: Dim) -> Result<Ten
     if dim != last {
         return softmax(&x.transpose(dim, last)?, D::Minus1)?.transpose(dim, last);
     }
+    // CUDA runs Ember's kernels (f32, bf16, f16); f64 there and Metal run the composition.
+    if x.device().is_cuda() && x.dtype() != candle_core::DType::F64 {
+        return x.contiguous()?.apply_op1(Softmax);
+    }
     if !x.device().is_cpu() {
         return composed::softmax(x, D::Minus1);
     }
@@ -37,6 +41,15 @@ impl CustomOp1 for Softmax {
         let n = *l.dims().last().unwrap_or(&1);
         let out = float_kernel!(self.name(), x = (s, l) => forward(x, n))?;
         Ok((out, l.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((crate::cuda::softmax::forward(s, l)?, l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -59,6 +72,18 @@ impl CustomOp2 for SoftmaxGrad {
         let n = *l1.dims().last().unwrap_or(&1);
         let out = float_kernel!(self.name(), y = (s1, l1), dy = (s2, l2) => backward(y, dy, n))?;
         Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let dx = crate::cuda::softmax::backward((s1, l1), (s2, l2))?;
+        Ok((dx, l1.shape().clone()))
     }
 }
 
@@ -106,7 +131,7 @@ fn backward<T: Float>(y: &[T], dy: &[T], n: usize) -> Vec<T> {
     dx
 }
 
-/// Softmax from candle ops with working gradients (the CUDA/Metal path and the reference).
+/// Softmax from candle ops with working gradients (the Metal path and the reference).
 pub mod composed {
     use super::*;
 

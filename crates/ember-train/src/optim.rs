@@ -185,6 +185,22 @@ impl Optimizer {
         for group in &self.groups {
             for (name, var) in &group.params {
                 let Some(g) = grads.get(var) else { continue };
+                #[cfg(feature = "cuda")]
+                if let (Method::AdamW { beta1, beta2, eps }, true) =
+                    (self.method, var.device().is_cuda())
+                {
+                    let settings = ember_ops::cuda::adamw::AdamWStep {
+                        lr: self.lr,
+                        beta1,
+                        beta2,
+                        eps,
+                        weight_decay: group.weight_decay,
+                        step: t,
+                    };
+                    let slots = (&mut self.state, &mut self.masters);
+                    fused_adamw(slots, name, var, g, &settings)?;
+                    continue;
+                }
                 // Detached: arithmetic on a variable records a graph, and a moment buffer
                 // computed from it would keep every earlier step's graph alive (a leak of
                 // several parameter copies per step).
@@ -362,6 +378,44 @@ impl Optimizer {
         }
         Ok(())
     }
+}
+
+/// One AdamW step of `var` on CUDA in a single kernel (`ember_ops::cuda::adamw`), on the
+/// same state the composed path keeps: the moments, and the f32 master of a bf16/f16 variable
+/// (an f32 variable is updated in place, as `Var::set` would).
+#[cfg(feature = "cuda")]
+fn fused_adamw(
+    (state, masters): (
+        &mut HashMap<String, Vec<Tensor>>,
+        &mut HashMap<String, Tensor>,
+    ),
+    name: &str,
+    var: &Var,
+    g: &Tensor,
+    settings: &ember_ops::cuda::adamw::AdamWStep,
+) -> Result<()> {
+    let g = g.detach().to_dtype(DType::F32)?.contiguous()?;
+    let slots = match state.get(name) {
+        Some(s) => s.clone(),
+        // Fresh allocations: the kernel writes the moments in place.
+        None => {
+            let zeros = || Tensor::zeros(var.shape(), DType::F32, var.device());
+            vec![zeros()?, zeros()?]
+        }
+    };
+    let half = needs_master(var.dtype());
+    let w = match (half, masters.get(name)) {
+        (true, Some(master)) => master.clone(),
+        (true, None) => var.as_tensor().detach().to_dtype(DType::F32)?,
+        (false, _) => var.as_tensor().clone(),
+    };
+    let work = half.then(|| var.as_tensor());
+    ember_ops::cuda::adamw::adamw_cuda(&w, &g, &slots[0], &slots[1], work, settings)?;
+    if half {
+        masters.insert(name.to_string(), w);
+    }
+    state.insert(name.to_string(), slots);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use candle_core::cuda::cudarc::cudnn::sys::{
     cudnnConvolutionMode_t, cudnnMathType_t, cudnnTensorFormat_t,
 };
 use candle_core::cuda::cudarc::cudnn::CudnnDataType;
-use candle_core::cuda::cudarc::driver::{CudaSlice, CudaView, DeviceRepr};
+use candle_core::cuda::cudarc::driver::{CudaSlice, DeviceRepr};
 use candle_core::cuda::{CudaDType, CudaDevice, CudaStorage, DeviceId};
 use candle_core::{DType, Layout, Result};
 use half::{bf16, f16};
@@ -67,15 +67,6 @@ pub(crate) fn run(
         DType::BF16 => typed::<bf16>(g, direction, (a, la), (b, lb)),
         d => candle_core::bail!("conv2d on CUDA: unsupported dtype {d:?}"),
     }
-}
-
-/// The start of a contiguous operand as a device view.
-fn view<'a, T: CudaDType + DeviceRepr>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, T>> {
-    if !l.is_contiguous() {
-        candle_core::bail!("conv2d on CUDA: operands must be contiguous")
-    }
-    let slice = s.as_cuda_slice::<T>()?;
-    Ok(slice.slice(l.start_offset()..l.start_offset() + l.shape().elem_count()))
 }
 
 fn dims(d: [usize; 4]) -> [i32; 4] {
@@ -188,7 +179,10 @@ fn typed<T: ConvElement>(
     }
     .iter()
     .product();
-    let (va, vb) = (view::<T>(a, la)?, view::<T>(b, lb)?);
+    let (va, vb) = (
+        crate::cuda::view::<T>(a, la)?,
+        crate::cuda::view::<T>(b, lb)?,
+    );
     // SAFETY: cuDNN writes every element (beta = 0).
     let mut out = unsafe { dev.alloc::<T>(out_len)? };
     let tensor_cores = T::tensor_cores();
