@@ -38,15 +38,9 @@ for snr in sorted(evals["taylor"]["by_snr_db"], key=float):
 
 
 def train_minutes(model):
-    """Training time over every session from metrics.jsonl: runs from before the time was
-    carried over a resume restart their clock there, so each segment's last value adds up."""
-    total = last = 0.0
+    """Training time over every session: the sum of the records' interval_seconds."""
     with open(os.path.join(out, model, "metrics.jsonl")) as f:
-        for seconds in (json.loads(line)["seconds"] for line in f if line.strip()):
-            if seconds < last:
-                total += last
-            last = seconds
-    return (total + last) / 60
+        return sum(json.loads(line).get("interval_seconds", 0.0) for line in f if line.strip()) / 60
 
 
 for m in ("order0", "taylor"):

@@ -94,10 +94,6 @@ struct State {
     /// Steps the optimizer took (skipped ones excluded): Adam's bias correction counts them.
     optimizer_steps: u64,
     stopped_early: bool,
-    /// Training seconds up to this checkpoint, over every resumed session (absent in runs
-    /// from before it was kept: those count from their last resume).
-    #[serde(default)]
-    seconds: f64,
 }
 
 const HELD_OUT_EVERY: usize = 20;
@@ -168,9 +164,10 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         corpus.noise.seconds() / 60.0,
         held_out.len()
     );
-    let started = Instant::now();
-    let seconds_before = state.seconds;
-    let seconds = || seconds_before + started.elapsed().as_secs_f64();
+    // Each metrics record holds the seconds since the one before (or since this session
+    // started): the training time of a run, resumed or not, is their sum (as the engine sums
+    // its epochs' seconds).
+    let mut since_record = Instant::now();
     let progress = Progress::new("train".into(), args.steps, state.step, args.quiet);
     let mut window = Vec::new();
     while state.step < args.steps && !state.stopped_early {
@@ -219,8 +216,10 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
             window.clear();
             dir.append_metrics(&json!({
                 "step": state.step, "train_loss": train_loss, "valid_si_sdr": score, "lr": optimizer.lr(),
-                "skipped_steps": state.skipped, "seconds": seconds(),
+                "skipped_steps": state.skipped,
+                "interval_seconds": since_record.elapsed().as_secs_f64(),
             }))?;
+            since_record = Instant::now();
             if !args.quiet {
                 eprintln!(
                     "step {}/{}: train loss {train_loss:.4}, validation SI-SDR {score:.2} dB{}",
@@ -234,13 +233,16 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
             || state.step.is_multiple_of(args.checkpoint_every)
             || state.step == args.steps
         {
-            state.seconds = seconds();
             save_last(&dir, &config, &vars, &optimizer, &state)?;
         }
     }
     progress.finish();
     let metrics = dir.read_metrics()?;
     draw_curves(&dir, &metrics)?;
+    let train_seconds: f64 = metrics
+        .iter()
+        .filter_map(|m| m["interval_seconds"].as_f64())
+        .sum();
     let summary = json!({
         "command": "taylorse-enhance train",
         "run": dir.root(),
@@ -250,7 +252,7 @@ pub fn run(args: &TrainArgs, seed: u64, device: &Device) -> Result<Value> {
         "skipped_steps": state.skipped,
         "stopped_early": state.stopped_early,
         "best_valid_si_sdr": state.best,
-        "train_seconds": seconds(),
+        "train_seconds": train_seconds,
         "checkpoint": dir.file("best.safetensors"),
     });
     dir.write_json("summary.json", &summary)?;
