@@ -44,3 +44,9 @@ pub use normalize::{l2_norm_keepdim, l2_normalize};
 pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, AvgPool2dParams, MaxPool2dParams};
 pub use softmax::softmax;
 pub use upsample::{upsample_bilinear2d, upsample_nearest2d, Resize};
+
+/// Whether Ember's own CUDA kernels run `x` (softmax, layer norm): a CUDA tensor of f32,
+/// bf16 or f16; f64 there takes the composed path.
+pub(crate) fn on_cuda_kernels(x: &candle_core::Tensor) -> bool {
+    x.device().is_cuda() && x.dtype() != candle_core::DType::F64
+}

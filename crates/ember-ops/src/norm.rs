@@ -66,7 +66,7 @@ fn apply(
     }
     // CUDA runs Ember's kernels for the last-dim norm in f32, bf16 and f16; the channels-first
     // norm, f64 there, and Metal run the composition.
-    let on_cuda = x.device().is_cuda() && x.dtype() != candle_core::DType::F64 && view[2] == 1;
+    let on_cuda = crate::on_cuda_kernels(x) && view[2] == 1;
     #[cfg(feature = "cuda")]
     let on_cuda = on_cuda && c <= crate::cuda::layer_norm::MAX_CHANNELS;
     if !x.device().is_cpu() && !on_cuda {

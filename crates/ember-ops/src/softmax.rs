@@ -20,7 +20,7 @@ pub fn softmax<Dim: candle_core::shape::Dim>(x: &Tensor, dim: Dim) -> Result<Ten
         return softmax(&x.transpose(dim, last)?, D::Minus1)?.transpose(dim, last);
     }
     // CUDA runs Ember's kernels (f32, bf16, f16); f64 there and Metal run the composition.
-    if x.device().is_cuda() && x.dtype() != candle_core::DType::F64 {
+    if crate::on_cuda_kernels(x) {
         return x.contiguous()?.apply_op1(Softmax);
     }
     if !x.device().is_cpu() {

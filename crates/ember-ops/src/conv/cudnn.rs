@@ -27,6 +27,7 @@ use half::{bf16, f16};
 
 use super::geometry::ConvGeometry;
 use super::op::Direction;
+use crate::cuda::wrap;
 
 /// Which algorithm cuDNN's heuristics chose for one direction.
 #[derive(Clone, Copy)]
@@ -46,10 +47,6 @@ struct PerDevice {
 
 thread_local! {
     static DEVICES: RefCell<HashMap<DeviceId, PerDevice>> = RefCell::new(HashMap::new());
-}
-
-fn wrap<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> candle_core::Error + '_ {
-    move |e| candle_core::Error::Cuda(format!("cuDNN {what}: {e:?}").into())
 }
 
 /// Runs `direction` of the convolution `g` on `(a, b)`, the operands [`ConvOp`] documents
@@ -207,11 +204,15 @@ fn typed<T: ConvElement>(
                     w: &d.w,
                     y: &d.y,
                 };
+                // Heuristics once per shape; later calls take the cached choice.
                 let algo = match state.algos.get(&key) {
                     Some(Algo::Forward(algo)) => *algo,
-                    _ => op.pick_algorithm().map_err(wrap("forward algorithm"))?,
+                    _ => {
+                        let algo = op.pick_algorithm().map_err(wrap("forward algorithm"))?;
+                        state.algos.insert(key, Algo::Forward(algo));
+                        algo
+                    }
                 };
-                state.algos.insert(key, Algo::Forward(algo));
                 let size = op.get_workspace_size(algo).map_err(wrap("workspace"))?;
                 let ws = workspace(&mut state.workspace, dev, size)?;
                 // SAFETY: the views and `out` match the descriptors' types and shapes.
@@ -227,11 +228,14 @@ fn typed<T: ConvElement>(
                 };
                 let algo = match state.algos.get(&key) {
                     Some(Algo::Data(algo)) => *algo,
-                    _ => op
-                        .pick_algorithm()
-                        .map_err(wrap("backward-data algorithm"))?,
+                    _ => {
+                        let algo = op
+                            .pick_algorithm()
+                            .map_err(wrap("backward-data algorithm"))?;
+                        state.algos.insert(key, Algo::Data(algo));
+                        algo
+                    }
                 };
-                state.algos.insert(key, Algo::Data(algo));
                 let size = op.get_workspace_size(algo).map_err(wrap("workspace"))?;
                 let ws = workspace(&mut state.workspace, dev, size)?;
                 // SAFETY: as above; a = dy, b = w.
@@ -247,11 +251,14 @@ fn typed<T: ConvElement>(
                 };
                 let algo = match state.algos.get(&key) {
                     Some(Algo::Filter(algo)) => *algo,
-                    _ => op
-                        .pick_algorithm()
-                        .map_err(wrap("backward-filter algorithm"))?,
+                    _ => {
+                        let algo = op
+                            .pick_algorithm()
+                            .map_err(wrap("backward-filter algorithm"))?;
+                        state.algos.insert(key, Algo::Filter(algo));
+                        algo
+                    }
                 };
-                state.algos.insert(key, Algo::Filter(algo));
                 let size = op.get_workspace_size(algo).map_err(wrap("workspace"))?;
                 let ws = workspace(&mut state.workspace, dev, size)?;
                 // SAFETY: as above; a = dy, b = x.

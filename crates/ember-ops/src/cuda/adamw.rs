@@ -27,16 +27,13 @@ pub struct AdamWStep {
 /// master weights) or a variable, which `Var::set` overwrites in place all the same.
 fn address<T: CudaDType>(t: &Tensor) -> Result<(u64, CudaDevice)> {
     let (storage, layout) = t.storage_and_layout();
-    if !layout.is_contiguous() {
-        candle_core::bail!("fused AdamW: operands must be contiguous")
-    }
     let Storage::Cuda(cuda) = &*storage else {
         candle_core::bail!("fused AdamW: operands must be on a CUDA device")
     };
     let stream = cuda.device.cuda_stream();
-    let (base, _sync) = cuda.as_cuda_slice::<T>()?.device_ptr(&stream);
-    let offset = (layout.start_offset() * std::mem::size_of::<T>()) as u64;
-    Ok((base + offset, cuda.device.clone()))
+    let view = super::view::<T>(cuda, layout)?;
+    let (address, _sync) = view.device_ptr(&stream);
+    Ok((address, cuda.device.clone()))
 }
 
 /// One AdamW step in place: `w`, `m`, `v` (f32) from the gradient `g` (f32), and `work`
@@ -103,5 +100,5 @@ pub fn adamw_cuda(
     // points at `n` elements of the type the kernel reads or writes there.
     unsafe { launch.launch(config) }
         .map(drop)
-        .map_err(|e| super::failed("AdamW kernel", e))
+        .map_err(super::wrap("AdamW kernel"))
 }

@@ -48,7 +48,7 @@ fn forward_typed<T: CudaDType + DeviceRepr>(
             .arg(&eps32);
         // SAFETY: operands as the kernel declares them.
         unsafe { launch.launch(super::grid(row_count, 8, 65535)) }
-            .map_err(|e| super::failed("layer norm kernel", e))?;
+            .map_err(super::wrap("layer norm kernel"))?;
     }
     Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
 }
@@ -89,8 +89,7 @@ fn backward_typed<T: CudaDType + DeviceRepr>(
             .arg(&c32)
             .arg(&eps32);
         // SAFETY: operands as the kernel declares them; shared memory for 2c floats.
-        unsafe { launch.launch(config) }
-            .map_err(|e| super::failed("layer norm backward kernel", e))?;
+        unsafe { launch.launch(config) }.map_err(super::wrap("layer norm backward kernel"))?;
     }
     {
         let func = super::function(dev, &format!("ember_store_tail_{suffix}"))?;
@@ -100,7 +99,7 @@ fn backward_typed<T: CudaDType + DeviceRepr>(
         launch.arg(&sums).arg(&mut tail).arg(&two_c);
         // SAFETY: 2c f32 sums into the 2c elements after dx.
         unsafe { launch.launch(super::grid(2 * c, 256, 64)) }
-            .map_err(|e| super::failed("layer norm backward kernel", e))?;
+            .map_err(super::wrap("layer norm backward kernel"))?;
     }
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }

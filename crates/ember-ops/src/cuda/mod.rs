@@ -39,7 +39,7 @@ pub(crate) fn function(dev: &CudaDevice, name: &str) -> Result<Kernel> {
                 .map_err(|e| format!("{e:?}"))
         })
         .as_deref()
-        .map_err(|e| failed("compiling Ember's kernels", e))?;
+        .map_err(wrap("compiling Ember's kernels"))?;
     let func = dev.get_or_load_custom_func(name, "ember_kernels", ptx)?;
     Ok(Kernel {
         func: func.into_cuda_function(),
@@ -47,8 +47,9 @@ pub(crate) fn function(dev: &CudaDevice, name: &str) -> Result<Kernel> {
     })
 }
 
-pub(crate) fn failed(what: &str, e: impl std::fmt::Debug) -> candle_core::Error {
-    candle_core::Error::Cuda(format!("{what}: {e:?}").into())
+/// A `map_err` for CUDA, cuDNN and NVRTC errors: `what` failed, with the library's words.
+pub(crate) fn wrap<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> candle_core::Error + '_ {
+    move |e| candle_core::Error::Cuda(format!("{what}: {e:?}").into())
 }
 
 /// A grid of 256-thread blocks covering `units` (elements, or warps' worth of rows) with

@@ -32,8 +32,7 @@ fn launch<T: CudaDType + DeviceRepr>(
         }
         b.arg(&mut out).arg(&rows64).arg(&n32);
         // SAFETY: inputs, output, row count and row length as the kernel declares them.
-        unsafe { b.launch(super::grid(row_count, 8, 65535)) }
-            .map_err(|e| super::failed(kernel, e))?;
+        unsafe { b.launch(super::grid(row_count, 8, 65535)) }.map_err(super::wrap(kernel))?;
     }
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
