@@ -186,6 +186,7 @@ fn main() {
         drop_last: true,
         workers: 2,
         seed: 0,
+        shard: ember_data::Shard::WHOLE,
     };
     let loader = Loader::new(data.train.clone(), prep.train_pipeline(2, true), cfg).unwrap();
     let (mut wait, mut total) = (0.0, 0.0);

@@ -38,6 +38,26 @@ pub enum Command {
     /// pixel labels coloured in, for segmentation data).
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run a training command data-parallel as N processes on this machine (one per GPU),
+    /// as torchrun does: `ember launch --gpus 4 -- lightvit-train --preset imagenet ...`.
+    /// --batch-size stays the global batch (each process takes 1/N of every batch);
+    /// gradients are averaged after every backward pass (NCCL on GPUs, TCP on CPU); only
+    /// rank 0 writes the run folder and prints the result.
+    Launch(LaunchCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LaunchCommand {
+    /// Processes to start: one per GPU (process r takes cuda:r), or CPU processes.
+    #[arg(long, visible_alias = "gpus", default_value_t = 1)]
+    pub nproc: usize,
+    /// Port of rank 0's rendezvous on 127.0.0.1 (default: a free one).
+    #[arg(long)]
+    pub master_port: Option<u16>,
+    /// The command each process runs: ember train, lightvit-train, dist-distill or
+    /// dyrep-train with its arguments (after `--`).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -9,8 +9,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Command::Launch(cmd) = &cli.command {
+        return commands::launch::run(cmd);
+    }
     ember_cli::run(|| {
-        let (device, dtype) = cli.runtime.setup()?;
+        // Training runs data-parallel under `ember launch`; everything else in one process.
+        let (device, dtype) = match &cli.command {
+            Command::Train(_) => cli.runtime.setup_parallel()?,
+            _ => cli.runtime.setup()?,
+        };
         match &cli.command {
             Command::Train(cmd) => commands::train::run(cmd, &device, &cli.runtime),
             Command::Eval(cmd) => commands::eval::run(cmd, &device, dtype),
@@ -21,6 +28,7 @@ fn main() -> ExitCode {
             }
             Command::Pull(cmd) => commands::pull::run(cmd),
             Command::Data(cmd) => commands::data::run(cmd),
+            Command::Launch(_) => unreachable!("ember launch returned above"),
         }
     })
 }

@@ -38,6 +38,7 @@ pub fn run(cmd: &EvalCommand, device: &Device, dtype: DType) -> Result<Value> {
         drop_last: false,
         workers: cmd.workers,
         seed: 0,
+        shard: ember_data::Shard::WHOLE,
     };
     let loader = Loader::new(data.test.clone(), prep.eval_pipeline(), cfg)?;
     let r = evaluate(loaded.model.as_ref(), &loader, device, dtype)?;

@@ -85,6 +85,7 @@ pub fn run(cmd: &LinearEvalCommand, device: &Device, dtype: DType, seed: u64) ->
             drop_last: false,
             workers: cmd.workers,
             seed: 0,
+            shard: ember_data::Shard::WHOLE,
         };
         Loader::new(ds, prep.eval_pipeline(), cfg)
     };

@@ -3,6 +3,7 @@
 pub mod data;
 pub mod eval;
 pub mod info;
+pub mod launch;
 pub mod linear_eval;
 pub mod predict;
 pub mod pull;

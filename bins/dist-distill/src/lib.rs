@@ -54,7 +54,7 @@ fn spec(cli: &Cli, argv: Vec<String>) -> Result<RunSpec> {
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
-    let (device, _) = cli.runtime.setup()?;
+    let (device, _) = cli.runtime.setup_parallel()?;
     let resume = cli.run.resume.clone();
     let (cli, argv) =
         supervised::resolve_command(cli, resume.as_deref(), parse_saved, |c, dir| {

@@ -118,7 +118,7 @@ pub fn run(cli: Cli) -> Result<Value> {
     {
         return deploy::deploy(checkpoint, out, compare.as_deref());
     }
-    let (device, _) = cli.runtime.setup()?;
+    let (device, _) = cli.runtime.setup_parallel()?;
     let resume = cli.run.resume.clone();
     let (cli, argv) =
         supervised::resolve_command(cli, resume.as_deref(), parse_saved, |c, dir| {

@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 use ember_core::plot::{draw_grid, Grid};
 use ember_core::{Result, RunDir};
 
-/// Draws the run's structure evolution; false when its metrics hold none.
+/// Draws the run's structure evolution; false when its metrics hold none (or when this
+/// process is not the rank that writes).
 pub fn draw(run: &RunDir) -> Result<bool> {
+    if !run.writes() {
+        return Ok(false);
+    }
     let mut epochs = Vec::new();
     let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for record in run.read_metrics()? {

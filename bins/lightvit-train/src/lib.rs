@@ -95,7 +95,7 @@ pub fn run(invocation: &Invocation) -> Result<Value> {
     if let Some(name) = &cli.show_preset {
         return Ok(preset::show(PRESETS, name));
     }
-    let (device, _) = cli.runtime.setup()?;
+    let (device, _) = cli.runtime.setup_parallel()?;
     // A resumed run reports the preset it was started with.
     let preset = std::cell::RefCell::new(cli.preset.clone());
     let reparse = |argv: &[String]| {

@@ -57,6 +57,7 @@ impl TeacherData {
             drop_last: false,
             workers,
             seed: 0,
+            shard: ember_data::Shard::WHOLE,
         };
         Loader::new(first, self.prep.eval_pipeline(), cfg)
     }

@@ -125,6 +125,7 @@ pub fn run(args: &TokensArgs, argv: Vec<String>, seed: u64, device: &Device) -> 
             drop_last: true,
             workers: args.workers,
             seed,
+            shard: ember_data::Shard::WHOLE,
         },
     )?;
     let probe = teacher.test_loader(args.eval_images, args.batch_size.max(32), args.workers)?;

@@ -47,14 +47,21 @@ pub fn parse_args_from<T: Parser, I: Into<std::ffi::OsString> + Clone>(
 
 /// Runs `command`; its result goes to stdout as one JSON line (an array as one line per
 /// element, e.g. one per image), an error to stderr as one line, and the exit code says
-/// which (0, 2 for bad input, 1 for a runtime failure).
+/// which (0, 2 for bad input, 1 for a runtime failure). In a data-parallel run only rank 0
+/// prints the result, and the other ranks name themselves in their errors.
 pub fn run(command: impl FnOnce() -> Result<Value>) -> ExitCode {
-    match command() {
+    let result = command();
+    let world = ember_core::dist::world();
+    match result {
+        Ok(_) if !world.is_primary() => ExitCode::SUCCESS,
         Ok(Value::Array(items)) => print_lines(&items),
         Ok(value) => print_lines(&[value]),
         Err(e) => {
             let msg = e.to_string().replace('\n', " ");
-            eprintln!("error: {msg}");
+            match world.is_distributed() {
+                true => eprintln!("error (rank {}): {msg}", world.rank),
+                false => eprintln!("error: {msg}"),
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -294,6 +294,7 @@ pub fn pretrain<M: Clone>(
         drop_last: shuffle,
         workers: args.data.workers,
         seed: spec.seed,
+        shard: ember_data::Shard::WHOLE,
     };
     let train = Loader::with_views(
         data.train.clone(),

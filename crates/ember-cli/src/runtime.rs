@@ -36,8 +36,41 @@ impl RuntimeArgs {
         }
     }
 
-    /// Opens the device and sets the thread count.
+    /// Opens the device and sets the thread count, for a tool that runs in one process: one
+    /// started as a rank of `ember launch` says so and stops (bad input).
     pub fn setup(&self) -> Result<(Device, DType)> {
+        let world = ember_core::dist::init_world()?;
+        if world.is_distributed() {
+            let tool = std::env::args()
+                .next()
+                .map(|a| {
+                    std::path::Path::new(&a)
+                        .file_name()
+                        .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+                })
+                .unwrap_or_default();
+            return Err(EmberError::bad_input(format!(
+                "{tool}: this command runs in one process; `ember launch` runs the supervised trainers (ember train, lightvit-train, dist-distill, dyrep-train)"
+            )));
+        }
+        self.open()
+    }
+
+    /// As `setup`, for a tool whose training loop is data-parallel: under `ember launch`
+    /// (or torchrun's variables) the process takes the GPU of its `LOCAL_RANK` (for
+    /// `--device auto|cuda`) and joins the other ranks.
+    pub fn setup_parallel(&self) -> Result<(Device, DType)> {
+        let world = ember_core::dist::init_world()?;
+        let mut runtime = self.clone();
+        if world.is_distributed() {
+            runtime.device = self.device.for_local_rank(world.local_rank);
+        }
+        let (device, dtype) = runtime.open()?;
+        ember_train::dist::init(world, &device)?;
+        Ok((device, dtype))
+    }
+
+    fn open(&self) -> Result<(Device, DType)> {
         if let Some(n) = self.threads {
             if n == 0 {
                 return Err(EmberError::bad_input("--threads must be at least 1"));

@@ -233,6 +233,11 @@ pub fn train_with(
             drop_last: shuffle,
             workers: cmd.data.workers,
             seed,
+            shard: if shuffle {
+                ember_data::Shard::of_this_process()
+            } else {
+                ember_data::Shard::WHOLE
+            },
         };
         Loader::new(ds, pipeline, cfg)
     };

@@ -158,6 +158,7 @@ pub fn cache_loader(setup: &Setup) -> Result<Loader> {
         drop_last: false,
         workers: setup.spec.args.data.workers,
         seed: setup.spec.seed,
+        shard: ember_data::Shard::WHOLE,
     };
     Loader::new(
         setup.train.dataset().clone(),

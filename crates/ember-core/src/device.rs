@@ -52,6 +52,17 @@ impl fmt::Display for DeviceChoice {
 }
 
 impl DeviceChoice {
+    /// The device of one rank of a data-parallel run: `auto` and `cuda[:N]` become the GPU
+    /// of the rank's `LOCAL_RANK` (each process has its own GPU, as under torchrun); CPU and
+    /// Metal stay.
+    pub fn for_local_rank(self, local_rank: usize) -> Self {
+        match self {
+            Self::Cuda(_) => Self::Cuda(local_rank),
+            Self::Auto if candle_core::utils::cuda_is_available() => Self::Cuda(local_rank),
+            other => other,
+        }
+    }
+
     /// Opens the device. An explicit accelerator the binary was built without, or that does
     /// not answer, is bad input (exit 2) with a message saying which build to use.
     pub fn open(self) -> Result<Device> {

@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod device;
+pub mod dist;
 pub mod error;
 pub mod hub;
 pub mod init;

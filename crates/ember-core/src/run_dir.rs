@@ -1,18 +1,26 @@
 //! A run directory: `config.json` (what was asked), `metrics.jsonl` (one JSON object per
 //! epoch, appended as the run goes), `summary.json` (the outcome), `curves.png`, and the
 //! checkpoints `last.safetensors` / `best.safetensors`.
+//!
+//! In a data-parallel run only rank 0 writes: on the other ranks every write is skipped
+//! (they hold the same weights and read the folder only to resume).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use candle_core::Tensor;
 use serde_json::Value;
 
 use crate::atomic::write_atomic;
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::error::{EmberError, Result};
+use crate::plot::Panel;
 
 #[derive(Debug, Clone)]
 pub struct RunDir {
     root: PathBuf,
+    /// False on the ranks other than 0 of a data-parallel run.
+    writes: bool,
 }
 
 pub const METRICS: &str = "metrics.jsonl";
@@ -23,7 +31,11 @@ impl RunDir {
     pub fn create(root: &Path) -> Result<Self> {
         let dir = Self {
             root: root.to_path_buf(),
+            writes: crate::dist::world().is_primary(),
         };
+        if !dir.writes {
+            return Ok(dir);
+        }
         if dir.file("last.safetensors").exists() || dir.file(METRICS).exists() {
             return Err(EmberError::bad_input(format!(
                 "{} already holds a run: continue it with --resume {0}, or choose another --out",
@@ -38,6 +50,7 @@ impl RunDir {
     pub fn open(root: &Path) -> Result<Self> {
         let dir = Self {
             root: root.to_path_buf(),
+            writes: crate::dist::world().is_primary(),
         };
         if !dir.file("config.json").is_file() {
             return Err(EmberError::bad_input(format!(
@@ -56,7 +69,36 @@ impl RunDir {
         self.root.join(name)
     }
 
+    /// Whether this process writes the run's files (rank 0).
+    pub fn writes(&self) -> bool {
+        self.writes
+    }
+
+    /// Writes checkpoint `name` (atomically), on the writing rank.
+    pub fn save_checkpoint<'a>(
+        &self,
+        name: &str,
+        meta: &CheckpointMeta,
+        tensors: impl Iterator<Item = (&'a str, &'a Tensor)>,
+    ) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
+        Checkpoint::save(&self.file(name), meta, tensors)
+    }
+
+    /// Draws `panels` into the PNG `name`, on the writing rank.
+    pub fn draw_curves(&self, name: &str, panels: &[Panel]) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
+        crate::plot::draw_curves(&self.file(name), panels)
+    }
+
     pub fn write_json(&self, name: &str, value: &Value) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         let text = serde_json::to_string_pretty(value).expect("JSON values serialise");
         write_atomic(&self.file(name), format!("{text}\n").as_bytes())
     }
@@ -70,6 +112,9 @@ impl RunDir {
 
     /// Appends one record to `metrics.jsonl`.
     pub fn append_metrics(&self, record: &Value) -> Result<()> {
+        if !self.writes {
+            return Ok(());
+        }
         let path = self.file(METRICS);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -101,6 +146,9 @@ impl RunDir {
             .into_iter()
             .filter(|r| keep(r))
             .collect();
+        if !self.writes {
+            return Ok(kept);
+        }
         let text: String = kept.iter().map(|r| format!("{r}\n")).collect();
         write_atomic(&self.file(METRICS), text.as_bytes())?;
         Ok(kept)

@@ -20,7 +20,7 @@ pub use dataset::{describe_classes, Dataset, Split};
 pub use fashion::FashionMnist;
 pub use fashion_seg::{Canvas, CanvasSpec, FashionSeg, ItemBox};
 pub use folder::{decode_image, ImageFolder};
-pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use loader::{Batch, EpochBatches, Loader, LoaderConfig, Shard};
 pub use photometric::Jitter;
 pub use preprocess::Preprocess;
 pub use sample::Chw;

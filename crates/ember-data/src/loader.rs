@@ -5,6 +5,7 @@
 //! same whatever the number of workers, and an epoch can restart at any batch (resume).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -25,6 +26,47 @@ pub struct LoaderConfig {
     /// Decoding threads; 0 decodes on the caller's thread.
     pub workers: usize,
     pub seed: u64,
+    /// Which part of every batch this process takes (data-parallel training).
+    pub shard: Shard,
+}
+
+/// Part `index` of `count` near-equal parts of each batch: in a data-parallel run every
+/// process walks the same seeded order and batches, and takes its own slice of each, so
+/// that the processes together see the batch one process would (the batch size is the
+/// global one) with the same augmentation per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole batch (one process, or evaluation every process runs in full).
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// This process's part in the world `ember launch` set up (the whole when alone).
+    pub fn of_this_process() -> Self {
+        let world = ember_core::dist::world();
+        Self {
+            index: world.rank,
+            count: world.size,
+        }
+    }
+
+    /// This shard's positions among `batch`. A batch smaller than the number of parts
+    /// gives the parts it cannot fill its last position again, so no process runs a step
+    /// without data.
+    pub fn part(&self, batch: Range<usize>) -> Range<usize> {
+        let len = batch.len();
+        let (start, end) = (
+            batch.start + self.index * len / self.count,
+            batch.start + (self.index + 1) * len / self.count,
+        );
+        if start == end && len > 0 {
+            return batch.end - 1..batch.end;
+        }
+        start..end
+    }
 }
 
 /// Images `[n, c, h, w]` and labels of one batch, still in host memory.
@@ -212,7 +254,9 @@ impl EpochJob {
     fn batch(&self, k: usize) -> Result<Batch> {
         let cfg = &self.loader.cfg;
         let first = k * cfg.batch_size;
-        let positions = first..(first + cfg.batch_size).min(self.order.len());
+        let positions = cfg
+            .shard
+            .part(first..(first + cfg.batch_size).min(self.order.len()));
         let [c, h, w] = self.loader.item_dims;
         let per_view = positions.len() * c * h * w;
         let views = &self.loader.views.0;
@@ -356,6 +400,7 @@ mod tests {
             drop_last,
             workers,
             seed: 7,
+            shard: Shard::WHOLE,
         };
         Loader::new(Arc::new(Numbers(10, vec![])), pipeline, cfg).unwrap()
     }
@@ -420,6 +465,7 @@ mod tests {
             drop_last: false,
             workers: 2,
             seed: 7,
+            shard: Shard::WHOLE,
         };
         let views = Views(vec![pipeline.clone(), pipeline]);
         let two = Loader::with_views(Arc::new(Numbers(10, vec![])), views, cfg).unwrap();
@@ -436,6 +482,41 @@ mod tests {
         let t = b[0].view(1, &Device::Cpu).unwrap();
         assert_eq!(t.dims(), &[4, 1, 2, 2]);
         assert!(b[0].view(2, &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn shards_split_each_batch_and_together_make_it_whole() {
+        let whole = collect(&loader(0, true, false), 1, 0);
+        let parts: Vec<Vec<Batch>> = (0..3)
+            .map(|index| {
+                let mut l = loader(1, true, false);
+                l.cfg.shard = Shard { index, count: 3 };
+                collect(&l, 1, 0)
+            })
+            .collect();
+        for (k, batch) in whole.iter().enumerate() {
+            let joined: Vec<f32> = parts.iter().flat_map(|p| p[k].images.clone()).collect();
+            let labels: Vec<u32> = parts.iter().flat_map(|p| p[k].labels.clone()).collect();
+            if batch.len() >= 3 {
+                assert_eq!(joined, batch.images, "batch {k}: same images, same crops");
+                assert_eq!(labels, batch.labels);
+            } else {
+                // The last batch (2 images) is too small for 3 parts: the third repeats one.
+                assert_eq!(parts[2][k].labels, batch.labels[1..].to_vec());
+            }
+        }
+        assert_eq!(parts[0][0].len() + parts[1][0].len() + parts[2][0].len(), 4);
+    }
+
+    #[test]
+    fn a_shard_part_covers_its_slice() {
+        let parts: Vec<Range<usize>> = (0..4)
+            .map(|index| Shard { index, count: 4 }.part(8..18))
+            .collect();
+        assert_eq!(parts, vec![8..10, 10..13, 13..15, 15..18]);
+        assert_eq!(Shard::WHOLE.part(3..7), 3..7);
+        assert_eq!(Shard { index: 0, count: 2 }.part(5..6), 5..6);
+        assert_eq!(Shard { index: 1, count: 2 }.part(5..6), 5..6);
     }
 
     #[test]

@@ -233,6 +233,7 @@ impl HeldOut {
                 drop_last: false,
                 workers: 2,
                 seed: 0,
+                shard: ember_data::Shard::WHOLE,
             };
             Loader::new(ds, prep.eval_pipeline(), cfg)
         };

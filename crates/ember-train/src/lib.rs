@@ -5,6 +5,7 @@
 //! progress, checkpoints and a divergence guard.
 
 pub mod clip;
+pub mod dist;
 pub mod ema;
 pub mod evaluate;
 pub mod features;

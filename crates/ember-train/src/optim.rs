@@ -131,14 +131,25 @@ impl Optimizer {
 
     /// The gradients of `loss` for a step: a plain backward pass, or with f16 parameters a
     /// loss-scaled one whose gradients come back unscaled in f32, `None` when they overflowed
-    /// (skip the step; the scale has been lowered).
+    /// (skip the step; the scale has been lowered). In a data-parallel run the gradients are
+    /// averaged over the ranks first, so every rank takes the same step (and, with f16, the
+    /// same decision to skip it).
     pub fn backward(&mut self, loss: &Tensor) -> Result<Option<GradStore>> {
+        let params = || {
+            self.groups
+                .iter()
+                .flat_map(|g| g.params.iter().map(|(_, v)| v))
+        };
+        let mut grads = match &self.scaler {
+            Some(scaler) => scaler.scaled(loss)?.backward()?,
+            None => loss.backward()?,
+        };
+        if let Some(group) = crate::dist::group() {
+            crate::dist::average_gradients(group, &mut grads, params())?;
+        }
         match &mut self.scaler {
-            Some(scaler) => {
-                let params = self.groups.iter().flat_map(|g| g.params.iter());
-                scaler.backward(loss, params.map(|(_, v)| v))
-            }
-            None => loss.backward().map(Some),
+            Some(scaler) => scaler.unscale(grads, params()),
+            None => Ok(Some(grads)),
         }
     }
 

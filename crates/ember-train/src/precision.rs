@@ -44,7 +44,22 @@ impl LossScaler {
         loss: &Tensor,
         params: impl Iterator<Item = &'a Var>,
     ) -> Result<Option<GradStore>> {
-        let mut grads = (loss.to_dtype(DType::F32)? * self.scale)?.backward()?;
+        let grads = self.scaled(loss)?.backward()?;
+        self.unscale(grads, params)
+    }
+
+    /// The loss to differentiate: `loss * scale`, in f32.
+    pub fn scaled(&self, loss: &Tensor) -> Result<Tensor> {
+        loss.to_dtype(DType::F32)? * self.scale
+    }
+
+    /// The gradients of `params` (from the scaled loss) unscaled in f32, and the scale
+    /// updated; `None` when any of them is not finite.
+    pub fn unscale<'a>(
+        &mut self,
+        mut grads: GradStore,
+        params: impl Iterator<Item = &'a Var>,
+    ) -> Result<Option<GradStore>> {
         let mut sums = Vec::new();
         for var in params {
             if let Some(g) = grads.get(var) {

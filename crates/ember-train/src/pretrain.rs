@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use ember_core::plot::{draw_curves, Panel};
+use ember_core::plot::Panel;
 use ember_core::{Checkpoint, CheckpointMeta, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
 use ember_models::Classifier;
@@ -272,8 +272,8 @@ impl Pretrainer<'_> {
                 .into_iter()
                 .map(|(k, t)| (format!("{PRETEXT_PREFIX}{k}"), t)),
         );
-        Checkpoint::save(
-            &self.run.file("last.safetensors"),
+        self.run.save_checkpoint(
+            "last.safetensors",
             &meta,
             tensors.iter().map(|(k, t)| (k.as_str(), t)),
         )
@@ -285,11 +285,8 @@ impl Pretrainer<'_> {
         let mut meta = self.backbone_meta.clone();
         meta.metrics = metrics.clone();
         let tensors = backbone_tensors(self.vars, self.pretext.backbone_prefix());
-        Checkpoint::save(
-            &self.run.file(file),
-            &meta,
-            tensors.iter().map(|(k, t)| (k.as_str(), t)),
-        )
+        self.run
+            .save_checkpoint(file, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
     }
 
     fn draw(&self, history: &[Value]) -> Result<()> {
@@ -305,7 +302,7 @@ impl Pretrainer<'_> {
                 series: vec![series(history, "kNN (test)", "knn_top1")],
             },
         ];
-        draw_curves(&self.run.file("curves.png"), &panels)
+        self.run.draw_curves("curves.png", &panels)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use ember_core::{EmberError, Result, RunDir};
 use ember_data::{Batch, EpochBatches};
 use serde::{Deserialize, Serialize};
@@ -30,7 +30,85 @@ pub struct EpochTotals {
     pub parts: BTreeMap<String, f64>,
 }
 
+/// What one step adds to the epoch's totals; in a data-parallel run, summed over the ranks
+/// so that every rank (and rank 0's records) counts the whole batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTally {
+    pub images: usize,
+    /// The loss summed over the images (the batch mean times the batch size).
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub pixels: usize,
+    /// Each loss part summed over the images.
+    pub part_sums: Vec<(&'static str, f64)>,
+}
+
+impl StepTally {
+    /// A step of `images` with mean loss `loss` and mean loss parts `parts`.
+    pub fn new(images: usize, loss: f64, parts: &[(&'static str, Tensor)]) -> Result<Self> {
+        let part_sums = parts
+            .iter()
+            .map(|(name, t)| {
+                Ok((
+                    *name,
+                    t.to_dtype(DType::F64)?.to_scalar::<f64>()? * images as f64,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            images,
+            loss_sum: loss * images as f64,
+            correct: 0,
+            pixels: 0,
+            part_sums,
+        })
+    }
+
+    /// The mean loss of the step.
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.images.max(1) as f64
+    }
+
+    /// The tally of the whole batch: summed over the ranks of a data-parallel run (one
+    /// collective of a few numbers), itself alone.
+    pub fn over_ranks(self, device: &Device) -> Result<Self> {
+        if crate::dist::group().is_none() {
+            return Ok(self);
+        }
+        let mut v = vec![
+            self.images as f64,
+            self.loss_sum,
+            self.correct as f64,
+            self.pixels as f64,
+        ];
+        v.extend(self.part_sums.iter().map(|(_, s)| *s));
+        let v = crate::dist::sum_over_ranks(v, device)?;
+        Ok(Self {
+            images: v[0].round() as usize,
+            loss_sum: v[1],
+            correct: v[2].round() as usize,
+            pixels: v[3].round() as usize,
+            part_sums: self
+                .part_sums
+                .iter()
+                .zip(&v[4..])
+                .map(|((n, _), s)| (*n, *s))
+                .collect(),
+        })
+    }
+}
+
 impl EpochTotals {
+    /// Counts a finished step; `tick` is when the previous step ended (moved to now).
+    pub fn add_tally(&mut self, tally: &StepTally, tick: &mut Instant) {
+        for (name, sum) in &tally.part_sums {
+            *self.parts.entry(name.to_string()).or_default() += sum;
+        }
+        self.correct += tally.correct;
+        self.pixels += tally.pixels;
+        self.add_step(tally.loss(), tally.images, tick);
+    }
+
     /// Adds a step's named loss parts, each weighted by the batch size `n`.
     pub fn add_parts(&mut self, parts: &[(&'static str, Tensor)], n: usize) -> Result<()> {
         for (name, part) in parts {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use ember_core::checkpoint::is_buffer;
-use ember_core::plot::{draw_curves, Panel, Series};
+use ember_core::plot::{Panel, Series};
 use ember_core::{Checkpoint, CheckpointMeta, EmberError, EmberRng, Result, RunDir, SeededVarMap};
 use ember_data::Loader;
 use ember_models::Classifier;
@@ -27,7 +27,7 @@ use crate::progress::Progress;
 use crate::segmentation::pixel_topk_correct;
 use crate::settings::TrainSettings;
 use crate::structure::{RunContext, StructureHook};
-use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
+use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals, StepTally};
 
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
 pub(crate) const OPTIM_PREFIX: &str = "@train/optim/";
@@ -138,6 +138,8 @@ impl Trainer<'_> {
             state = self.restore(ckpt, &mut opt, ema.as_mut())?;
             history = kept_history(&self.run, state.epoch)?;
         }
+        crate::dist::sync_all(self.vars)?;
+        let quiet = self.quiet || !ember_core::dist::world().is_primary();
         let mut last_eval = None;
         for epoch in state.epoch..s.epochs {
             let resuming_mid_epoch = state.batch > 0;
@@ -145,7 +147,7 @@ impl Trainer<'_> {
                 state.totals = EpochTotals::default();
             }
             let label = format!("epoch {}/{}", epoch + 1, s.epochs);
-            let progress = Progress::new(label, steps_per_epoch, state.batch, self.quiet);
+            let progress = Progress::new(label, steps_per_epoch, state.batch, quiet);
             let mut last_save = Instant::now();
             let mut batches = self.train.epoch(epoch, state.batch);
             let mut tick = Instant::now();
@@ -166,7 +168,10 @@ impl Trainer<'_> {
                 opt.set_lr(lr);
                 // Drop path and dropout draw from (seed, step), so resuming redraws the
                 // same masks.
-                let mut noise = EmberRng::for_name(s.seed, &format!("noise/{}", state.step));
+                let mut noise = EmberRng::for_name(
+                    s.seed,
+                    &crate::dist::rank_stream(format!("noise/{}", state.step)),
+                );
                 self.model.reseed(noise.next_u64());
                 let x = x.to_dtype(self.dtype)?;
                 let logits = self.model.forward_t(&x, true)?;
@@ -183,8 +188,21 @@ impl Trainer<'_> {
                 };
                 let out = objective.loss(&step)?;
                 let loss = out.total;
-                state.totals.add_parts(&out.parts, n)?;
-                let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let mut tally = StepTally::new(
+                    n,
+                    loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
+                    &out.parts,
+                )?;
+                if logits.rank() == 4 {
+                    tally.correct = pixel_topk_correct(&logits, &y, [1, 1])?[0];
+                    tally.pixels = y.elem_count();
+                } else if soft.is_none() {
+                    tally.correct = topk_correct(&logits, &batch.labels, [1, 1])?[0];
+                }
+                // The whole batch's figures on every rank: the records count every image,
+                // and all ranks stop together on a non-finite loss.
+                let tally = tally.over_ranks(&self.device)?;
+                let loss_value = tally.loss();
                 if !loss_value.is_finite() {
                     progress.finish();
                     return Err(diverged(
@@ -209,13 +227,7 @@ impl Trainer<'_> {
                         e.update()?;
                     }
                 }
-                if logits.rank() == 4 {
-                    state.totals.correct += pixel_topk_correct(&logits, &y, [1, 1])?[0];
-                    state.totals.pixels += y.elem_count();
-                } else if soft.is_none() {
-                    state.totals.correct += topk_correct(&logits, &batch.labels, [1, 1])?[0];
-                }
-                state.totals.add_step(loss_value, n, &mut tick);
+                state.totals.add_tally(&tally, &mut tick);
                 state.step += 1;
                 state.batch += 1;
                 progress.update(state.batch, &state.totals.progress_message(lr));
@@ -227,6 +239,7 @@ impl Trainer<'_> {
             drop(batches);
             progress.finish();
 
+            crate::dist::sync_buffers(self.vars)?;
             if let Some(e) = ema.as_mut() {
                 e.swap()?;
             }
@@ -270,7 +283,7 @@ impl Trainer<'_> {
                     record[k] = v;
                 }
             }
-            if !self.quiet {
+            if !quiet {
                 let scores = match &eval.segmentation {
                     Some(seg) => format!("mIoU {:.2}%, pixel accuracy {:.2}%", seg.miou, eval.top1),
                     None => format!("top-1 {:.2}%, top-5 {:.2}%", eval.top1, eval.top5),
@@ -375,11 +388,8 @@ impl Trainer<'_> {
         meta.extra.remove(STRUCTURE_STATE);
         meta.metrics = metrics.clone();
         let tensors = self.model_tensors();
-        Checkpoint::save(
-            &self.run.file(file),
-            &meta,
-            tensors.iter().map(|(k, t)| (k.as_str(), t)),
-        )
+        self.run
+            .save_checkpoint(file, &meta, tensors.iter().map(|(k, t)| (k.as_str(), t)))
     }
 
     fn save_last(
@@ -404,8 +414,8 @@ impl Trainer<'_> {
                     .map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t.clone())),
             );
         }
-        Checkpoint::save(
-            &self.run.file("last.safetensors"),
+        self.run.save_checkpoint(
+            "last.safetensors",
             &meta,
             tensors.iter().map(|(k, t)| (k.as_str(), t)),
         )
@@ -429,7 +439,7 @@ impl Trainer<'_> {
                 series: vec![series("train", "train_top1"), series("test", "test_top1")],
             },
         ];
-        draw_curves(&self.run.file("curves.png"), &panels)
+        self.run.draw_curves("curves.png", &panels)
     }
 }
 

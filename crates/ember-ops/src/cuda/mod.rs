@@ -48,7 +48,7 @@ pub(crate) fn function(dev: &CudaDevice, name: &str) -> Result<Kernel> {
 }
 
 /// A `map_err` for CUDA, cuDNN and NVRTC errors: `what` failed, with the library's words.
-pub(crate) fn wrap<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> candle_core::Error + '_ {
+pub fn wrap<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> candle_core::Error + '_ {
     move |e| candle_core::Error::Cuda(format!("{what}: {e:?}").into())
 }
 
@@ -64,7 +64,7 @@ pub(crate) fn grid(units: usize, per_block: usize, max_blocks: usize) -> LaunchC
 }
 
 /// The elements of contiguous `(s, l)` as a device view of `T`.
-pub(crate) fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, T>> {
+pub fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout) -> Result<CudaView<'a, T>> {
     if !l.is_contiguous() {
         candle_core::bail!("CUDA kernel: operands must be contiguous")
     }

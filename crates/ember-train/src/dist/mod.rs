@@ -1,0 +1,166 @@
+//! Data-parallel training: one process per GPU (or CPU process), each on its shard of
+//! every batch (`ember_data::Shard`), gradients averaged across the processes after every
+//! backward pass so that all of them take the same step and keep the same weights, as
+//! PyTorch's DistributedDataParallel does. The processes find each other through rank 0's
+//! rendezvous (`MASTER_ADDR:MASTER_PORT`, set by `ember launch` or torchrun); on CUDA the
+//! gradients then travel through NCCL (the `nccl` feature), elsewhere through rank 0 over
+//! TCP (as PyTorch's gloo backend serves CPU tensors).
+//!
+//! The communicator is process-wide, as `torch.distributed`'s default group is: the
+//! optimizer's backward pass, the loops and the loaders consult it without every tool
+//! threading it through.
+
+mod flat;
+#[cfg(feature = "nccl")]
+mod nccl;
+mod tcp;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use ember_core::dist::World;
+
+pub use tcp::TcpGroup;
+
+/// The operations data parallelism needs, on 1-d tensors.
+pub trait Collective: Send + Sync {
+    /// The element-wise mean of `t` (f32 or f64) over all ranks, the same on every rank.
+    fn all_reduce_mean(&self, t: &Tensor) -> Result<Tensor>;
+    /// Rank 0's `t` on every rank.
+    fn broadcast(&self, t: &Tensor) -> Result<Tensor>;
+}
+
+static GROUP: OnceLock<Box<dyn Collective>> = OnceLock::new();
+
+/// How long a rank waits for the others to reach the rendezvous.
+pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Joins the other ranks when this process is one of several (`world`), once per process;
+/// alone it does nothing.
+pub fn init(world: &World, device: &Device) -> Result<()> {
+    if !world.is_distributed() || GROUP.get().is_some() {
+        return Ok(());
+    }
+    let tcp = TcpGroup::connect(world, RENDEZVOUS_TIMEOUT)?;
+    let group: Box<dyn Collective> = match device {
+        #[cfg(feature = "nccl")]
+        Device::Cuda(dev) => Box::new(nccl::NcclGroup::join(&tcp, world, dev)?),
+        Device::Cpu => Box::new(tcp),
+        _ => {
+            if world.is_primary() {
+                eprintln!(
+                    "warning: this binary was built without NCCL (--features nccl): gradients travel through the host"
+                );
+            }
+            Box::new(tcp)
+        }
+    };
+    let _ = GROUP.set(group);
+    Ok(())
+}
+
+/// The communicator, when this process is one of several.
+pub fn group() -> Option<&'static dyn Collective> {
+    GROUP.get().map(|g| g.as_ref())
+}
+
+/// Replaces every gradient of `params` in `grads` by its mean over the ranks (f64
+/// gradients in f64, all others in f32), in one collective call per type.
+pub fn average_gradients<'a>(
+    group: &dyn Collective,
+    grads: &mut GradStore,
+    params: impl Iterator<Item = &'a Var>,
+) -> Result<()> {
+    let mut present = Vec::new();
+    for var in params {
+        if let Some(g) = grads.get(var) {
+            let wire = if g.dtype() == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            };
+            present.push((var.clone(), g.to_dtype(wire)?));
+        }
+    }
+    let tensors: Vec<Tensor> = present.iter().map(|(_, g)| g.clone()).collect();
+    let averaged = flat::per_dtype(&tensors, |flat| group.all_reduce_mean(flat))?;
+    for ((var, _), g) in present.iter().zip(averaged) {
+        // Keep a full-precision gradient: the optimizer steps through f32 masters.
+        let g = if needs_own_dtype(var.dtype()) {
+            g.to_dtype(var.dtype())?
+        } else {
+            g
+        };
+        grads.insert(var, g);
+    }
+    Ok(())
+}
+
+/// f32 and f64 parameters take their gradients in their own type; bf16/f16 ones keep the
+/// f32 mean (their optimizer steps f32 masters).
+fn needs_own_dtype(dtype: DType) -> bool {
+    !crate::precision::needs_master(dtype)
+}
+
+/// Sets every variable to rank 0's value: the same start on every rank, and rank 0's
+/// batch-norm statistics before an evaluation (DDP's `broadcast_buffers`).
+pub fn broadcast_vars<'a>(
+    group: &dyn Collective,
+    vars: impl Iterator<Item = &'a Var>,
+) -> Result<()> {
+    let vars: Vec<&Var> = vars.collect();
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let synced = flat::per_dtype(&tensors, |flat| group.broadcast(flat))?;
+    for (var, t) in vars.iter().zip(synced) {
+        var.set(&t)?;
+    }
+    Ok(())
+}
+
+/// The element-wise sums of `values` over the ranks (the values themselves when alone), by
+/// way of a tensor on `device` (NCCL exchanges device memory).
+pub fn sum_over_ranks(values: Vec<f64>, device: &Device) -> Result<Vec<f64>> {
+    let Some(group) = group() else {
+        return Ok(values);
+    };
+    let size = ember_core::dist::world().size as f64;
+    let n = values.len();
+    let mean = group.all_reduce_mean(&Tensor::from_vec(values, n, device)?)?;
+    (mean * size)?.to_vec1::<f64>()
+}
+
+/// The name of a random stream for this rank: rank 0 keeps `name` (so a run alone is the
+/// run it always was), the other ranks draw their own (drop-path and dropout masks must
+/// differ between the shards of a batch, as they differ between its images).
+pub fn rank_stream(name: String) -> String {
+    match ember_core::dist::world().rank {
+        0 => name,
+        r => format!("{name}/rank{r}"),
+    }
+}
+
+/// Rank 0's batch-norm statistics (the variables that are not trained) on every rank,
+/// before an evaluation or a checkpoint.
+pub fn sync_buffers(vars: &ember_core::SeededVarMap) -> Result<()> {
+    if let Some(group) = group() {
+        let named = vars.named();
+        let buffers = named
+            .iter()
+            .filter(|(k, _)| ember_core::checkpoint::is_buffer(k))
+            .map(|(_, v)| v);
+        broadcast_vars(group, buffers)?;
+    }
+    Ok(())
+}
+
+/// Rank 0's value of every variable on every rank: the same start, whatever each rank
+/// initialised or restored.
+pub fn sync_all(vars: &ember_core::SeededVarMap) -> Result<()> {
+    if let Some(group) = group() {
+        let named = vars.named();
+        broadcast_vars(group, named.iter().map(|(_, v)| v))?;
+    }
+    Ok(())
+}
