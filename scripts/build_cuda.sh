@@ -6,8 +6,10 @@
 #
 #   scripts/build_cuda.sh [cargo build args...]     e.g. scripts/build_cuda.sh --example device_check -p ember-ops
 #
+# Data-parallel training over NCCL: add `--features nccl` (the NCCL wheel is fetched too).
+#
 # Output: target/cuda/release/. The binaries need libcuda.so.1 (the driver), libcublas.so.13,
-# libcurand.so.10, libcudart.so.13 and libcudnn.so.9 at run time; on the GPU machine point LD_LIBRARY_PATH at
+# libcurand.so.10, libcudart.so.13 and libcudnn.so.9 (and libnccl.so.2 with nccl) at run time; on the GPU machine point LD_LIBRARY_PATH at
 # them (the lib/ folder printed at the end has all but libcuda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,17 +32,24 @@ if [ ! -x "$CU/bin/nvcc" ]; then
   chmod +x "$CU"/bin/* "$CU"/nvvm/bin/* 2>/dev/null || true
 fi
 [ -x "$CU/bin/nvcc" ] || { echo "build_cuda: nvcc missing under $CU/bin after unpacking" >&2; exit 1; }
+# NCCL (data-parallel gradients, `--features nccl`): 300 MB more, so fetched apart, once.
+if [ ! -d "$ROOT/nvidia/nccl/lib" ]; then
+  echo "build_cuda: downloading the NCCL wheel into $ROOT" >&2
+  mkdir -p "$ROOT/wheels"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$ROOT/wheels" "nvidia-nccl-cu13==2.*"
+  python3 -m zipfile -e "$(ls "$ROOT"/wheels/nvidia_nccl_cu13-*.whl | head -n 1)" "$ROOT"
+fi
 
 # cuDNN (Ember's convolutions) unpacks beside the toolkit: one lib/ folder serves both.
 # Relative links, so that a copied .cuda/ keeps them.
-for f in "$ROOT"/nvidia/cudnn/lib/libcudnn*.so.*; do
-  [ -e "$f" ] && ln -sf "../../cudnn/lib/$(basename "$f")" "$CU/lib/"
+for f in "$ROOT"/nvidia/cudnn/lib/libcudnn*.so.* "$ROOT"/nvidia/nccl/lib/libnccl.so.*; do
+  [ -e "$f" ] && ln -sf "../../$(basename "$(dirname "$(dirname "$f")")")/lib/$(basename "$f")" "$CU/lib/"
 done
 for f in "$ROOT"/nvidia/cudnn/include/cudnn*.h; do
   [ -e "$f" ] && ln -sf "../../cudnn/include/$(basename "$f")" "$CU/include/"
 done
 # Unversioned names for the linker.
-for lib in cudart nvrtc curand cublas cublasLt cudnn; do
+for lib in cudart nvrtc curand cublas cublasLt cudnn nccl; do
   target=$(ls "$CU"/lib/lib$lib.so.* 2>/dev/null | sort | head -n 1 || true)
   [ -n "$target" ] && ln -sf "$(basename "$target")" "$CU/lib/lib$lib.so"
 done

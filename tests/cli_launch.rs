@@ -114,6 +114,15 @@ fn two_processes_train_what_one_process_trains_and_only_rank_zero_writes() {
     eprintln!("largest weight difference after 2 epochs: {worst}");
     assert!(worst < 1e-5, "weights after 2 epochs differ by {worst}");
     assert!(one["best_top1"].as_f64() > Some(0.0));
+
+    // A launch of one rank goes through the same exchange (the sum of one), exactly.
+    let single = tmp.path().join("single");
+    ok_json(launch(1, &train_args(&single)));
+    for (x, y) in a.iter().zip(&metrics(&single)) {
+        for key in ["train_loss", "test_loss", "test_top1"] {
+            assert_eq!(x[key], y[key], "{key}: alone vs launched as the only rank");
+        }
+    }
 }
 
 /// A launch killed outright (its ranks die with it) resumes under a new launch and ends

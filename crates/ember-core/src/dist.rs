@@ -16,8 +16,11 @@ pub struct World {
     pub size: usize,
     /// The rank among the processes of this machine: which GPU it takes.
     pub local_rank: usize,
-    /// `host:port` of rank 0's rendezvous (only needed when `size > 1`).
+    /// `host:port` of rank 0's rendezvous.
     pub master: String,
+    /// Started by a launcher (`WORLD_SIZE` set), even as its only rank: the process joins
+    /// the collective, so one GPU exercises the whole data-parallel path.
+    pub launched: bool,
 }
 
 impl World {
@@ -27,6 +30,7 @@ impl World {
             size: 1,
             local_rank: 0,
             master: String::new(),
+            launched: false,
         }
     }
 
@@ -62,6 +66,7 @@ impl World {
             size,
             local_rank: number("LOCAL_RANK")?.unwrap_or(rank),
             master,
+            launched: true,
         })
     }
 
@@ -125,7 +130,7 @@ mod tests {
         .unwrap();
         assert_eq!((w.rank, w.size, w.local_rank), (3, 4, 1));
         assert_eq!(w.master, "10.0.0.2:1234");
-        assert!(!w.is_primary() && w.is_distributed());
+        assert!(!w.is_primary() && w.is_distributed() && w.launched);
     }
 
     #[test]

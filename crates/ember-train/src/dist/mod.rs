@@ -37,10 +37,10 @@ static GROUP: OnceLock<Box<dyn Collective>> = OnceLock::new();
 /// How long a rank waits for the others to reach the rendezvous.
 pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Joins the other ranks when this process is one of several (`world`), once per process;
-/// alone it does nothing.
+/// Joins the other ranks when a launcher started this process (`world`; even as the only
+/// rank), once per process; a process started on its own does nothing.
 pub fn init(world: &World, device: &Device) -> Result<()> {
-    if !world.is_distributed() || GROUP.get().is_some() {
+    if !world.launched || GROUP.get().is_some() {
         return Ok(());
     }
     let tcp = TcpGroup::connect(world, RENDEZVOUS_TIMEOUT)?;

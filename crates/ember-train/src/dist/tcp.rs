@@ -250,6 +250,7 @@ mod tests {
                         size,
                         local_rank: rank,
                         master: format!("127.0.0.1:{port}"),
+                        launched: true,
                     };
                     work(TcpGroup::connect(&world, Duration::from_secs(20)).unwrap())
                 })
