@@ -7,7 +7,8 @@
 # batch 256), with PyTorch's LightViT first checked against the parity fixture; the
 # LightViT bench on CUDA in f32 and bf16; the GreenMIM bench (GreenMIM vs the SimMIM-style
 # dense step, same encoder and batch) in f32 and bf16, both methods together for the time
-# ratio, then each alone with nvidia-smi sampling the device's memory for its peak.
+# ratio, then each alone with nvidia-smi sampling the device's memory for its peak; and
+# `ember launch --gpus 1` (the NCCL build) against the same training run in one process.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
 #                                 # test, device_check and the benches (scripts/build_cuda.sh,
@@ -23,12 +24,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=target/cuda/gpu_check
-BINARIES="parity device_check side_by_side lightvit_bench greenmim_bench"
+BINARIES="parity device_check side_by_side lightvit_bench greenmim_bench ember"
 
 case "${1:-}" in
   build)
     scripts/build_cuda.sh --test parity --bench lightvit --bench greenmim --bench side_by_side
     scripts/build_cuda.sh -p ember-ops --example device_check
+    scripts/build_cuda.sh --features nccl --bin ember
     mkdir -p "$OUT"
     newest() { ls -t target/cuda/release/deps/"$1"-* | grep -v '\.d$' | head -n 1; }
     # Without debug info: the binaries travel to the GPU machine.
@@ -36,6 +38,7 @@ case "${1:-}" in
       objcopy --strip-debug "$(newest "${pair%%:*}")" "$OUT/${pair##*:}"
     done
     objcopy --strip-debug target/cuda/release/examples/device_check "$OUT/device_check"
+    objcopy --strip-debug target/cuda/release/ember "$OUT/ember"
     rm -rf .gpu && mkdir -p .gpu/fixtures
     for b in $BINARIES; do xz -T2 -6 -c "$OUT/$b" > ".gpu/$b.xz"; done
     cp -r "${EMBER_PARITY_DIR:-../shared/parity}"/. .gpu/fixtures/
@@ -61,6 +64,9 @@ case "${1:-}" in
       fi
       case ":${LD_LIBRARY_PATH:-}:" in *":$(dirname "$found"):"*) ;; *) LD_LIBRARY_PATH=$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} ;; esac
     done
+    # NCCL only for the launch step (a PyTorch install has it as nvidia/nccl).
+    nccl=$(find "${roots[@]}" -name "libnccl.so.2*" 2>/dev/null | head -n 1)
+    [ -n "$nccl" ] && LD_LIBRARY_PATH=$(dirname "$nccl"):$LD_LIBRARY_PATH
     export LD_LIBRARY_PATH
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     echo "== parity, models on cuda (f32)"
@@ -98,6 +104,18 @@ case "${1:-}" in
         rm -f "$log"
       done
     done
+    echo "== ember launch --gpus 1 (NCCL) against one process: the same run, the same numbers"
+    if [ -n "$nccl" ]; then
+      tiny=(train --device cuda --data fashion-mnist-subset --epochs 2 --batch-size 64 --quiet
+            --model-config '{"stem_type":"small","layers":[1,1],"channels":[16,32],"stem_width":16}')
+      rm -rf "$OUT/alone" "$OUT/launched"
+      "$OUT/ember" "${tiny[@]}" --out "$OUT/alone" | python3 scripts/launch_check.py summary alone
+      "$OUT/ember" launch --gpus 1 -- "$OUT/ember" "${tiny[@]}" --out "$OUT/launched" \
+        | python3 scripts/launch_check.py summary launched
+      python3 scripts/launch_check.py compare "$OUT/alone" "$OUT/launched" || true
+    else
+      echo "  (no libnccl.so.2 on this machine: skipped)"
+    fi
     ;;
   *)
     echo "usage: $0 build|run" >&2

@@ -166,6 +166,7 @@ fn main() -> Result<()> {
     #[cfg(feature = "cuda")]
     if device.is_cuda() {
         worst = worst.max(check_adamw(&device, &mut randn)?);
+        worst = worst.max(check_sgd(&device, &mut randn)?);
     }
     if worst > 1e-3 {
         eprintln!("device_check: an op differs from the CPU kernels by {worst:.2e}");
@@ -179,7 +180,7 @@ fn main() -> Result<()> {
 /// bf16 copy (relative to its rounding).
 #[cfg(feature = "cuda")]
 fn check_adamw(device: &Device, randn: &mut impl FnMut(&[usize]) -> Tensor) -> Result<f64> {
-    use ember_ops::cuda::adamw::{adamw_cuda, AdamWStep};
+    use ember_ops::cuda::optimizer::{adamw_cuda, AdamWStep};
     let shape = [257, 129];
     let (w0, grads) = (randn(&shape), [randn(&shape), randn(&shape), randn(&shape)]);
     let (lr, b1, b2, eps, wd) = (1e-2, 0.9, 0.999, 1e-8, 0.05);
@@ -204,20 +205,67 @@ fn check_adamw(device: &Device, randn: &mut impl FnMut(&[usize]) -> Tensor) -> R
         };
         adamw_cuda(&dw, &on(g)?, &dm, &dv, Some(&work), &settings)?;
     }
-    let mut diff = 0f64;
-    for (cpu, dev) in [(&w, &dw), (&m, &dm), (&v, &dv)] {
-        diff = diff.max(max_diff(cpu, &dev.to_device(&Device::Cpu)?)?);
-    }
-    // The bf16 copy is the kernel's own f32 weight rounded to nearest even, as candle rounds.
-    let rounded = dw
-        .to_device(&Device::Cpu)?
-        .to_dtype(DType::BF16)?
-        .to_dtype(DType::F32)?;
-    let copy = work.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-    diff = diff.max(max_diff(&rounded, &copy)?);
+    let diff = state_and_copy_diff([(&w, &dw), (&m, &dm), (&v, &dv)], &dw, &work)?;
     println!(
         "{:<22} max abs diff {diff:.2e}   (3 steps, bf16 working copy)",
         "fused adamw"
     );
     Ok(diff)
+}
+
+/// The fused SGD kernel (Nesterov momentum, weight decay; three steps of a bf16 parameter
+/// with its f32 master) against torch's update from candle ops on the CPU.
+#[cfg(feature = "cuda")]
+fn check_sgd(device: &Device, randn: &mut impl FnMut(&[usize]) -> Tensor) -> Result<f64> {
+    use ember_ops::cuda::optimizer::{sgd_cuda, SgdStep};
+    let shape = [257, 129];
+    let (w0, grads) = (randn(&shape), [randn(&shape), randn(&shape), randn(&shape)]);
+    let (lr, momentum, wd) = (0.1, 0.9, 5e-4);
+    let (mut w, mut buf) = (w0.clone(), w0.zeros_like()?);
+    let on = |t: &Tensor| t.to_device(device);
+    let (dw, dbuf) = (on(&w0)?, on(&buf)?);
+    let work = on(&w0.to_dtype(DType::BF16)?)?;
+    for (i, g) in grads.iter().enumerate() {
+        let d = (g + (&w * wd)?)?;
+        buf = if i == 0 {
+            d.clone()
+        } else {
+            ((&buf * momentum)? + &d)?
+        };
+        w = (&w - ((d + (&buf * momentum)?)? * lr)?)?;
+        let settings = SgdStep {
+            lr,
+            momentum,
+            nesterov: true,
+            weight_decay: wd,
+            first: i == 0,
+        };
+        sgd_cuda(&dw, &on(g)?, Some(&dbuf), Some(&work), &settings)?;
+    }
+    let diff = state_and_copy_diff([(&w, &dw), (&buf, &dbuf)], &dw, &work)?;
+    println!(
+        "{:<22} max abs diff {diff:.2e}   (3 steps, Nesterov, bf16 working copy)",
+        "fused sgd"
+    );
+    Ok(diff)
+}
+
+/// The largest difference between the CPU reference and the kernel's state, and between the
+/// kernel's bf16 copy and its own f32 weight rounded to nearest even (as candle rounds).
+#[cfg(feature = "cuda")]
+fn state_and_copy_diff<const N: usize>(
+    pairs: [(&Tensor, &Tensor); N],
+    weight: &Tensor,
+    work: &Tensor,
+) -> Result<f64> {
+    let mut diff = 0f64;
+    for (cpu, dev) in pairs {
+        diff = diff.max(max_diff(cpu, &dev.to_device(&Device::Cpu)?)?);
+    }
+    let rounded = weight
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::BF16)?
+        .to_dtype(DType::F32)?;
+    let copy = work.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+    Ok(diff.max(max_diff(&rounded, &copy)?))
 }

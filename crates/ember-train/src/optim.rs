@@ -197,20 +197,12 @@ impl Optimizer {
             for (name, var) in &group.params {
                 let Some(g) = grads.get(var) else { continue };
                 #[cfg(feature = "cuda")]
-                if let (Method::AdamW { beta1, beta2, eps }, true) =
-                    (self.method, var.device().is_cuda())
-                {
-                    let settings = ember_ops::cuda::adamw::AdamWStep {
-                        lr: self.lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay: group.weight_decay,
-                        step: t,
-                    };
+                if var.device().is_cuda() {
                     let slots = (&mut self.state, &mut self.masters);
-                    fused_adamw(slots, name, var, g, &settings)?;
-                    continue;
+                    let step = (self.method, self.lr, group.weight_decay, t);
+                    if fused_step(slots, name, var, g, step)? {
+                        continue;
+                    }
                 }
                 // Detached: arithmetic on a variable records a graph, and a moment buffer
                 // computed from it would keep every earlier step's graph alive (a leak of
@@ -391,11 +383,12 @@ impl Optimizer {
     }
 }
 
-/// One AdamW step of `var` on CUDA in a single kernel (`ember_ops::cuda::adamw`), on the
-/// same state the composed path keeps: the moments, and the f32 master of a bf16/f16 variable
-/// (an f32 variable is updated in place, as `Var::set` would).
+/// One AdamW or SGD step of `var` on CUDA in a single kernel (`ember_ops::cuda::optimizer`),
+/// on the same state the composed path keeps: the moments or the momentum buffer, and the
+/// f32 master of a bf16/f16 variable (an f32 variable is updated in place, as `Var::set`
+/// would). False for the methods without a kernel (Adam, LARS), which take the composed path.
 #[cfg(feature = "cuda")]
-fn fused_adamw(
+fn fused_step(
     (state, masters): (
         &mut HashMap<String, Vec<Tensor>>,
         &mut HashMap<String, Tensor>,
@@ -403,17 +396,15 @@ fn fused_adamw(
     name: &str,
     var: &Var,
     g: &Tensor,
-    settings: &ember_ops::cuda::adamw::AdamWStep,
-) -> Result<()> {
+    (method, lr, weight_decay, step): (Method, f64, f64, i32),
+) -> Result<bool> {
+    use ember_ops::cuda::optimizer::{adamw_cuda, sgd_cuda, AdamWStep, SgdStep};
+    if !matches!(method, Method::AdamW { .. } | Method::Sgd { .. }) {
+        return Ok(false);
+    }
     let g = g.detach().to_dtype(DType::F32)?.contiguous()?;
-    let slots = match state.get(name) {
-        Some(s) => s.clone(),
-        // Fresh allocations: the kernel writes the moments in place.
-        None => {
-            let zeros = || Tensor::zeros(var.shape(), DType::F32, var.device());
-            vec![zeros()?, zeros()?]
-        }
-    };
+    // Fresh allocations: the kernels write the state in place.
+    let zeros = || Tensor::zeros(var.shape(), DType::F32, var.device());
     let half = needs_master(var.dtype());
     let w = match (half, masters.get(name)) {
         (true, Some(master)) => master.clone(),
@@ -421,12 +412,50 @@ fn fused_adamw(
         (false, _) => var.as_tensor().clone(),
     };
     let work = half.then(|| var.as_tensor());
-    ember_ops::cuda::adamw::adamw_cuda(&w, &g, &slots[0], &slots[1], work, settings)?;
+    let slots = match method {
+        Method::AdamW { beta1, beta2, eps } => {
+            let slots = match state.get(name) {
+                Some(s) => s.clone(),
+                None => vec![zeros()?, zeros()?],
+            };
+            let settings = AdamWStep {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                step,
+            };
+            adamw_cuda(&w, &g, &slots[0], &slots[1], work, &settings)?;
+            Some(slots)
+        }
+        Method::Sgd { momentum, nesterov } => {
+            let old = state.get(name).cloned();
+            let slots = match (&old, momentum != 0.0) {
+                (_, false) => None,
+                (Some(s), true) => Some(s.clone()),
+                (None, true) => Some(vec![zeros()?]),
+            };
+            let settings = SgdStep {
+                lr,
+                momentum,
+                nesterov,
+                weight_decay,
+                first: old.is_none(),
+            };
+            let buf = slots.as_ref().map(|s| &s[0]);
+            sgd_cuda(&w, &g, buf, work, &settings)?;
+            slots
+        }
+        _ => unreachable!("only AdamW and SGD reach the kernels"),
+    };
     if half {
         masters.insert(name.to_string(), w);
     }
-    state.insert(name.to_string(), slots);
-    Ok(())
+    if let Some(slots) = slots {
+        state.insert(name.to_string(), slots);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

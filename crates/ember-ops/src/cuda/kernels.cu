@@ -58,6 +58,28 @@ extern "C" __global__ void ember_adamw(
     }
 }
 
+// SGD (torch.optim.SGD's update) of one f32 parameter with its momentum buffer, in place:
+// d = g + wd w; buf = d on the first step, else momentum buf + d; the step is
+// d + momentum buf (Nesterov) or buf; and the working copy as for AdamW.
+extern "C" __global__ void ember_sgd(
+    float* w, const float* g, float* buf, unsigned short* work, int work_kind, long long n,
+    float lr, float momentum, float wd, int nesterov, int first) {
+    long long stride = (long long)blockDim.x * gridDim.x;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += stride) {
+        float d = g[i];
+        if (wd != 0.0f) d += w[i] * wd;
+        if (momentum != 0.0f) {
+            float b = first ? d : buf[i] * momentum + d;
+            buf[i] = b;
+            d = nesterov ? d + b * momentum : b;
+        }
+        float wi = w[i] - d * lr;
+        w[i] = wi;
+        if (work_kind == 1) work[i] = to_bf16(wi);
+        else if (work_kind == 2) work[i] = to_f16(wi);
+    }
+}
+
 // The warp-per-row loop shared by the row kernels: `base` is the row's first element.
 #define FOR_EACH_ROW(rows, n)                                                              \
     int lane = threadIdx.x & 31;                                                           \

@@ -1,10 +1,10 @@
 //! Ember's own CUDA kernels (`kernels.cu`), for what no NVIDIA library provides: the fused
-//! AdamW step and the row softmax with its backward. The source is compiled once per process
-//! with NVRTC (which candle links already) and loaded once per device; convolutions go to
-//! cuDNN instead (`conv/cudnn.rs`).
+//! AdamW and SGD steps, the row softmax and the last-dim layer norm with their backwards.
+//! The source is compiled once per process with NVRTC (which candle links already) and
+//! loaded once per device; convolutions go to cuDNN instead (`conv/cudnn.rs`).
 
-pub mod adamw;
 pub(crate) mod layer_norm;
+pub mod optimizer;
 pub(crate) mod softmax;
 
 use std::sync::{Arc, OnceLock};

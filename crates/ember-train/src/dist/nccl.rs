@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use candle_core::cuda::cudarc::nccl::safe::{Comm, Id, ReduceOp};
+use candle_core::backend::BackendStorage;
 use candle_core::cuda::{CudaDevice, CudaStorage};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use ember_core::dist::World;
@@ -71,7 +72,7 @@ impl Exchange<'_> {
             + candle_core::cuda::cudarc::driver::DeviceRepr
             + candle_core::cuda::cudarc::driver::ValidAsZeroBits,
     {
-        let dev = s.device().clone();
+        let dev = s.device.clone();
         let input = view::<T>(s, l)?;
         let mut out = dev.alloc_zeros::<T>(l.shape().elem_count())?;
         let comm = self.group.comm.lock().expect("no collective panicked");
