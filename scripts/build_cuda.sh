@@ -68,5 +68,8 @@ fi
 
 export PATH=$CU/bin:$PATH CUDA_HOME=$CU CUDA_PATH=$CU CUDA_COMPUTE_CAP=$COMPUTE_CAP CUDARC_CUDA_VERSION=13000
 export LIBRARY_PATH=$CU/lib:$CU/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}
+# The binaries also look for the CUDA libraries in lib/ beside them and in ../lib (a folder
+# laid out as bin/ + lib/), before the system's paths; LD_LIBRARY_PATH still comes first.
+export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C link-arg=-Wl,-rpath,\$ORIGIN/lib:\$ORIGIN/../lib"
 cargo build --release --features cuda --target-dir target/cuda "$@"
 echo "build_cuda: done; run-time libraries (except the driver's libcuda.so.1) are in $CU/lib" >&2

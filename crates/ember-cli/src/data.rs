@@ -8,7 +8,8 @@ pub struct DataArgs {
     /// (DIR/train/<class>/*.png and DIR/test/, or DIR/<class>/* with every tenth image held out).
     #[arg(long, default_value = "fashion-mnist")]
     pub data: String,
-    /// Images per batch.
+    /// Images per batch (under `ember launch`, the global batch: each of the N processes
+    /// takes 1/N of it).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Threads decoding and augmenting batches ahead of the model (0: on the main thread).

@@ -15,6 +15,16 @@ pub mod supervised;
 pub mod teacher;
 pub mod train;
 
+/// `eprintln!` on rank 0 only: the set-up notes of a data-parallel run, said once.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if ember_core::dist::world().is_primary() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
 pub use data::DataArgs;
 pub use edge::{parse_args, parse_args_from, run};
 pub use runtime::RuntimeArgs;

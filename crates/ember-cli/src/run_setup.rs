@@ -102,7 +102,7 @@ pub fn open_run(
             } else {
                 None
             };
-            eprintln!(
+            crate::note!(
                 "resuming {} from {}",
                 run.root().display(),
                 if resume.is_some() {

@@ -289,11 +289,11 @@ pub fn train_with(
     if let (Some((what, tensors)), None) = (&init, &resume) {
         for note in ember_models::load_pretrained(vars.vars(), tensors, model.head_prefix(), what)?
         {
-            eprintln!("init: {note}");
+            crate::note!("init: {note}");
         }
-        eprintln!("init: weights from {what}");
+        crate::note!("init: weights from {what}");
     }
-    eprintln!(
+    crate::note!(
         "data: {}; test: {}",
         data.train.source(),
         data.test.source()

@@ -44,7 +44,7 @@ impl Teacher {
     pub fn load_evaluated(spec: &str, setup: &Setup) -> Result<(Self, EvalResult)> {
         let teacher = Self::load(spec, setup)?;
         let eval = teacher.evaluate(setup)?;
-        eprintln!(
+        crate::note!(
             "teacher: {spec} ({}) {} {:.2}% on {}",
             teacher.arch(),
             eval.headline_name(),

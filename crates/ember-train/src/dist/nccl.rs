@@ -5,8 +5,8 @@
 
 use std::sync::Mutex;
 
-use candle_core::cuda::cudarc::nccl::safe::{Comm, Id, ReduceOp};
 use candle_core::backend::BackendStorage;
+use candle_core::cuda::cudarc::nccl::safe::{Comm, Id, ReduceOp};
 use candle_core::cuda::{CudaDevice, CudaStorage};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 use ember_core::dist::World;
