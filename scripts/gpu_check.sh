@@ -7,8 +7,9 @@
 # batch 256), with PyTorch's LightViT first checked against the parity fixture; the
 # LightViT bench on CUDA in f32 and bf16; the GreenMIM bench (GreenMIM vs the SimMIM-style
 # dense step, same encoder and batch) in f32 and bf16, both methods together for the time
-# ratio, then each alone with nvidia-smi sampling the device's memory for its peak; and
-# `ember launch --gpus 1` (the NCCL build) against the same training run in one process.
+# ratio, then each alone with nvidia-smi sampling the device's memory for its peak, then
+# the same cases in PyTorch (scripts/torch_ref/greenmim.py, checked against the GreenMIM
+# fixture first); and `ember launch --gpus 1` (the NCCL build) against the same training run in one process.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
 #                                 # test, device_check and the benches (scripts/build_cuda.sh,
@@ -78,10 +79,15 @@ case "${1:-}" in
       for f in "${EMBER_PARITY_DIR:-../shared/parity}"/lightvit/*.json; do
         python3 -W ignore scripts/torch_ref/check_lightvit.py "$f" cuda || true
       done
+      for f in "${EMBER_PARITY_DIR:-../shared/parity}"/greenmim/*.json; do
+        python3 -W ignore scripts/torch_ref/check_greenmim.py "$f" cuda || true
+      done
+      torch_ok=1
       python3 -W ignore scripts/torch_ref/bench.py cuda > "$OUT/torch.jsonl" || true
     else
       echo "  (no PyTorch with CUDA on this machine: Ember's side only)"
       : > "$OUT/torch.jsonl"
+      torch_ok=0
     fi
     EMBER_BENCH_DEVICE=cuda "$OUT/side_by_side" --bench > "$OUT/ember.jsonl"
     python3 scripts/torch_ref/compare.py "$OUT/ember.jsonl" "$OUT/torch.jsonl"
@@ -93,6 +99,10 @@ case "${1:-}" in
       echo "== greenmim bench, cuda, $dtype (batch ${EMBER_BENCH_BATCH:-64} at 224 px)"
       EMBER_BENCH_DEVICE=cuda EMBER_BENCH_DTYPE=$dtype EMBER_BENCH_BATCH=${EMBER_BENCH_BATCH:-64} \
         "$OUT/greenmim_bench" --bench
+      if [ "$torch_ok" = 1 ]; then
+        echo "  -- the same cases in PyTorch (scripts/torch_ref/greenmim.py, checked against the fixture above)"
+        EMBER_BENCH_BATCH=${EMBER_BENCH_BATCH:-64} python3 -W ignore scripts/torch_ref/greenmim_bench.py cuda $dtype || true
+      fi
       for only in simmim greenmim; do
         log=$(mktemp)
         nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 20 > "$log" &
