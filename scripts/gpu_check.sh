@@ -9,7 +9,8 @@
 # dense step, same encoder and batch) in f32 and bf16, both methods together for the time
 # ratio, then each alone with nvidia-smi sampling the device's memory for its peak, then
 # the same cases in PyTorch (scripts/torch_ref/greenmim.py, checked against the GreenMIM
-# fixture first); and `ember launch --gpus 1` (the NCCL build) against the same training run in one process.
+# fixture first); and `ember launch --gpus 1` (the NCCL build) against the same training
+# run in one process.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
 #                                 # test, device_check and the benches (scripts/build_cuda.sh,
