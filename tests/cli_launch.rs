@@ -193,6 +193,8 @@ fn launch_bad_input_is_one_line_and_exit_code_2() {
         &run(&["launch", "--nproc", "0", "--", "ember", "train"]),
         "at least 1",
     );
+    // clap names the missing argument on its second line; the one line keeps it.
+    assert_bad_input(&run(&["launch", "--gpus", "2"]), "<COMMAND>");
     assert_bad_input(
         &run(&["launch", "--nproc", "2", "--", "/no/such/tool"]),
         "cannot start",

@@ -34,11 +34,14 @@ pub fn parse_args_from<T: Parser, I: Into<std::ffi::OsString> + Clone>(
                 );
             }
             let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let line = first.strip_prefix("error: ").unwrap_or(first);
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // "the following required arguments were not provided:" names them below.
+            let line = match (first.ends_with(':'), lines.next()) {
+                (true, Some(what)) => format!("{first} {what}"),
+                _ => first.to_string(),
+            };
             eprintln!("error: {line} (see --help)");
             Err(ExitCode::from(2))
         }
