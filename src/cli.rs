@@ -48,7 +48,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct LaunchCommand {
-    /// Processes to start: one per GPU (process r takes cuda:r), or CPU processes.
+    /// Processes to start: one per GPU (process r takes cuda:r), or CPU processes (each
+    /// computes with cores / N threads unless RAYON_NUM_THREADS or --threads says otherwise).
     #[arg(long, visible_alias = "gpus", default_value_t = 1)]
     pub nproc: usize,
     /// Port of rank 0's rendezvous on 127.0.0.1 (default: a free one).

@@ -34,6 +34,11 @@ fn launch(cmd: &LaunchCommand) -> Result<ExitCode> {
         Some(p) => p,
         None => free_port()?,
     };
+    // Like torchrun's OMP_NUM_THREADS=1: N processes each with a thread per core would
+    // oversubscribe the CPU. Each gets its share unless the user chose (env or --threads).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .unwrap_or_else(|_| (cores / cmd.nproc).max(1).to_string());
     let mut children = Vec::with_capacity(cmd.nproc);
     for rank in 0..cmd.nproc {
         let mut command = Command::new(&program);
@@ -45,6 +50,7 @@ fn launch(cmd: &LaunchCommand) -> Result<ExitCode> {
             .env("WORLD_SIZE", cmd.nproc.to_string())
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", port.to_string())
+            .env("RAYON_NUM_THREADS", &threads)
             .spawn();
         match child {
             Ok(c) => children.push(c),
