@@ -89,6 +89,17 @@ fn two_processes_train_what_one_process_trains_and_only_rank_zero_writes() {
         2,
         "each epoch recorded once (rank 0 alone writes): {b:?}"
     );
+    // Each rank evaluates every other batch; the sums over both cover the test split once.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pair.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["final_eval"]["images"], 1000);
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (
+            x["test_top1"].as_f64().unwrap(),
+            y["test_top1"].as_f64().unwrap(),
+        );
+        assert!((x - y).abs() <= 0.1, "test top-1: alone {x}, two ranks {y}");
+    }
     for (x, y) in a.iter().zip(&b) {
         for key in ["train_loss", "test_loss"] {
             let (x, y) = (x[key].as_f64().unwrap(), y[key].as_f64().unwrap());

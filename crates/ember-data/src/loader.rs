@@ -208,12 +208,25 @@ impl Loader {
 
     /// The batches of `epoch` from batch `start` on.
     pub fn epoch(&self, epoch: usize, start: usize) -> EpochBatches {
+        self.batches(epoch, start, Shard::WHOLE)
+    }
+
+    /// Batches `share.index`, `share.index + share.count`, ... of `epoch`: one process's
+    /// share of an evaluation, split by whole batches (every image once, none repeated).
+    pub fn epoch_share(&self, epoch: usize, share: Shard) -> EpochBatches {
+        self.batches(epoch, 0, share)
+    }
+
+    /// Slots `start..` of the epoch's batches taken with `share`'s stride.
+    fn batches(&self, epoch: usize, start: usize, share: Shard) -> EpochBatches {
+        let total = self.batches_per_epoch();
+        let end = total.saturating_sub(share.index).div_ceil(share.count);
         let job = Arc::new(EpochJob {
             loader: self.clone(),
             epoch,
             order: self.order(epoch),
+            share,
         });
-        let end = self.batches_per_epoch();
         let next_task = Arc::new(AtomicUsize::new(start));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = sync_channel(self.cfg.workers.max(1) * 2);
@@ -226,7 +239,7 @@ impl Loader {
                     if k >= end || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    if tx.send((k, job.batch(k))).is_err() {
+                    if tx.send((k, job.slot(k))).is_err() {
                         break;
                     }
                 })
@@ -248,9 +261,15 @@ struct EpochJob {
     loader: Loader,
     epoch: usize,
     order: Vec<usize>,
+    /// Which batches the slots are: slot i is batch `index + i * count`.
+    share: Shard,
 }
 
 impl EpochJob {
+    fn slot(&self, i: usize) -> Result<Batch> {
+        self.batch(self.share.index + i * self.share.count)
+    }
+
     fn batch(&self, k: usize) -> Result<Batch> {
         let cfg = &self.loader.cfg;
         let first = k * cfg.batch_size;
@@ -323,7 +342,7 @@ impl Iterator for EpochBatches {
         let k = self.next;
         self.next += 1;
         if self.workers.is_empty() {
-            return Some(self.job.batch(k));
+            return Some(self.job.slot(k));
         }
         loop {
             if let Some(batch) = self.pending.remove(&k) {
@@ -506,6 +525,26 @@ mod tests {
             }
         }
         assert_eq!(parts[0][0].len() + parts[1][0].len() + parts[2][0].len(), 4);
+    }
+
+    #[test]
+    fn shares_of_an_epoch_take_every_batch_once() {
+        let whole = collect(&loader(0, false, false), 0, 0);
+        let shares: Vec<Vec<Batch>> = (0..2)
+            .map(|index| {
+                let share = Shard { index, count: 2 };
+                loader(1, false, false)
+                    .epoch_share(0, share)
+                    .collect::<Result<Vec<_>>>()
+                    .unwrap()
+            })
+            .collect();
+        // 3 batches: rank 0 takes batches 0 and 2, rank 1 batch 1.
+        assert_eq!((shares[0].len(), shares[1].len()), (2, 1));
+        assert_eq!(shares[0][1].labels, whole[2].labels);
+        assert_eq!(shares[1][0].images, whole[1].images);
+        let share = Shard { index: 3, count: 4 };
+        assert_eq!(loader(0, false, false).epoch_share(0, share).count(), 0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device};
 use ember_core::Result;
-use ember_data::Loader;
+use ember_data::{Loader, Shard};
 use ember_losses::cross_entropy;
 use ember_models::Classifier;
 use serde::Serialize;
@@ -41,7 +41,9 @@ impl EvalResult {
     }
 }
 
-/// Runs `model` in eval mode over every batch of `loader` (epoch 0, in order).
+/// Runs `model` in eval mode over every batch of `loader` (epoch 0, in order). In a
+/// data-parallel run each rank takes every N-th batch and the sums are added over the
+/// ranks, so every rank returns the whole split's result.
 pub fn evaluate(
     model: &dyn Classifier,
     loader: &Loader,
@@ -51,7 +53,11 @@ pub fn evaluate(
     let dense = loader.dataset().dense();
     let mut confusion = Confusion::new(loader.dataset().classes().len());
     let (mut loss_sum, mut correct, mut n, mut units) = (0f64, [0usize; 2], 0usize, 0usize);
-    for batch in loader.epoch(0, 0) {
+    let batches = match crate::dist::group() {
+        Some(_) => loader.epoch_share(0, Shard::of_this_process()),
+        None => loader.epoch(0, 0),
+    };
+    for batch in batches {
         let batch = batch?;
         let (x, y) = batch.to_tensors(device)?;
         let logits = model.forward_t(&x.to_dtype(dtype)?, false)?;
@@ -75,6 +81,21 @@ pub fn evaluate(
         correct[1] += c[1];
         n += batch.len();
         units += count;
+    }
+    if crate::dist::group().is_some() {
+        let mut sums = vec![
+            loss_sum,
+            correct[0] as f64,
+            correct[1] as f64,
+            n as f64,
+            units as f64,
+        ];
+        sums.extend(confusion.counts().iter().map(|&c| c as f64));
+        let sums = crate::dist::sum_over_ranks(sums, device)?;
+        loss_sum = sums[0];
+        correct = [sums[1].round() as usize, sums[2].round() as usize];
+        (n, units) = (sums[3].round() as usize, sums[4].round() as usize);
+        confusion.set_counts(sums[5..].iter().map(|&c| c.round() as u64).collect());
     }
     let pct = |c: usize| 100.0 * c as f64 / units.max(1) as f64;
     Ok(EvalResult {

@@ -67,6 +67,21 @@ impl Confusion {
         Ok(())
     }
 
+    /// The counts, `[label * classes + prediction]`.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Replaces the counts (by the sums over the ranks of a data-parallel evaluation).
+    pub fn set_counts(&mut self, counts: Vec<u64>) {
+        assert_eq!(
+            counts.len(),
+            self.counts.len(),
+            "a confusion of the same classes"
+        );
+        self.counts = counts;
+    }
+
     pub fn scores(&self) -> SegScores {
         let k = self.classes;
         let at = |t: usize, p: usize| self.counts[t * k + p] as f64;
