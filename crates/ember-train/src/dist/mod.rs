@@ -61,7 +61,7 @@ pub fn init(world: &World, device: &Device) -> Result<()> {
     Ok(())
 }
 
-/// The communicator, when this process is one of several.
+/// The communicator, when a launcher started this process (even as its only rank).
 pub fn group() -> Option<&'static dyn Collective> {
     GROUP.get().map(|g| g.as_ref())
 }
