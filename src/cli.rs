@@ -55,8 +55,8 @@ pub struct LaunchCommand {
     /// Port of rank 0's rendezvous on 127.0.0.1 (default: a free one).
     #[arg(long)]
     pub master_port: Option<u16>,
-    /// The command each process runs: ember train, lightvit-train, dist-distill or
-    /// dyrep-train with its arguments (after `--`).
+    /// The command each process runs: ember train, lightvit-train, dist-distill,
+    /// dyrep-train or greenmim-pretrain with its arguments (after `--`).
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }

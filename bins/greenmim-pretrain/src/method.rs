@@ -120,7 +120,7 @@ impl Pretext for Mim {
     fn after_epoch(&self, epoch: usize, run: &RunDir, held_out: &Loader) -> Result<()> {
         let due =
             (self.grid_every > 0 && epoch.is_multiple_of(self.grid_every)) || epoch == self.epochs;
-        if !due {
+        if !due || !run.writes() {
             return Ok(());
         }
         let mut rng = EmberRng::for_name(self.seed, "mim/grid-mask");

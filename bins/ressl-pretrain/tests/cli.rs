@@ -126,4 +126,12 @@ fn bad_input_is_refused_in_one_line() {
         .output()
         .unwrap();
     assert_bad_input(&out, "--tau-t");
+    // A rank of a launch: the queue needs an all-gather first, so ReSSL refuses.
+    let out = tool()
+        .args(args(&tmp.path().join("d"), &["--epochs", "1"]))
+        .env("WORLD_SIZE", "2")
+        .env("RANK", "0")
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "runs in one process");
 }

@@ -62,7 +62,7 @@ pub fn run(command: impl FnOnce() -> Result<Value>) -> ExitCode {
         Err(e) => {
             let msg = e.to_string().replace('\n', " ");
             match world.is_distributed() {
-                true => eprintln!("error (rank {}): {msg}", world.rank),
+                true => eprintln!("error: rank {}: {msg}", world.rank),
                 false => eprintln!("error: {msg}"),
             }
             ExitCode::from(e.exit_code() as u8)

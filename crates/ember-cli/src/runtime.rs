@@ -50,7 +50,7 @@ impl RuntimeArgs {
                 })
                 .unwrap_or_default();
             return Err(EmberError::bad_input(format!(
-                "{tool}: this command runs in one process; `ember launch` runs the supervised trainers (ember train, lightvit-train, dist-distill, dyrep-train)"
+                "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, dyrep-train and greenmim-pretrain"
             )));
         }
         self.open()

@@ -21,7 +21,7 @@ use crate::objective::StepLoss;
 use crate::optim::{Optimizer, ParamGroup};
 use crate::progress::Progress;
 use crate::settings::TrainSettings;
-use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals};
+use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTotals, StepTally};
 use crate::trainer::{restore_run, series, train_losses, TrainState, OPTIM_PREFIX};
 
 /// Where a pretext's own state rides in `last.safetensors`.
@@ -120,13 +120,15 @@ impl Pretrainer<'_> {
             state = self.restore(ckpt, &mut opt)?;
             history = kept_history(&self.run, state.epoch)?;
         }
+        crate::dist::sync_all(self.vars)?;
+        let quiet = self.quiet || !ember_core::dist::world().is_primary();
         let classes = self.backbone_meta.labels.len();
         for epoch in state.epoch..s.epochs {
             if state.batch == 0 {
                 state.totals = EpochTotals::default();
             }
             let label = format!("epoch {}/{}", epoch + 1, s.epochs);
-            let progress = Progress::new(label, steps_per_epoch, state.batch, self.quiet);
+            let progress = Progress::new(label, steps_per_epoch, state.batch, quiet);
             let mut last_save = Instant::now();
             let mut batches = self.train.epoch(epoch, state.batch);
             let mut tick = Instant::now();
@@ -142,7 +144,9 @@ impl Pretrainer<'_> {
                 let lr = schedule.lr(state.step);
                 opt.set_lr(lr);
                 let out = self.pretext.loss(&views, &batch.labels, state.step)?;
-                let loss = out.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let local = out.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let tally = StepTally::new(n, local, &out.parts)?.over_ranks(&self.device)?;
+                let loss = tally.loss();
                 if !loss.is_finite() {
                     progress.finish();
                     return Err(diverged(
@@ -153,12 +157,11 @@ impl Pretrainer<'_> {
                         loss,
                     ));
                 }
-                state.totals.add_parts(&out.parts, n)?;
                 if let Some(grads) = opt.backward(&out.total)? {
                     opt.step(&grads)?;
                 }
                 self.pretext.after_step(state.step)?;
-                state.totals.add_step(loss, n, &mut tick);
+                state.totals.add_tally(&tally, &mut tick);
                 state.step += 1;
                 state.batch += 1;
                 progress.update(state.batch, &state.totals.progress_message(lr));
@@ -170,6 +173,7 @@ impl Pretrainer<'_> {
             drop(batches);
             progress.finish();
 
+            crate::dist::sync_buffers(self.vars)?;
             let knn = self.knn_top1(classes)?;
             let improved = state.best_top1.is_none_or(|b| knn > b);
             if improved {
@@ -185,7 +189,7 @@ impl Pretrainer<'_> {
                 .as_object_mut()
                 .expect("a JSON object")
                 .extend(state.totals.record());
-            if !self.quiet {
+            if !quiet {
                 eprintln!(
                     "epoch {}/{}: loss {:.4}, kNN top-1 {knn:.2}% ({:.0} img/s)",
                     epoch + 1,

@@ -106,23 +106,8 @@ impl EpochTotals {
         }
         self.correct += tally.correct;
         self.pixels += tally.pixels;
-        self.add_step(tally.loss(), tally.images, tick);
-    }
-
-    /// Adds a step's named loss parts, each weighted by the batch size `n`.
-    pub fn add_parts(&mut self, parts: &[(&'static str, Tensor)], n: usize) -> Result<()> {
-        for (name, part) in parts {
-            let v = part.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            *self.parts.entry(name.to_string()).or_default() += v * n as f64;
-        }
-        Ok(())
-    }
-
-    /// Counts a finished step of `n` images with mean loss `loss`; `tick` is when the
-    /// previous step ended (moved to now).
-    pub fn add_step(&mut self, loss: f64, n: usize, tick: &mut Instant) {
-        self.loss_sum += loss * n as f64;
-        self.seen += n;
+        self.loss_sum += tally.loss_sum;
+        self.seen += tally.images;
         let now = Instant::now();
         self.seconds += (now - *tick).as_secs_f64();
         *tick = now;
@@ -215,19 +200,16 @@ mod tests {
     fn record_averages_per_image_and_reports_shares() {
         let mut t = EpochTotals::default();
         let mut tick = Instant::now();
-        t.add_step(2.0, 10, &mut tick);
-        t.add_step(4.0, 30, &mut tick);
+        let kd = Tensor::new(1.0f32, &candle_core::Device::Cpu).unwrap();
+        for (loss, n) in [(2.0, 10), (4.0, 30)] {
+            t.add_tally(
+                &StepTally::new(n, loss, &[("kd", kd.clone())]).unwrap(),
+                &mut tick,
+            );
+        }
         t.seconds = 2.0;
         t.wait_seconds = 0.5;
         t.augment_seconds = 1.0;
-        t.add_parts(
-            &[(
-                "kd",
-                Tensor::new(1.0f32, &candle_core::Device::Cpu).unwrap(),
-            )],
-            40,
-        )
-        .unwrap();
         let r = t.record();
         assert_eq!(r["train_loss"], json!(3.5));
         assert_eq!(r["images_per_s"], json!(20.0));
