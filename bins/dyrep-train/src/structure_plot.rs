@@ -9,9 +9,9 @@ use ember_core::{Result, RunDir};
 /// Draws the run's structure evolution; false when its metrics hold none (or when this
 /// process is not the rank that writes).
 pub fn draw(run: &RunDir) -> Result<bool> {
-    if !run.writes() {
+    let Some(path) = run.to_write("structure.png") else {
         return Ok(false);
-    }
+    };
     let mut epochs = Vec::new();
     let mut layers: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for record in run.read_metrics()? {
@@ -44,6 +44,6 @@ pub fn draw(run: &RunDir) -> Result<bool> {
         columns: epochs,
         values: rows.into_iter().map(|(_, v)| v).collect(),
     };
-    draw_grid(&run.file("structure.png"), &grid)?;
+    draw_grid(&path, &grid)?;
     Ok(true)
 }

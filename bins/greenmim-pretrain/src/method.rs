@@ -120,12 +120,14 @@ impl Pretext for Mim {
     fn after_epoch(&self, epoch: usize, run: &RunDir, held_out: &Loader) -> Result<()> {
         let due =
             (self.grid_every > 0 && epoch.is_multiple_of(self.grid_every)) || epoch == self.epochs;
-        if !due || !run.writes() {
+        let Some(path) = run
+            .to_write(&format!("reconstruction-epoch{epoch:03}.png"))
+            .filter(|_| due)
+        else {
             return Ok(());
-        }
+        };
         let mut rng = EmberRng::for_name(self.seed, "mim/grid-mask");
         let mask = UnitMask::random(self.cfg.unit_side(), self.cfg.mask_ratio, &mut rng);
-        let path = run.file(&format!("reconstruction-epoch{epoch:03}.png"));
         let on = (&self.device, self.dtype);
         crate::grid::write(&path, &self.model, &self.cfg, &mask, held_out, on)
     }

@@ -69,9 +69,10 @@ impl RunDir {
         self.root.join(name)
     }
 
-    /// Whether this process writes the run's files (rank 0).
-    pub fn writes(&self) -> bool {
-        self.writes
+    /// The path of `name` for a file this process should write: `None` on the ranks of a
+    /// data-parallel run that do not write (what the tools' own images go through).
+    pub fn to_write(&self, name: &str) -> Option<PathBuf> {
+        self.writes.then(|| self.file(name))
     }
 
     /// Writes checkpoint `name` (atomically), on the writing rank.
