@@ -34,12 +34,17 @@ pub fn train_state(ckpt: &Path) -> Option<Value> {
 
 /// The JSON result of a run that must have succeeded (its stderr shown if not).
 pub fn ok_json(out: Output) -> Value {
+    assert_success(&out);
+    stdout_json(&out)
+}
+
+/// Asserts that a command succeeded, showing its stderr if not.
+pub fn assert_success(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    stdout_json(&out)
 }
 
 pub fn stdout_json(out: &Output) -> serde_json::Value {

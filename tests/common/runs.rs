@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::output::{metrics, ok_json, train_state};
+use serde_json::Value;
+
+use crate::output::{assert_success, metrics, ok_json, stdout_json, train_state};
 
 /// Waits until `last` (a run's `last.safetensors`) records a position mid-epoch at epoch
 /// `epoch` or later, then kills `child`. Fails if the run ends first or takes minutes.
@@ -66,4 +69,60 @@ pub fn assert_resume_matches(
             assert_eq!(x[*key], y[*key], "{key} at epoch {}", x["epoch"]);
         }
     }
+}
+
+/// Runs `n` copies of `command()` as the ranks of one launch, started the way `ember launch`
+/// (or torchrun) starts them: `RANK`, `LOCAL_RANK`, `WORLD_SIZE` and a free local port. Their
+/// outputs, by rank.
+pub fn run_as_ranks(n: usize, command: impl Fn() -> Command) -> Vec<Output> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ranks: Vec<Child> = (0..n)
+        .map(|rank| {
+            command()
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", n.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    ranks
+        .into_iter()
+        .map(|rank| rank.wait_with_output().unwrap())
+        .collect()
+}
+
+/// The ranks of a launch that wrote `pair` (from [`run_as_ranks`]) against the same run in
+/// one process that wrote `alone`: every rank succeeded, only rank 0 printed a result, each
+/// epoch was recorded once, and the epochs' training losses agree to `tolerance`
+/// (relative). Rank 0's result.
+pub fn assert_launch_follows(alone: &Path, pair: &Path, ranks: &[Output], tolerance: f64) -> Value {
+    ranks.iter().for_each(assert_success);
+    assert!(
+        ranks[1..].iter().all(|r| r.stdout.is_empty()),
+        "only rank 0 prints its result"
+    );
+    let (a, b) = (metrics(alone), metrics(pair));
+    assert_eq!(a.len(), b.len(), "each epoch recorded once: {b:?}");
+    for (x, y) in a.iter().zip(&b) {
+        let (x, y) = (
+            x["train_loss"].as_f64().unwrap(),
+            y["train_loss"].as_f64().unwrap(),
+        );
+        eprintln!("train loss: one process {x}, {} ranks {y}", ranks.len());
+        assert!(
+            (x - y).abs() < tolerance * x,
+            "train loss: one process {x}, {} ranks {y}",
+            ranks.len()
+        );
+    }
+    stdout_json(&ranks[0])
 }

@@ -65,7 +65,9 @@ pub fn run(cli: Cli) -> Result<Value> {
             score::run(args, cli.runtime.seed, &device)
         }
         Command::Train(args) => {
-            let (device, _) = cli.runtime.setup()?;
+            // The supernet trains in the pre-training loop, data-parallel under `ember
+            // launch`: every rank draws the same sub-network at a step (seeded by the step).
+            let (device, _) = cli.runtime.setup_parallel()?;
             let argv: Vec<String> = std::env::args().collect();
             let spec = train::spec(args, &cli.runtime, &argv)?;
             train::run(spec, &device, reparse_train)

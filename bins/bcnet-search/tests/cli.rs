@@ -5,18 +5,23 @@
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
+use runs::{assert_launch_follows, run_as_ranks};
+
+fn command() -> Command {
+    let mut cmd = offline(env!("CARGO_BIN_EXE_bcnet-search"));
+    cmd.env_remove("EMBER_CBM_DIR");
+    cmd
+}
 
 fn tool(args: &[&str]) -> Output {
-    offline(env!("CARGO_BIN_EXE_bcnet-search"))
-        .env_remove("EMBER_CBM_DIR")
-        .args(args)
-        .output()
-        .unwrap()
+    command().args(args).output().unwrap()
 }
 
 fn benchmark() -> Option<PathBuf> {
@@ -75,7 +80,10 @@ fn bench_searches_the_benchmark_and_ranks_recorded_scores() {
 
 /// One epoch of a tiny MobileNet supernet (widths 8) on 512 subset images into `out`.
 fn train(out: &Path, extra: &[&str]) -> Output {
-    let dir = out.to_str().unwrap();
+    tool(&train_args(out, extra))
+}
+
+fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "train",
         "--arch",
@@ -94,10 +102,35 @@ fn train(out: &Path, extra: &[&str]) -> Output {
         "1",
         "--quiet",
         "--out",
-        dir,
+        out.to_str().unwrap(),
     ];
     args.extend(extra);
-    tool(&args)
+    args
+}
+
+/// The supernet trains as two data-parallel ranks (each step's sub-network drawn alike on
+/// both) and follows the one-process run; its batch norm sees each rank's half batch, as in
+/// DDP, so not to the bit.
+#[test]
+fn trains_a_supernet_as_two_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
+    ok_json(train(&alone, &["--bins", "4"]));
+    let ranks = run_as_ranks(2, || {
+        let mut rank = command();
+        rank.args(train_args(&pair, &["--bins", "4"]));
+        rank
+    });
+    let r = assert_launch_follows(&alone, &pair, &ranks, 0.01);
+    assert_eq!(r["coupling"], "bc");
+    // Searching with the supernet runs in one process.
+    let out = command()
+        .args(["search", "--supernet", pair.to_str().unwrap()])
+        .env("WORLD_SIZE", "2")
+        .env("RANK", "0")
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "runs in one process");
 }
 
 #[test]

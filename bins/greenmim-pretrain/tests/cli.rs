@@ -14,6 +14,7 @@ use std::process::Command;
 use candle_core::{DType, Device};
 use ember_core::{Checkpoint, SeededVarMap};
 use output::{assert_bad_input, metrics, ok_json};
+use runs::{assert_launch_follows, run_as_ranks};
 
 /// Swin for 16 px images: patch 2, two stages (8 and 4 tokens a side), windows of 2;
 /// 4 px mask units, 4 of 16 visible at ratio 0.75.
@@ -100,39 +101,12 @@ fn two_ranks_pretrain_what_one_process_pretrains() {
     // One short epoch: the two runs' rounding differences grow as any perturbation does.
     let extra = ["--epochs", "1", "--grid-every", "0", "--batch-size", "64"];
     ok_json(tool().args(args(&alone, &extra)).output().unwrap());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ranks: Vec<_> = (0..2)
-        .map(|rank| {
-            tool()
-                .args(args(&pair, &extra))
-                .env("RANK", rank.to_string())
-                .env("LOCAL_RANK", rank.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", port.to_string())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut rank in ranks {
-        assert!(rank.wait().unwrap().success());
-    }
-    let (a, b) = (metrics(&alone), metrics(&pair));
-    assert_eq!(b.len(), 1, "each epoch recorded once: {b:?}");
-    for (x, y) in a.iter().zip(&b) {
-        let (x, y) = (
-            x["train_loss"].as_f64().unwrap(),
-            y["train_loss"].as_f64().unwrap(),
-        );
-        assert!(
-            (x - y).abs() < 1e-4 * x,
-            "train loss: alone {x}, two ranks {y}"
-        );
-    }
+    let ranks = run_as_ranks(2, || {
+        let mut rank = tool();
+        rank.args(args(&pair, &extra));
+        rank
+    });
+    assert_launch_follows(&alone, &pair, &ranks, 1e-4);
     let load =
         |dir: &Path| Checkpoint::load(&dir.join("backbone.safetensors"), &Device::Cpu).unwrap();
     let (wa, wb) = (load(&alone), load(&pair));

@@ -82,7 +82,12 @@ fn parse_saved(argv: &[String]) -> Result<Cli> {
 }
 
 pub fn run(cli: Cli) -> Result<Value> {
-    let (device, _) = cli.runtime.setup()?;
+    // Distillation is the supervised loop, data-parallel under `ember launch`; learning
+    // the tokens and drawing masks run in one process.
+    let (device, _) = match cli.command {
+        Command::Distill(_) => cli.runtime.setup_parallel()?,
+        _ => cli.runtime.setup()?,
+    };
     match &cli.command {
         Command::Tokens(args) => {
             let (args, argv) = match &args.resume {

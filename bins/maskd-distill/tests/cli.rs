@@ -1,15 +1,18 @@
 //! `maskd-distill` end to end on tiny FashionSeg canvases with tiny ResNet backbones: a
 //! teacher trained by the tool itself (`--loss none`), stage 1 (tokens, resumed from its
 //! saved flags alone), the mask picture, stage 2 with every term, live and cached teacher
-//! logits giving the same run, and the refusals.
+//! logits giving the same run, distillation as two data-parallel ranks, and the refusals.
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
+use runs::{assert_launch_follows, run_as_ranks};
 use serde_json::Value;
 
 /// Small canvases of small items: a few seconds per command on one thread.
@@ -18,16 +21,20 @@ const DATA: &str = "fashion-seg:size=32,train=48,test=16,scale=0.5-1";
 const TEACHER: &str = r#"{"layers":[1,1],"channels":[8,16],"stem_width":8}"#;
 const STUDENT: &str = r#"{"layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
-fn tool(args: &[&str]) -> Output {
+fn command() -> Command {
     offline(env!("CARGO_BIN_EXE_maskd-distill"))
-        .args(args)
-        .output()
-        .unwrap()
+}
+
+fn tool(args: &[&str]) -> Output {
+    command().args(args).output().unwrap()
 }
 
 /// One epoch of stage 2 for a `config` backbone into `out`, with `extra` flags.
 fn distil(out: &Path, config: &str, extra: &[&str]) -> Output {
-    let dir = out.display().to_string();
+    tool(&distil_args(out, config, extra))
+}
+
+fn distil_args<'a>(out: &'a Path, config: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "distill",
         "--student",
@@ -44,10 +51,10 @@ fn distil(out: &Path, config: &str, extra: &[&str]) -> Output {
         "1",
         "--quiet",
         "--out",
-        &dir,
+        out.to_str().unwrap(),
     ];
     args.extend(extra);
-    tool(&args)
+    args
 }
 
 fn tokens(out: &Path, teacher: &str) -> Output {
@@ -207,4 +214,32 @@ fn refuses_what_cannot_be_distilled() {
         ),
         "--kd-weight",
     );
+}
+
+/// Stage 2 as two ranks of a launch: rank 0 alone prints and writes, the teacher's sharded
+/// evaluation is the one-process evaluation exactly, and training follows the one-process
+/// run (not to the bit: each rank's batch norm sees its half of the batch, as in DDP).
+#[test]
+fn distils_as_two_data_parallel_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let teacher = teacher(tmp.path());
+    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
+    let extra = ["--teacher", teacher.as_str(), "--loss", "kd"];
+    let one = ok_json(distil(&alone, STUDENT, &extra));
+    let ranks = run_as_ranks(2, || {
+        let mut rank = command();
+        rank.args(distil_args(&pair, STUDENT, &extra));
+        rank
+    });
+    let two = assert_launch_follows(&alone, &pair, &ranks, 0.01);
+    assert_eq!(two["teacher_miou"], one["teacher_miou"]);
+    // A rank of a launch cannot learn tokens: that loop runs in one process.
+    let out = command()
+        .args(["tokens", "--teacher", &teacher, "--data", DATA])
+        .args(["--out", tmp.path().join("tokens").to_str().unwrap()])
+        .env("WORLD_SIZE", "2")
+        .env("RANK", "0")
+        .output()
+        .unwrap();
+    assert_bad_input(&out, "runs in one process");
 }

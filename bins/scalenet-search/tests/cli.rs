@@ -4,22 +4,30 @@
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
+#[path = "../../../tests/common/runs.rs"]
+mod runs;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
+use runs::{assert_launch_follows, run_as_ranks};
 use serde_json::Value;
 
-fn tool(args: &[&str]) -> Output {
+fn command() -> Command {
     offline(env!("CARGO_BIN_EXE_scalenet-search"))
-        .args(args)
-        .output()
-        .unwrap()
+}
+
+fn tool(args: &[&str]) -> Output {
+    command().args(args).output().unwrap()
 }
 
 fn train(out: &Path) -> Output {
-    tool(&[
+    tool(&train_args(out))
+}
+
+fn train_args(out: &Path) -> Vec<&str> {
+    vec![
         "train",
         "--arch",
         "scalenet_supernet_fashion",
@@ -36,7 +44,24 @@ fn train(out: &Path) -> Output {
         "--quiet",
         "--out",
         out.to_str().unwrap(),
-    ])
+    ]
+}
+
+/// The super-supernet trains as two data-parallel ranks (each step's sub-network drawn
+/// alike on both) and follows the one-process run (not to the bit: batch norm sees each
+/// rank's half batch, as in DDP).
+#[test]
+fn trains_as_two_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
+    ok_json(train(&alone));
+    let ranks = run_as_ranks(2, || {
+        let mut rank = command();
+        rank.args(train_args(&pair));
+        rank
+    });
+    let r = assert_launch_follows(&alone, &pair, &ranks, 0.01);
+    assert_eq!(r["method"], "scalenet");
 }
 
 fn search(supernet: &Path, out: &Path, extra: &[&str]) -> Output {

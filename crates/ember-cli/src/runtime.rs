@@ -50,7 +50,7 @@ impl RuntimeArgs {
                 })
                 .unwrap_or_default();
             return Err(EmberError::bad_input(format!(
-                "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, dyrep-train and greenmim-pretrain"
+                "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, maskd-distill distill, dyrep-train, greenmim-pretrain and the search tools' train"
             )));
         }
         self.open()
