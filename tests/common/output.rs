@@ -32,6 +32,26 @@ pub fn train_state(ckpt: &Path) -> Option<Value> {
     serde_json::from_str(ckpt.meta.extra.get("train_state")?).ok()
 }
 
+/// The queue pointers (`*queue_ptr`) saved in a run's `last.safetensors`, by name.
+pub fn queue_pointers(run: &Path) -> Vec<(String, i64)> {
+    let last =
+        ember_core::Checkpoint::load(&run.join("last.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    let mut pointers: Vec<(String, i64)> = last
+        .tensors
+        .iter()
+        .filter(|(name, _)| name.ends_with("queue_ptr"))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                t.flatten_all().unwrap().to_vec1::<i64>().unwrap()[0],
+            )
+        })
+        .collect();
+    pointers.sort();
+    pointers
+}
+
 /// The JSON result of a run that must have succeeded (its stderr shown if not).
 pub fn ok_json(out: Output) -> Value {
     assert_success(&out);

@@ -124,24 +124,19 @@ ember_cli::pretrain_tool!(
 );
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
-    pretrain::run_tool(
-        &TOOL,
-        invocation,
-        pretrain::Parallel::DataParallel,
-        |args, b| {
-            if b.model.family != "swin" {
-                return Err(EmberError::bad_input(format!(
+    pretrain::run_tool(&TOOL, invocation, |args, b| {
+        if b.model.family != "swin" {
+            return Err(EmberError::bad_input(format!(
                 "greenmim-pretrain pre-trains a Swin encoder (--arch swin, swin_nano_32, ...), not {}",
                 b.model.family
             )));
-            }
-            Ok(Built {
-                pretext: Box::new(Mim::new(b, args)?),
-                views: ViewRecipe::Mim,
-                report: args.report(),
-            })
-        },
-    )
+        }
+        Ok(Built {
+            pretext: Box::new(Mim::new(b, args)?),
+            views: ViewRecipe::Mim,
+            report: args.report(),
+        })
+    })
 }
 
 #[cfg(test)]

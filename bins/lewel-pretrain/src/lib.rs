@@ -157,18 +157,13 @@ ember_cli::pretrain_tool!(
 );
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
-    pretrain::run_tool(
-        &TOOL,
-        invocation,
-        pretrain::Parallel::OneProcess,
-        |args, b| {
-            Ok(Built {
-                pretext: Box::new(Lewel::new(b, args.settings(b.total_steps)?)?),
-                views: ViewRecipe::Byol,
-                report: args.report(),
-            })
-        },
-    )
+    pretrain::run_tool(&TOOL, invocation, |args, b| {
+        Ok(Built {
+            pretext: Box::new(Lewel::new(b, args.settings(b.total_steps)?)?),
+            views: ViewRecipe::Byol,
+            report: args.report(),
+        })
+    })
 }
 
 #[cfg(test)]

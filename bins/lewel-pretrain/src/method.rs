@@ -29,7 +29,7 @@ use ember_ops::l2_normalize;
 use ember_train::optim::{groups_by_name, ParamGroup};
 use ember_train::trainer::parameters;
 use ember_train::{
-    cosine_momentum, FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss,
+    cosine_momentum, dist, FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss,
 };
 
 pub const ONLINE: &str = "online_net";
@@ -263,14 +263,17 @@ impl Pretext for Lewel {
         }
         if let Some(queues) = &self.queues {
             let mut queues = queues.borrow_mut();
+            // Every rank's keys enter the queue (MoCo's `concat_all_gather`).
             let keys = Tensor::cat(&[&target[0].global, &target[1].global], 0)?;
-            queues.global.enqueue(&unit_rows(&keys)?)?;
+            queues
+                .global
+                .enqueue(&dist::all_gather(&unit_rows(&keys)?)?)?;
             if let (Some(o1), Some(o2)) = (&target[0].objects, &target[1].objects) {
                 let k = o1.dim(2)?;
                 let pick = |o: &Tensor| o.narrow(2, step % k, 1);
                 let keys = Tensor::cat(&[&pick(o1)?, &pick(o2)?], 0)?;
                 if let Some(aligned) = queues.aligned.as_mut() {
-                    aligned.enqueue(&unit_rows(&keys)?)?;
+                    aligned.enqueue(&dist::all_gather(&unit_rows(&keys)?)?)?;
                 }
             }
         }

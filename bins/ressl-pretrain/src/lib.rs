@@ -125,18 +125,13 @@ ember_cli::pretrain_tool!(
 );
 
 pub fn run(invocation: &Invocation) -> Result<Value> {
-    pretrain::run_tool(
-        &TOOL,
-        invocation,
-        pretrain::Parallel::OneProcess,
-        |args, b| {
-            Ok(Built {
-                pretext: Box::new(Ressl::new(b, args.settings(b.steps_per_epoch)?)?),
-                views: ViewRecipe::Ressl,
-                report: args.report(),
-            })
-        },
-    )
+    pretrain::run_tool(&TOOL, invocation, |args, b| {
+        Ok(Built {
+            pretext: Box::new(Ressl::new(b, args.settings(b.steps_per_epoch)?)?),
+            views: ViewRecipe::Ressl,
+            report: args.report(),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use ember_models::Classifier;
 use ember_ops::l2_normalize;
 use ember_train::optim::{groups_by_name, ParamGroup};
 use ember_train::trainer::parameters;
-use ember_train::{FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss};
+use ember_train::{dist, FeatureQueue, MomentumEncoder, MomentumScope, Pretext, StepLoss};
 
 use ember_cli::pretrain::Build;
 
@@ -48,6 +48,7 @@ pub struct Ressl {
     ema: MomentumEncoder,
     queue: RefCell<FeatureQueue>,
     cfg: ResslSettings,
+    seed: u64,
 }
 
 impl Ressl {
@@ -78,6 +79,7 @@ impl Ressl {
             ema,
             queue: RefCell::new(queue),
             cfg,
+            seed: b.seed,
         })
     }
 }
@@ -95,19 +97,22 @@ impl Pretext for Ressl {
         // ReSSL.forward: the teacher moves before it embeds (with the student's weights of
         // before this step's update); it runs in training mode, as the official teacher.
         self.ema.update(self.cfg.momentum)?;
-        let k = l2_normalize(
-            &self.head_k.forward(&self.teacher.features(weak, true)?)?,
-            1,
-        )?
-        .detach();
-        let (q, k) = (q.to_dtype(DType::F32)?, k.to_dtype(DType::F32)?);
+        // Under `ember launch` the teacher embeds a random share of the global batch
+        // (the official shuffled batch norm) and every rank's keys enter the queue, as
+        // the official `concat_all_gather`; alone, it embeds this batch.
+        let mut shuffle = EmberRng::for_name(self.seed, &format!("ressl/shuffle/{step}"));
+        let keys = dist::forward_shuffled(weak, &mut shuffle, |x| {
+            l2_normalize(&self.head_k.forward(&self.teacher.features(x, true)?)?, 1)
+        })?
+        .to_dtype(DType::F32)?;
+        let (q, k) = (q.to_dtype(DType::F32)?, dist::own_rows(&keys)?);
         let mut queue = self.queue.borrow_mut();
         let total = if step < self.cfg.warmup_steps {
             infonce(&q, &k, queue.entries(), INFONCE_TAU)?
         } else {
             relation_loss(&q, &k, queue.entries(), self.cfg.tau_s, self.cfg.tau_t)?.loss
         };
-        queue.enqueue(&k)?;
+        queue.enqueue(&keys)?;
         Ok(StepLoss {
             total,
             parts: Vec::new(),

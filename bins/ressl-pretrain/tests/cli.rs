@@ -1,6 +1,7 @@
 //! `ressl-pretrain` end to end on the bundled subset with a tiny ResNet: a run reports its
 //! kNN monitor and exports a plain backbone checkpoint, a run killed mid-epoch resumes
-//! exactly (queue, teacher and optimizer included), and bad input is refused.
+//! exactly (queue, teacher and optimizer included), two data-parallel ranks follow one
+//! process, and bad input is refused.
 
 #[path = "../../../tests/common/output.rs"]
 mod output;
@@ -126,12 +127,27 @@ fn bad_input_is_refused_in_one_line() {
         .output()
         .unwrap();
     assert_bad_input(&out, "--tau-t");
-    // A rank of a launch: the queue needs an all-gather first, so ReSSL refuses.
-    let out = tool()
-        .args(args(&tmp.path().join("d"), &["--epochs", "1"]))
-        .env("WORLD_SIZE", "2")
-        .env("RANK", "0")
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "runs in one process");
+}
+
+/// Two ranks pre-train as one process does with the same global batch, not to the bit (each
+/// student's batch norm sees its shard, the teacher's a shuffled share, as in the official
+/// DDP runs), and every rank's keys enter the queue: its pointer moves by the global batch.
+#[test]
+fn two_ranks_pretrain_as_one_process_and_share_the_queue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
+    let extra = ["--epochs", "1"];
+    ok_json(tool().args(args(&alone, &extra)).output().unwrap());
+    let ranks = runs::run_as_ranks(2, || {
+        let mut rank = tool();
+        rank.args(args(&pair, &extra));
+        rank
+    });
+    runs::assert_launch_follows(&alone, &pair, &ranks, 0.01);
+    // 250 steps of 16 keys leave a queue of 64 at 32; had each rank enqueued only its 8
+    // keys, it would be at 16.
+    let pointers = output::queue_pointers(&pair);
+    eprintln!("queue pointers: {pointers:?}");
+    assert!(!pointers.is_empty(), "the queue is saved");
+    assert_eq!(pointers, output::queue_pointers(&alone));
 }

@@ -209,32 +209,20 @@ macro_rules! pretrain_tool {
     };
 }
 
-/// Whether a pre-training method trains under `ember launch` as it trains alone: not when
-/// it keeps state across batches (ReSSL's and MoCo's queues of keys need the official
-/// all-gather, the SSL recipes SyncBN), which refuse a launch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parallel {
-    DataParallel,
-    OneProcess,
-}
-
 /// A pre-training tool's whole run: `--show-preset`, the device, the spec of the command
 /// line (or with `--resume`, of the saved one), then [`pretrain`] with the method `build`
 /// makes.
 pub fn run_tool<C: PretrainCli>(
     presets: &Presets,
     invocation: &Invocation<C>,
-    parallel: Parallel,
     build: impl FnOnce(&C::Method, &Build) -> Result<Built>,
 ) -> Result<Value> {
     let cli = &invocation.cli;
     if let Some(name) = cli.show_preset() {
         return Ok(preset::show(presets.list, name));
     }
-    let (device, _) = match parallel {
-        Parallel::DataParallel => cli.runtime().setup_parallel()?,
-        Parallel::OneProcess => cli.runtime().setup()?,
-    };
+    // Every pre-training method trains data-parallel under `ember launch`.
+    let (device, _) = cli.runtime().setup_parallel()?;
     let spec = |inv: &Invocation<C>| {
         PretrainSpec::new(
             presets.tool,

@@ -50,7 +50,7 @@ impl RuntimeArgs {
                 })
                 .unwrap_or_default();
             return Err(EmberError::bad_input(format!(
-                "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, maskd-distill distill, dyrep-train, greenmim-pretrain and the search tools' train"
+                "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, maskd-distill distill, dyrep-train, the pre-training tools and the search tools' train"
             )));
         }
         self.open()

@@ -143,6 +143,10 @@ impl Pretrainer<'_> {
                     .collect::<Result<Vec<_>>>()?;
                 let lr = schedule.lr(state.step);
                 opt.set_lr(lr);
+                // DDP's `broadcast_buffers`: every step starts from rank 0's batch-norm
+                // statistics, so a teacher that reads them (LEWEL's EMAN) is the same on
+                // every rank.
+                crate::dist::sync_buffers(self.vars)?;
                 let out = self.pretext.loss(&views, &batch.labels, state.step)?;
                 let local = out.total.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 let tally = StepTally::new(n, local, &out.parts)?.over_ranks(&self.device)?;

@@ -239,10 +239,12 @@ impl Trainer<'_> {
             drop(batches);
             progress.finish();
 
-            crate::dist::sync_buffers(self.vars)?;
             if let Some(e) = ema.as_mut() {
                 e.swap()?;
             }
+            // After the swap: every rank evaluates its batches with rank 0's statistics,
+            // of the averaged model too (each rank averages its own).
+            crate::dist::sync_buffers(self.vars)?;
             let eval = evaluate(self.model, &self.eval, &self.device, self.dtype)?;
             let improved = state.best_top1.is_none_or(|b| eval.headline() > b);
             if improved {

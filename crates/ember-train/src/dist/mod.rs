@@ -30,6 +30,8 @@ pub trait Collective: Send + Sync {
     fn all_reduce_mean(&self, t: &Tensor) -> Result<Tensor>;
     /// Rank 0's `t` on every rank.
     fn broadcast(&self, t: &Tensor) -> Result<Tensor>;
+    /// Every rank's `t` (the same length on every rank), concatenated in rank order.
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor>;
 }
 
 static GROUP: OnceLock<Box<dyn Collective>> = OnceLock::new();
@@ -119,6 +121,72 @@ pub fn broadcast_vars<'a>(
     Ok(())
 }
 
+/// Every rank's `t` concatenated along the first dimension in rank order (`t` itself when
+/// alone), without gradient: the official `concat_all_gather` (MoCo, ReSSL), for keys of
+/// every rank's shard entering a queue and for shuffled batch norm.
+pub fn all_gather(t: &Tensor) -> Result<Tensor> {
+    let Some(group) = group() else {
+        return Ok(t.clone());
+    };
+    let mut dims = t.dims().to_vec();
+    let gathered = group.all_gather(&t.detach().flatten_all()?)?;
+    dims[0] *= ember_core::dist::world().size;
+    gathered.reshape(dims)
+}
+
+/// `forward` of the whole global batch (every rank's `x`, in rank order), computed the way
+/// the official key encoders of MoCo and ReSSL compute it under DDP: the gathered batch is
+/// shuffled by a permutation from `rng` (the same on every rank; the official code
+/// broadcasts rank 0's), each rank runs `forward` on its share of the shuffled batch, and
+/// the outputs are gathered and put back in order. Batch norm in `forward` so sees other
+/// images than the student's shard (shuffled batch norm). Without gradient; alone,
+/// `forward(x)`. [`own_rows`] takes this rank's rows from the result.
+pub fn forward_shuffled(
+    x: &Tensor,
+    rng: &mut ember_core::EmberRng,
+    forward: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if group().is_none() {
+        return Ok(forward(x)?.detach());
+    }
+    let (rank, local) = (ember_core::dist::world().rank, x.dim(0)?);
+    let all = all_gather(x)?;
+    let plan = ShufflePlan::new(rng.permutation(all.dim(0)?), rank, local);
+    let share = Tensor::from_vec(plan.share, local, x.device())?;
+    let shuffled = all_gather(&forward(&all.index_select(&share, 0)?)?)?;
+    let n = plan.position.len();
+    shuffled.index_select(&Tensor::from_vec(plan.position, n, x.device())?, 0)
+}
+
+/// The indices of a shuffled forward pass: `share`, the rows of the gathered batch this rank
+/// runs (its slice of the permutation), and `position`, where each image's output lands in
+/// the gathered outputs (the inverse permutation).
+struct ShufflePlan {
+    share: Vec<u32>,
+    position: Vec<u32>,
+}
+
+impl ShufflePlan {
+    fn new(order: Vec<usize>, rank: usize, local: usize) -> Self {
+        let mut position = vec![0u32; order.len()];
+        for (row, &image) in order.iter().enumerate() {
+            position[image] = row as u32;
+        }
+        let share = order[rank * local..(rank + 1) * local]
+            .iter()
+            .map(|&i| i as u32)
+            .collect();
+        Self { share, position }
+    }
+}
+
+/// This rank's rows of a global batch gathered in rank order (all of them when alone).
+pub fn own_rows(all: &Tensor) -> Result<Tensor> {
+    let size = ember_core::dist::world().size;
+    let local = all.dim(0)? / size;
+    all.narrow(0, ember_core::dist::world().rank * local, local)
+}
+
 /// The element-wise sums of `values` over the ranks (the values themselves when alone), by
 /// way of a tensor on `device` (NCCL exchanges device memory).
 pub fn sum_over_ranks(values: Vec<f64>, device: &Device) -> Result<Vec<f64>> {
@@ -163,4 +231,34 @@ pub fn sync_all(vars: &ember_core::SeededVarMap) -> Result<()> {
         broadcast_vars(group, named.iter().map(|(_, v)| v))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShufflePlan;
+
+    /// Each of 3 ranks runs its share of a shuffled global batch of 12; the shares' outputs
+    /// gathered in rank order and read at `position` are the images in their own order.
+    #[test]
+    fn a_shuffled_pass_puts_every_output_back_in_place() {
+        let (ranks, local) = (3, 4);
+        let order = ember_core::EmberRng::new(7).permutation(ranks * local);
+        let gathered: Vec<u32> = (0..ranks)
+            .flat_map(|rank| ShufflePlan::new(order.clone(), rank, local).share)
+            .collect();
+        assert_ne!(
+            gathered,
+            (0..12).collect::<Vec<u32>>(),
+            "the batch is shuffled"
+        );
+        for rank in 0..ranks {
+            let plan = ShufflePlan::new(order.clone(), rank, local);
+            let restored: Vec<u32> = plan
+                .position
+                .iter()
+                .map(|&row| gathered[row as usize])
+                .collect();
+            assert_eq!(restored, (0..12).collect::<Vec<u32>>());
+        }
+    }
 }

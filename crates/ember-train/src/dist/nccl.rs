@@ -17,6 +17,7 @@ use super::Collective;
 
 pub(crate) struct NcclGroup {
     comm: Mutex<SendComm>,
+    ranks: usize,
 }
 
 /// cudarc's `Comm` holds a raw NCCL handle and so is neither `Send` nor `Sync`. This process
@@ -50,6 +51,7 @@ impl NcclGroup {
         .map_err(wrap("joining the NCCL communicator"))?;
         Ok(Self {
             comm: Mutex::new(SendComm(comm)),
+            ranks: world.size,
         })
     }
 }
@@ -57,6 +59,19 @@ impl NcclGroup {
 enum Operation {
     Mean,
     Broadcast,
+    /// Every rank's tensor in rank order: the output is `ranks` times the input.
+    Gather {
+        ranks: usize,
+    },
+}
+
+impl Operation {
+    fn output_len(&self, input_len: usize) -> usize {
+        match self {
+            Operation::Gather { ranks } => input_len * ranks,
+            Operation::Mean | Operation::Broadcast => input_len,
+        }
+    }
 }
 
 struct Exchange<'a> {
@@ -74,11 +89,12 @@ impl Exchange<'_> {
     {
         let dev = s.device.clone();
         let input = view::<T>(s, l)?;
-        let mut out = dev.alloc_zeros::<T>(l.shape().elem_count())?;
+        let mut out = dev.alloc_zeros::<T>(self.op.output_len(l.shape().elem_count()))?;
         let comm = self.group.comm.lock().expect("no collective panicked");
         match self.op {
             Operation::Mean => comm.0.all_reduce(&input, &mut out, &ReduceOp::Avg),
             Operation::Broadcast => comm.0.broadcast(Some(&input), &mut out, 0),
+            Operation::Gather { .. } => comm.0.all_gather(&input, &mut out),
         }
         .map_err(wrap("an NCCL collective"))?;
         Ok(CudaStorage::wrap_cuda_slice(out, dev))
@@ -102,24 +118,28 @@ impl CustomOp1 for Exchange<'_> {
             DType::F16 => self.run::<half::f16>(s, l)?,
             other => candle_core::bail!("NCCL exchange of {other:?}"),
         };
-        Ok((out, l.shape().clone()))
+        let len = self.op.output_len(l.shape().elem_count());
+        Ok((out, Shape::from(len)))
+    }
+}
+
+impl NcclGroup {
+    fn exchange(&self, t: &Tensor, op: Operation) -> Result<Tensor> {
+        t.contiguous()?
+            .apply_op1_no_bwd(&Exchange { group: self, op })
     }
 }
 
 impl Collective for NcclGroup {
     fn all_reduce_mean(&self, t: &Tensor) -> Result<Tensor> {
-        let op = Exchange {
-            group: self,
-            op: Operation::Mean,
-        };
-        t.contiguous()?.apply_op1_no_bwd(&op)
+        self.exchange(t, Operation::Mean)
     }
 
     fn broadcast(&self, t: &Tensor) -> Result<Tensor> {
-        let op = Exchange {
-            group: self,
-            op: Operation::Broadcast,
-        };
-        t.contiguous()?.apply_op1_no_bwd(&op)
+        self.exchange(t, Operation::Broadcast)
+    }
+
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        self.exchange(t, Operation::Gather { ranks: self.ranks })
     }
 }

@@ -73,6 +73,36 @@ impl TcpGroup {
         }
     }
 
+    /// Every rank's `bytes` (the same length on every rank), concatenated in rank order, on
+    /// every rank.
+    pub fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let mut links = self
+            .links
+            .lock()
+            .expect("no rank panicked holding the links");
+        if self.rank == 0 {
+            let mut all = bytes.to_vec();
+            for link in links.iter_mut() {
+                let theirs = receive(link)?;
+                if theirs.len() != bytes.len() {
+                    candle_core::bail!(
+                        "data-parallel all-gather: ranks disagree on the size ({} vs {} bytes)",
+                        bytes.len(),
+                        theirs.len()
+                    );
+                }
+                all.extend_from_slice(&theirs);
+            }
+            for link in links.iter_mut() {
+                send(link, &all)?;
+            }
+            Ok(all)
+        } else {
+            send(&mut links[0], bytes)?;
+            receive(&mut links[0])
+        }
+    }
+
     /// The element-wise sum over the ranks of `values`, added in rank order.
     fn all_reduce_sum<T: Wire>(&self, values: Vec<T>) -> Result<Vec<T>> {
         let mut links = self
@@ -215,16 +245,28 @@ impl Collective for TcpGroup {
     }
 
     fn broadcast(&self, t: &Tensor) -> Result<Tensor> {
-        let (dev, len) = (t.device(), t.elem_count());
-        // f64 travels as f64; every other float type converts to f32 and back exactly.
-        if t.dtype() == DType::F64 {
-            let bytes = self.broadcast_bytes(&f64::encode(&t.to_vec1::<f64>()?))?;
-            return Tensor::from_vec(f64::decode(&bytes), len, dev);
-        }
-        let bytes =
-            self.broadcast_bytes(&f32::encode(&t.to_dtype(DType::F32)?.to_vec1::<f32>()?))?;
-        Tensor::from_vec(f32::decode(&bytes), len, dev)?.to_dtype(t.dtype())
+        through_bytes(t, 1, |bytes| self.broadcast_bytes(bytes))
     }
+
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        through_bytes(t, self.size, |bytes| self.all_gather_bytes(bytes))
+    }
+}
+
+/// `t` (1-d) sent through a byte exchange `via` that returns `copies` tensors' worth: f64
+/// travels as f64, every other float type as f32 and back (exact for bf16 and f16).
+fn through_bytes(
+    t: &Tensor,
+    copies: usize,
+    via: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Tensor> {
+    let (dev, len) = (t.device(), t.elem_count() * copies);
+    if t.dtype() == DType::F64 {
+        let bytes = via(&f64::encode(&t.to_vec1::<f64>()?))?;
+        return Tensor::from_vec(f64::decode(&bytes), len, dev);
+    }
+    let bytes = via(&f32::encode(&t.to_dtype(DType::F32)?.to_vec1::<f32>()?))?;
+    Tensor::from_vec(f32::decode(&bytes), len, dev)?.to_dtype(t.dtype())
 }
 
 #[cfg(test)]
@@ -260,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn every_rank_gets_the_mean_and_rank_zeros_broadcast() {
+    fn every_rank_gets_the_mean_the_gathered_rows_and_rank_zeros_broadcast() {
         let out = ranks(3, |g| {
             let r = g.rank as f32;
             let dev = candle_core::Device::Cpu;
@@ -278,6 +320,12 @@ mod tests {
                 .unwrap()
                 .to_dtype(DType::BF16)
                 .unwrap();
+            let gathered = g
+                .all_gather(&Tensor::new(&[r, -r], &dev).unwrap())
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(gathered, [0.0, -0.0, 1.0, -1.0, 2.0, -2.0]);
             let from_zero = g.broadcast(&half).unwrap();
             assert_eq!(from_zero.dtype(), DType::BF16);
             let from_zero = from_zero
