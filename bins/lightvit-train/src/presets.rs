@@ -19,10 +19,10 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "fashion-mnist",
-        about: "Fashion-MNIST at 32 px: lightvit_nano_32, AdamW lr 1e-3, wd 0.05, 2 warm-up epochs then cosine to 1e-5 over 30, label smoothing 0.1, drop path 0.1, random crop (padding 2) and flip",
+        about: "Fashion-MNIST at 32 px: lightvit_nano_32, AdamW lr 1e-3, wd 0.05, 2 warm-up epochs then cosine to 1e-5 over 60, label smoothing 0.1, drop path 0.1, random crop (padding 2) and flip",
         flags: &[
             "--arch", "lightvit_nano_32", "--data", "fashion-mnist", "--image-size", "32",
-            "--epochs", "30", "--batch-size", "128", "--optimizer", "adamw", "--lr", "1e-3",
+            "--epochs", "60", "--batch-size", "128", "--optimizer", "adamw", "--lr", "1e-3",
             "--weight-decay", "0.05", "--warmup-epochs", "2", "--min-lr", "1e-5",
             "--label-smoothing", "0.1", "--drop-path", "0.1", "--crop-padding", "2",
         ],
