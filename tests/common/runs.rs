@@ -1,11 +1,13 @@
 //! Driving a tool's run in end-to-end tests: kill it once it has written a mid-epoch
-//! checkpoint, so `--resume` can be checked against an uninterrupted run. Shared by the
-//! tool crates' tests (included by path, next to `output.rs`).
+//! checkpoint, so `--resume` can be checked against an uninterrupted run, and run it as the
+//! ranks of a launch beside one process. Shared by the tool crates' tests (included by path,
+//! next to `output.rs`).
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,4 +127,44 @@ pub fn assert_launch_follows(alone: &Path, pair: &Path, ranks: &[Output], tolera
         );
     }
     stdout_json(&ranks[0])
+}
+
+/// One run in one process (in `dir/alone`) and as `n` ranks of a launch (in `dir/ranks`),
+/// checked with [`assert_launch_follows`].
+pub struct Launched {
+    pub alone: PathBuf,
+    pub ranks: PathBuf,
+    /// The one-process run's result.
+    pub one: Value,
+    /// Rank 0's result.
+    pub launched: Value,
+}
+
+/// Runs `run(out)` (the whole command for an output folder) alone and as `n` ranks, and
+/// checks that the launch follows the one-process run to `tolerance`.
+pub fn alone_and_launched(
+    n: usize,
+    dir: &Path,
+    tolerance: f64,
+    run: impl Fn(&Path) -> Command,
+) -> Launched {
+    let (alone, ranks) = (dir.join("alone"), dir.join("ranks"));
+    let one = ok_json(run(&alone).output().unwrap());
+    let outputs = run_as_ranks(n, || run(&ranks));
+    let launched = assert_launch_follows(&alone, &ranks, &outputs, tolerance);
+    Launched {
+        alone,
+        ranks,
+        one,
+        launched,
+    }
+}
+
+/// `command` with `args` appended (a `Command` built in one expression).
+pub fn with_args<S: AsRef<OsStr>>(
+    mut command: Command,
+    args: impl IntoIterator<Item = S>,
+) -> Command {
+    command.args(args);
+    command
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
-use runs::{assert_launch_follows, run_as_ranks};
+use runs::{alone_and_launched, with_args};
 
 fn command() -> Command {
     let mut cmd = offline(env!("CARGO_BIN_EXE_bcnet-search"));
@@ -114,18 +114,13 @@ fn train_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn trains_a_supernet_as_two_ranks() {
     let tmp = tempfile::tempdir().unwrap();
-    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
-    ok_json(train(&alone, &["--bins", "4"]));
-    let ranks = run_as_ranks(2, || {
-        let mut rank = command();
-        rank.args(train_args(&pair, &["--bins", "4"]));
-        rank
+    let run = alone_and_launched(2, tmp.path(), 0.01, |out| {
+        with_args(command(), train_args(out, &["--bins", "4"]))
     });
-    let r = assert_launch_follows(&alone, &pair, &ranks, 0.01);
-    assert_eq!(r["coupling"], "bc");
+    assert_eq!(run.launched["coupling"], "bc");
     // Searching with the supernet runs in one process.
     let out = command()
-        .args(["search", "--supernet", pair.to_str().unwrap()])
+        .args(["search", "--supernet", run.ranks.to_str().unwrap()])
         .env("WORLD_SIZE", "2")
         .env("RANK", "0")
         .output()

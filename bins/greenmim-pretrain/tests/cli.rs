@@ -14,7 +14,7 @@ use std::process::Command;
 use candle_core::{DType, Device};
 use ember_core::{Checkpoint, SeededVarMap};
 use output::{assert_bad_input, metrics, ok_json};
-use runs::{assert_launch_follows, run_as_ranks};
+use runs::{alone_and_launched, with_args};
 
 /// Swin for 16 px images: patch 2, two stages (8 and 4 tokens a side), windows of 2;
 /// 4 px mask units, 4 of 16 visible at ratio 0.75.
@@ -97,19 +97,14 @@ fn both_methods_pretrain_and_export_a_plain_swin() {
 #[test]
 fn two_ranks_pretrain_what_one_process_pretrains() {
     let tmp = tempfile::tempdir().unwrap();
-    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
     // One short epoch: the two runs' rounding differences grow as any perturbation does.
     let extra = ["--epochs", "1", "--grid-every", "0", "--batch-size", "64"];
-    ok_json(tool().args(args(&alone, &extra)).output().unwrap());
-    let ranks = run_as_ranks(2, || {
-        let mut rank = tool();
-        rank.args(args(&pair, &extra));
-        rank
+    let run = alone_and_launched(2, tmp.path(), 1e-4, |out| {
+        with_args(tool(), args(out, &extra))
     });
-    assert_launch_follows(&alone, &pair, &ranks, 1e-4);
     let load =
         |dir: &Path| Checkpoint::load(&dir.join("backbone.safetensors"), &Device::Cpu).unwrap();
-    let (wa, wb) = (load(&alone), load(&pair));
+    let (wa, wb) = (load(&run.alone), load(&run.ranks));
     let mut worst = 0f32;
     for (name, t) in &wa.tensors {
         let d = (t - &wb.tensors[name])

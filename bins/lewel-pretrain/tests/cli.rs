@@ -88,20 +88,12 @@ fn two_ranks_pretrain_as_one_process_and_share_the_queues() {
     let batch = ["--batch-size", "64", "--queue", "192"];
     for (name, base) in [("byol", ["--base", "byol"]), ("moco", ["--base", "moco"])] {
         let extra = [&base[..], &batch[..]].concat();
-        let (alone, pair) = (
-            tmp.path().join(name),
-            tmp.path().join(format!("{name}-pair")),
-        );
-        ok_json(tool().args(args(&alone, &extra)).output().unwrap());
-        let ranks = runs::run_as_ranks(2, || {
-            let mut rank = tool();
-            rank.args(args(&pair, &extra));
-            rank
+        let run = runs::alone_and_launched(2, &tmp.path().join(name), 0.02, |out| {
+            runs::with_args(tool(), args(out, &extra))
         });
-        runs::assert_launch_follows(&alone, &pair, &ranks, 0.02);
-        let pointers = output::queue_pointers(&pair);
+        let pointers = output::queue_pointers(&run.ranks);
         eprintln!("{name} queue pointers: {pointers:?}");
-        assert_eq!(pointers, output::queue_pointers(&alone));
+        assert_eq!(pointers, output::queue_pointers(&run.alone));
         assert_eq!(pointers.is_empty(), name == "byol");
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
-use runs::{assert_launch_follows, run_as_ranks};
+use runs::{alone_and_launched, with_args};
 use serde_json::Value;
 
 /// Small canvases of small items: a few seconds per command on one thread.
@@ -223,16 +223,11 @@ fn refuses_what_cannot_be_distilled() {
 fn distils_as_two_data_parallel_ranks() {
     let tmp = tempfile::tempdir().unwrap();
     let teacher = teacher(tmp.path());
-    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
     let extra = ["--teacher", teacher.as_str(), "--loss", "kd"];
-    let one = ok_json(distil(&alone, STUDENT, &extra));
-    let ranks = run_as_ranks(2, || {
-        let mut rank = command();
-        rank.args(distil_args(&pair, STUDENT, &extra));
-        rank
+    let run = alone_and_launched(2, &tmp.path().join("student"), 0.01, |out| {
+        with_args(command(), distil_args(out, STUDENT, &extra))
     });
-    let two = assert_launch_follows(&alone, &pair, &ranks, 0.01);
-    assert_eq!(two["teacher_miou"], one["teacher_miou"]);
+    assert_eq!(run.launched["teacher_miou"], run.one["teacher_miou"]);
     // A rank of a launch cannot learn tokens: that loop runs in one process.
     let out = command()
         .args(["tokens", "--teacher", &teacher, "--data", DATA])

@@ -135,19 +135,13 @@ fn bad_input_is_refused_in_one_line() {
 #[test]
 fn two_ranks_pretrain_as_one_process_and_share_the_queue() {
     let tmp = tempfile::tempdir().unwrap();
-    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
-    let extra = ["--epochs", "1"];
-    ok_json(tool().args(args(&alone, &extra)).output().unwrap());
-    let ranks = runs::run_as_ranks(2, || {
-        let mut rank = tool();
-        rank.args(args(&pair, &extra));
-        rank
+    let run = runs::alone_and_launched(2, tmp.path(), 0.01, |out| {
+        runs::with_args(tool(), args(out, &["--epochs", "1"]))
     });
-    runs::assert_launch_follows(&alone, &pair, &ranks, 0.01);
     // 250 steps of 16 keys leave a queue of 64 at 32; had each rank enqueued only its 8
     // keys, it would be at 16.
-    let pointers = output::queue_pointers(&pair);
+    let pointers = output::queue_pointers(&run.ranks);
     eprintln!("queue pointers: {pointers:?}");
     assert!(!pointers.is_empty(), "the queue is saved");
-    assert_eq!(pointers, output::queue_pointers(&alone));
+    assert_eq!(pointers, output::queue_pointers(&run.alone));
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use output::{assert_bad_input, offline, ok_json};
-use runs::{assert_launch_follows, run_as_ranks};
+use runs::{alone_and_launched, with_args};
 use serde_json::Value;
 
 fn command() -> Command {
@@ -53,15 +53,10 @@ fn train_args(out: &Path) -> Vec<&str> {
 #[test]
 fn trains_as_two_ranks() {
     let tmp = tempfile::tempdir().unwrap();
-    let (alone, pair) = (tmp.path().join("alone"), tmp.path().join("pair"));
-    ok_json(train(&alone));
-    let ranks = run_as_ranks(2, || {
-        let mut rank = command();
-        rank.args(train_args(&pair));
-        rank
+    let run = alone_and_launched(2, tmp.path(), 0.01, |out| {
+        with_args(command(), train_args(out))
     });
-    let r = assert_launch_follows(&alone, &pair, &ranks, 0.01);
-    assert_eq!(r["method"], "scalenet");
+    assert_eq!(run.launched["method"], "scalenet");
 }
 
 fn search(supernet: &Path, out: &Path, extra: &[&str]) -> Output {

@@ -182,9 +182,9 @@ impl ShufflePlan {
 
 /// This rank's rows of a global batch gathered in rank order (all of them when alone).
 pub fn own_rows(all: &Tensor) -> Result<Tensor> {
-    let size = ember_core::dist::world().size;
-    let local = all.dim(0)? / size;
-    all.narrow(0, ember_core::dist::world().rank * local, local)
+    let world = ember_core::dist::world();
+    let local = all.dim(0)? / world.size;
+    all.narrow(0, world.rank * local, local)
 }
 
 /// The element-wise sums of `values` over the ranks (the values themselves when alone), by
