@@ -53,6 +53,24 @@ fn train_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
+/// The largest difference between the weights two runs ended with.
+fn largest_weight_difference(a: &Path, b: &Path) -> f32 {
+    let weights =
+        |dir: &Path| Checkpoint::load(&dir.join("last.safetensors"), &Device::Cpu).unwrap();
+    let (wa, wb) = (weights(a), weights(b));
+    let mut worst = 0f32;
+    for (name, t) in wa.model_tensors() {
+        let diff = (t - &wb.tensors[name])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        worst = worst.max(diff.to_scalar::<f32>().unwrap());
+    }
+    worst
+}
+
 fn ember() -> std::process::Command {
     offline(env!("CARGO_BIN_EXE_ember"))
 }
@@ -109,19 +127,7 @@ fn two_processes_train_what_one_process_trains_and_only_rank_zero_writes() {
             );
         }
     }
-    let weights =
-        |dir: &Path| Checkpoint::load(&dir.join("last.safetensors"), &Device::Cpu).unwrap();
-    let (wa, wb) = (weights(&alone), weights(&pair));
-    let mut worst = 0f32;
-    for (name, t) in wa.model_tensors() {
-        let diff = (t - &wb.tensors[name])
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        worst = worst.max(diff.to_scalar::<f32>().unwrap());
-    }
+    let worst = largest_weight_difference(&alone, &pair);
     eprintln!("largest weight difference after 2 epochs: {worst}");
     assert!(worst < 1e-5, "weights after 2 epochs differ by {worst}");
     assert!(one["best_top1"].as_f64() > Some(0.0));
@@ -134,6 +140,41 @@ fn two_processes_train_what_one_process_trains_and_only_rank_zero_writes() {
             assert_eq!(x[key], y[key], "{key}: alone vs launched as the only rank");
         }
     }
+}
+
+/// With batch norm, two ranks normalise their own half batches (DDP's default) and train a
+/// little differently from one process; with `--sync-bn` they normalise with the whole
+/// batch's statistics and train what one process trains.
+#[test]
+fn sync_bn_makes_a_batch_norm_model_train_as_in_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let resnet = |out: &Path, extra: &[&str]| {
+        let mut args = train_args(out);
+        let arch = args.iter().position(|a| a == "--arch").unwrap();
+        args[arch + 1] = "resnet".into();
+        let config = args.iter().position(|a| a == "--model-config").unwrap();
+        args[config + 1] = r#"{"layers":[1,1],"channels":[8,16],"stem_width":8}"#.into();
+        // One epoch: SGD at lr 0.1 on so small a batch-norm network turns rounding-level
+        // differences (the fused kernel against the synchronised composition, alone) into
+        // 1e-3 of the test loss within the second.
+        let epochs = args.iter().position(|a| a == "--epochs").unwrap();
+        args[epochs + 1] = "1".into();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        runs::with_args(ember(), args)
+    };
+    let synced = runs::alone_and_launched(2, &tmp.path().join("synced"), 1e-5, |out| {
+        resnet(out, &["--sync-bn"])
+    });
+    let worst = largest_weight_difference(&synced.alone, &synced.ranks);
+    eprintln!("--sync-bn: largest weight difference after an epoch: {worst}");
+    assert!(worst < 1e-4, "weights after an epoch differ by {worst}");
+    let own = tmp.path().join("own");
+    let ranks = runs::run_as_ranks(2, || resnet(&own, &[]));
+    runs::assert_launch_follows(&synced.alone, &own, &ranks, 0.05);
+    let loss = |dir: &Path| metrics(dir)[0]["train_loss"].as_f64().unwrap();
+    let drift = (loss(&own) - loss(&synced.alone)).abs() / loss(&synced.alone);
+    eprintln!("without --sync-bn: train loss {drift:.2e} (relative) from one process");
+    assert!(drift > 1e-3, "per-shard statistics should show");
 }
 
 /// A launch killed outright (its ranks die with it) resumes under a new launch and ends

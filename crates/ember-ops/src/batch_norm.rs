@@ -100,17 +100,40 @@ pub fn batch_norm(
     })
 }
 
-/// Training-mode batch norm in one call: `(y, batch mean, biased batch variance)`, the
-/// statistics detached (for the running averages).
+/// The statistics a training-mode batch norm normalised with, detached (for the running
+/// averages).
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    pub mean: Tensor,
+    /// Biased (divided by `count`), as the normalisation uses it.
+    pub var: Tensor,
+    /// Values per channel they were taken over (over all ranks when synchronised).
+    pub count: usize,
+}
+
+impl BatchStats {
+    /// The unbiased variance PyTorch blends into `running_var`.
+    pub fn unbiased_var(&self) -> Result<Tensor> {
+        let n = self.count as f64;
+        &self.var * (n / (n - 1.0).max(1.0))
+    }
+}
+
+/// Training-mode batch norm in one call: `y` and the batch statistics. After
+/// [`crate::sync_batch_norm::synchronise`] the statistics are the global batch's.
 pub fn batch_norm_train(
     x: &Tensor,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
+) -> Result<(Tensor, BatchStats)> {
+    if let Some(sum) = crate::sync_batch_norm::installed() {
+        return crate::sync_batch_norm::batch_norm_train_synced(x, weight, bias, eps, sum);
+    }
     let (mean, var) = batch_stats(x)?;
     let y = batch_norm(x, &mean, &var, weight, bias, eps, Mode::Train)?;
-    Ok((y, mean, var))
+    let count = x.elem_count() / view(x)?[1].max(1);
+    Ok((y, BatchStats { mean, var, count }))
 }
 
 struct Stats {

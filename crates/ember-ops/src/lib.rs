@@ -31,9 +31,12 @@ pub mod norm;
 pub mod normalize;
 pub mod pool;
 pub mod softmax;
+pub mod sync_batch_norm;
 pub mod upsample;
 
-pub use batch_norm::{batch_norm, batch_norm_train, batch_stats, Mode as BatchNormMode};
+pub use batch_norm::{
+    batch_norm, batch_norm_train, batch_stats, BatchStats, Mode as BatchNormMode,
+};
 pub use broadcast::{broadcast_add, broadcast_mul, sum_keepdim};
 pub use conv::{
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, Conv1dParams, Conv2dParams, Pair,

@@ -7,10 +7,13 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor};
 use common::*;
 use ember_ops::conv::composed as conv_ref;
 use ember_ops::gradcheck::GradCheck;
+use ember_ops::sync_batch_norm::{batch_norm_train_synced, RankSum};
 use ember_ops::*;
 
 /// Gradient-checks `f` on `inputs` and names the op and the case on failure.
@@ -400,5 +403,12 @@ fn batch_norm_in_both_modes() {
             bn_ref::normalise(&t[0], &rm, &rv, w, b, 1e-5, BatchNormMode::Train)
         };
         check("composed batch_norm", &train_case, &inputs, composed);
+        // Synchronised over one rank (the sum over ranks is the identity) it is batch norm.
+        let alone: RankSum = Arc::new(|t: &Tensor| Ok(t.clone()));
+        let synced = |t: &[Tensor]| {
+            let (w, b) = (Some(&t[1]), Some(&t[2]));
+            Ok(batch_norm_train_synced(&t[0], w, b, 1e-5, &alone)?.0)
+        };
+        check("ember.summed_gradient", &train_case, &inputs, synced);
     }
 }

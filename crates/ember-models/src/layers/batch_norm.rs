@@ -80,11 +80,9 @@ impl BatchNorm2d {
     /// `momentum=None` cumulative average is `1 / n` at the n-th batch).
     pub fn forward_train_momentum(&self, x: &Tensor, momentum: f64) -> Result<Tensor> {
         let (w, b) = (Some(&self.weight), Some(&self.bias));
-        let (y, mean, var) = batch_norm_train(x, w, b, self.eps)?;
-        let count = (x.elem_count() / x.dim(1)?) as f64;
-        let unbiased = (&var * (count / (count - 1.0).max(1.0)))?;
-        self.update_running(&self.running_mean, &mean, momentum)?;
-        self.update_running(&self.running_var, &unbiased, momentum)?;
+        let (y, stats) = batch_norm_train(x, w, b, self.eps)?;
+        self.update_running(&self.running_mean, &stats.mean, momentum)?;
+        self.update_running(&self.running_var, &stats.unbiased_var()?, momentum)?;
         Ok(y)
     }
 

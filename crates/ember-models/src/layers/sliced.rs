@@ -162,12 +162,10 @@ impl SlicedBatchNorm2d {
             let (mean, var) = (part(&self.running_mean)?, part(&self.running_var)?);
             return batch_norm(x, &mean, &var, Some(&w), Some(&b), EPS, BatchNormMode::Eval);
         }
-        let (y, mean, var) = batch_norm_train(x, Some(&w), Some(&b), EPS)?;
+        let (y, stats) = batch_norm_train(x, Some(&w), Some(&b), EPS)?;
         if let Some(m) = momentum {
-            let count = (x.elem_count() / x.dim(1)?) as f64;
-            let unbiased = (&var * (count / (count - 1.0).max(1.0)))?;
-            self.blend(&self.running_mean, &mean, slice, m)?;
-            self.blend(&self.running_var, &unbiased, slice, m)?;
+            self.blend(&self.running_mean, &stats.mean, slice, m)?;
+            self.blend(&self.running_var, &stats.unbiased_var()?, slice, m)?;
         }
         Ok(y)
     }

@@ -187,6 +187,19 @@ pub fn own_rows(all: &Tensor) -> Result<Tensor> {
     all.narrow(0, world.rank * local, local)
 }
 
+/// From now on every training-mode batch norm of this process normalises with the
+/// statistics of the whole global batch (`--sync-bn`, PyTorch's `SyncBatchNorm`); alone,
+/// nothing changes.
+pub fn synchronise_batch_norm() {
+    let Some(group) = group() else {
+        return;
+    };
+    let size = ember_core::dist::world().size as f64;
+    ember_ops::sync_batch_norm::synchronise(std::sync::Arc::new(move |t: &Tensor| {
+        (group.all_reduce_mean(&t.flatten_all()?)? * size)?.reshape(t.shape())
+    }));
+}
+
 /// The element-wise sums of `values` over the ranks (the values themselves when alone), by
 /// way of a tensor on `device` (NCCL exchanges device memory).
 pub fn sum_over_ranks(values: Vec<f64>, device: &Device) -> Result<Vec<f64>> {
