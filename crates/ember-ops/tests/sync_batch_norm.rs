@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Barrier, Mutex};
 
 use candle_core::{DType, Tensor, Var};
-use common::randn;
+use common::{assert_close, max_abs_diff, randn};
 use ember_ops::batch_norm_train;
 use ember_ops::sync_batch_norm::{batch_norm_train_synced, RankSum};
 
@@ -71,17 +71,6 @@ fn run(x: &Tensor, target: &Tensor, sum: Option<&RankSum>) -> [Tensor; 6] {
     ]
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-}
-
 #[test]
 fn ranks_normalise_as_one_batch_and_share_the_gradient() {
     // Shards of unequal size (a last batch): 3 and 5 images.
@@ -108,19 +97,21 @@ fn ranks_normalise_as_one_batch_and_share_the_gradient() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let rows = |i: usize| Tensor::cat(&[&per_rank[0][i], &per_rank[1][i]], 0).unwrap();
-    assert!(max_diff(&rows(0), &whole[0]) < 1e-12, "outputs");
+    assert_close(&rows(0), &whole[0], 1e-12, "outputs");
     // The whole batch's loss is the sum of the ranks' losses: each rank's input gradient is
     // its rows of the whole input gradient, its weight gradient its share of the sum.
-    assert!(max_diff(&rows(1), &whole[1]) < 1e-12, "input gradients");
+    assert_close(&rows(1), &whole[1], 1e-12, "input gradients");
     for i in [2, 3] {
         let summed = (&per_rank[0][i] + &per_rank[1][i]).unwrap();
-        assert!(max_diff(&summed, &whole[i]) < 1e-12, "parameter gradients");
+        assert_close(&summed, &whole[i], 1e-12, "parameter gradients");
     }
     for (rank, r) in per_rank.iter().enumerate() {
-        assert!(max_diff(&r[4], &whole[4]) < 1e-12, "rank {rank}: mean");
-        assert!(
-            max_diff(&r[5], &whole[5]) < 1e-12,
-            "rank {rank}: running variance"
+        assert_close(&r[4], &whole[4], 1e-12, &format!("rank {rank}: mean"));
+        assert_close(
+            &r[5],
+            &whole[5],
+            1e-12,
+            &format!("rank {rank}: running variance"),
         );
     }
     // Unsynchronised, a shard's statistics are its own: the test can tell them apart.
@@ -129,5 +120,5 @@ fn ranks_normalise_as_one_batch_and_share_the_gradient() {
         &target.narrow(0, 0, 3).unwrap(),
         None,
     );
-    assert!(max_diff(&alone[4], &whole[4]) > 1e-3);
+    assert!(max_abs_diff(&alone[4], &whole[4]) > 1e-3);
 }
