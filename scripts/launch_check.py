@@ -22,4 +22,9 @@ else:
     keys = ["train_loss", "test_loss", "test_top1"]
     same = len(a) == len(b) and all(x[k] == y[k] for x, y in zip(a, b) for k in keys)
     print(f"  metrics.jsonl: {'identical' if same else 'DIFFERENT'} {', '.join(keys)} over {len(a)} epochs")
+    if not same and len(a) == len(b):
+        worst = max(
+            abs(x[k] - y[k]) / max(abs(x[k]), 1e-12) for x, y in zip(a, b) for k in keys
+        )
+        print(f"  largest relative difference: {worst:.2e}")
     sys.exit(0 if same else 1)
