@@ -4,8 +4,11 @@
 //! any differs by more than 1e-3. Build with `scripts/build_cuda.sh --example device_check -p
 //! ember-ops` and run `device_check cuda` on the GPU machine.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Result, Tensor, Var};
 use ember_core::{DeviceChoice, EmberRng};
+use ember_ops::sync_batch_norm::{batch_norm_train_synced, RankSum};
 use ember_ops::*;
 
 type Op = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
@@ -107,6 +110,22 @@ fn main() -> Result<()> {
             "layer_norm_channels",
             vec![randn(&[8, 64, 14, 14]), randn(&[64]), randn(&[64])],
             Box::new(|t| layer_norm_channels(&t[0], Some(&t[1]), Some(&t[2]), 1e-6)),
+        ),
+        (
+            "batch_norm (train)",
+            vec![randn(&[16, 64, 14, 14]), randn(&[64]), randn(&[64])],
+            Box::new(|t| Ok(batch_norm_train(&t[0], Some(&t[1]), Some(&t[2]), 1e-5)?.0)),
+        ),
+        (
+            // --sync-bn's path (the summed-gradient op, the composed normalisation) on one
+            // rank, against the fused CPU kernel.
+            "batch_norm synced",
+            vec![randn(&[16, 64, 14, 14]), randn(&[64]), randn(&[64])],
+            Box::new(|t| {
+                let alone: RankSum = Arc::new(|t: &Tensor| Ok(t.clone()));
+                let (w, b) = (Some(&t[1]), Some(&t[2]));
+                Ok(batch_norm_train_synced(&t[0], w, b, 1e-5, &alone)?.0)
+            }),
         ),
         (
             "softmax",
