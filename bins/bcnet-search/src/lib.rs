@@ -13,7 +13,7 @@ mod uniform;
 
 use clap::{Parser, Subcommand};
 use ember_cli::RuntimeArgs;
-use ember_core::{EmberError, Result};
+use ember_core::Result;
 use serde_json::Value;
 
 pub use bench::BenchArgs;
@@ -77,17 +77,12 @@ pub fn run(cli: Cli) -> Result<Value> {
 
 /// A saved `train` command line (without the program name) back into its spec.
 fn reparse_train(saved: &[String]) -> Result<ember_cli::pretrain::PretrainSpec<TrainArgs>> {
-    let argv: Vec<String> = std::iter::once("bcnet-search".to_string())
-        .chain(saved.iter().cloned())
-        .collect();
-    let cli =
-        Cli::try_parse_from(&argv).map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
-    match &cli.command {
-        Command::Train(args) => train::spec(args, &cli.runtime, &argv),
-        _ => Err(EmberError::bad_input(
-            "the run folder is not a bcnet-search train run",
-        )),
-    }
+    ember_cli::pretrain::reparse_subcommand("bcnet-search", saved, |cli: &Cli, argv| {
+        match &cli.command {
+            Command::Train(args) => Some(train::spec(args, &cli.runtime, argv)),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -209,6 +209,25 @@ macro_rules! pretrain_tool {
     };
 }
 
+/// A saved command line (without the program name) of a tool whose subcommand runs the
+/// pre-training loop, back into its spec for `--resume`: `spec_of` picks that subcommand out
+/// of the parsed `C`, or says `None` when the run folder holds another command's run.
+pub fn reparse_subcommand<C: clap::Parser, A>(
+    tool: &str,
+    saved: &[String],
+    spec_of: impl FnOnce(&C, &[String]) -> Option<Result<PretrainSpec<A>>>,
+) -> Result<PretrainSpec<A>> {
+    let argv: Vec<String> = std::iter::once(tool.to_string())
+        .chain(saved.iter().cloned())
+        .collect();
+    let cli = C::try_parse_from(&argv).map_err(|e| EmberError::bad_input(e.kind().to_string()))?;
+    spec_of(&cli, &argv).unwrap_or_else(|| {
+        Err(EmberError::bad_input(format!(
+            "the run folder is not a {tool} train run"
+        )))
+    })
+}
+
 /// A pre-training tool's whole run: `--show-preset`, the device, the spec of the command
 /// line (or with `--resume`, of the saved one), then [`pretrain`] with the method `build`
 /// makes.
