@@ -92,3 +92,18 @@ pub fn assert_bad_input(out: &Output, needle: &str) {
         "{err}"
     );
 }
+
+/// Runs `command(out, extra)` for each `(extra, needle)` of `cases`, each into its own folder
+/// under `dir`, and asserts each is refused in one line naming `needle` ([`assert_bad_input`]).
+pub fn assert_each_refused(
+    command: impl Fn(&Path, &[&str]) -> Command,
+    dir: &Path,
+    cases: &[(&[&str], &str)],
+) {
+    for (i, (extra, needle)) in cases.iter().enumerate() {
+        let out = command(&dir.join(format!("refused-{i}")), extra)
+            .output()
+            .unwrap();
+        assert_bad_input(&out, needle);
+    }
+}

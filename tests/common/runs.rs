@@ -168,3 +168,19 @@ pub fn with_args<S: AsRef<OsStr>>(
     command.args(args);
     command
 }
+
+/// A pre-training tool's command line for the tests: its quick preset, then `flags`, a kNN
+/// bank of 200 images, one thread, no progress, the run folder `out`, then `extra`.
+pub fn quick_pretrain(flags: &[&str], out: &Path, extra: &[&str]) -> Vec<String> {
+    let head = ["--preset", "quick"];
+    let tail = ["--knn-bank", "200", "--threads", "1", "--quiet", "--out"];
+    let mut a: Vec<String> = head
+        .iter()
+        .chain(flags)
+        .chain(&tail)
+        .map(|s| s.to_string())
+        .collect();
+    a.push(out.display().to_string());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use candle_core::{DType, Device};
 use ember_core::{Checkpoint, SeededVarMap};
-use output::{assert_bad_input, metrics, ok_json};
+use output::{metrics, ok_json};
 use runs::{alone_and_launched, with_args};
 
 /// Swin for 16 px images: patch 2, two stages (8 and 4 tokens a side), windows of 2;
@@ -25,34 +25,24 @@ fn tool() -> Command {
 }
 
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--preset",
-        "quick",
-        "--arch",
-        "swin",
-        "--model-config",
-        NET,
-        "--image-size",
-        "16",
-        "--decoder-dim",
-        "16",
-        "--decoder-heads",
-        "2",
-        "--batch-size",
-        "16",
-        "--knn-bank",
-        "200",
-        "--threads",
-        "1",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(out.display().to_string());
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+    runs::quick_pretrain(
+        &[
+            "--arch",
+            "swin",
+            "--model-config",
+            NET,
+            "--image-size",
+            "16",
+            "--decoder-dim",
+            "16",
+            "--decoder-heads",
+            "2",
+            "--batch-size",
+            "16",
+        ],
+        out,
+        extra,
+    )
 }
 
 #[test]
@@ -148,27 +138,14 @@ fn a_run_killed_mid_epoch_resumes_and_matches() {
 #[test]
 fn bad_input_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool()
-        .args(args(
-            &tmp.path().join("a"),
-            &["--arch", "resnet", "--model-config", "{}"],
-        ))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "Swin");
-    let out = tool()
-        .args(args(&tmp.path().join("b"), &["--mask-ratio", "0.99"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "mask_ratio");
-    let out = tool()
-        .args(args(&tmp.path().join("c"), &["--label-fraction", "0.1"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--label-fraction");
-    let out = tool()
-        .args(args(&tmp.path().join("d"), &["--image-size", "20"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "16x16");
+    output::assert_each_refused(
+        |out, extra| runs::with_args(tool(), args(out, extra)),
+        tmp.path(),
+        &[
+            (&["--arch", "resnet", "--model-config", "{}"], "Swin"),
+            (&["--mask-ratio", "0.99"], "mask_ratio"),
+            (&["--label-fraction", "0.1"], "--label-fraction"),
+            (&["--image-size", "20"], "16x16"),
+        ],
+    );
 }

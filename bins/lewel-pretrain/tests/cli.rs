@@ -11,7 +11,7 @@ mod runs;
 use std::path::Path;
 use std::process::Command;
 
-use output::{assert_bad_input, metrics, ok_json};
+use output::{metrics, ok_json};
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
@@ -20,36 +20,26 @@ fn tool() -> Command {
 }
 
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--preset",
-        "quick",
-        "--model-config",
-        NET,
-        "--dim",
-        "8",
-        "--hidden",
-        "16",
-        "--heads",
-        "2",
-        "--queue",
-        "64",
-        "--batch-size",
-        "16",
-        "--knn-bank",
-        "200",
-        "--epochs",
-        "1",
-        "--threads",
-        "1",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(out.display().to_string());
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+    runs::quick_pretrain(
+        &[
+            "--model-config",
+            NET,
+            "--dim",
+            "8",
+            "--hidden",
+            "16",
+            "--heads",
+            "2",
+            "--queue",
+            "64",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+        ],
+        out,
+        extra,
+    )
 }
 
 #[test]
@@ -125,22 +115,13 @@ fn a_moco_run_killed_mid_epoch_resumes_and_matches() {
 #[test]
 fn bad_input_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool()
-        .args(args(&tmp.path().join("a"), &["--heads", "3"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "heads");
-    let out = tool()
-        .args(args(
-            &tmp.path().join("b"),
-            &["--base", "moco", "--queue", "16"],
-        ))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--queue");
-    let out = tool()
-        .args(args(&tmp.path().join("c"), &["--loss-weight", "2"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--loss-weight");
+    output::assert_each_refused(
+        |out, extra| runs::with_args(tool(), args(out, extra)),
+        tmp.path(),
+        &[
+            (&["--heads", "3"], "heads"),
+            (&["--base", "moco", "--queue", "16"], "--queue"),
+            (&["--loss-weight", "2"], "--loss-weight"),
+        ],
+    );
 }

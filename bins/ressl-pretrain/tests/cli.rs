@@ -13,7 +13,7 @@ use std::process::Command;
 
 use candle_core::Device;
 use ember_core::Checkpoint;
-use output::{assert_bad_input, metrics, ok_json};
+use output::{metrics, ok_json};
 
 const NET: &str = r#"{"stem_type":"small","layers":[1,1],"channels":[4,8],"stem_width":4}"#;
 
@@ -22,32 +22,22 @@ fn tool() -> Command {
 }
 
 fn args(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "--preset",
-        "quick",
-        "--model-config",
-        NET,
-        "--dim",
-        "16",
-        "--hidden",
-        "32",
-        "--queue",
-        "64",
-        "--batch-size",
-        "16",
-        "--knn-bank",
-        "200",
-        "--threads",
-        "1",
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(out.display().to_string());
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
+    runs::quick_pretrain(
+        &[
+            "--model-config",
+            NET,
+            "--dim",
+            "16",
+            "--hidden",
+            "32",
+            "--queue",
+            "64",
+            "--batch-size",
+            "16",
+        ],
+        out,
+        extra,
+    )
 }
 
 #[test]
@@ -112,21 +102,15 @@ fn a_run_killed_mid_epoch_resumes_and_matches() {
 #[test]
 fn bad_input_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tool()
-        .args(args(&tmp.path().join("a"), &["--queue", "8"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--queue");
-    let out = tool()
-        .args(args(&tmp.path().join("b"), &["--mixup", "0.2"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--mixup");
-    let out = tool()
-        .args(args(&tmp.path().join("c"), &["--tau-t", "0"]))
-        .output()
-        .unwrap();
-    assert_bad_input(&out, "--tau-t");
+    output::assert_each_refused(
+        |out, extra| runs::with_args(tool(), args(out, extra)),
+        tmp.path(),
+        &[
+            (&["--queue", "8"], "--queue"),
+            (&["--mixup", "0.2"], "--mixup"),
+            (&["--tau-t", "0"], "--tau-t"),
+        ],
+    );
 }
 
 /// Two ranks pre-train as one process does with the same global batch, not to the bit (each
