@@ -473,16 +473,27 @@ mod tests {
         w.as_tensor().to_vec1().unwrap()
     }
 
+    /// `w` alone in a parameter group.
+    fn one_group(w: &Var, weight_decay: f64, trust: bool) -> Vec<ParamGroup> {
+        vec![ParamGroup {
+            params: vec![("w".into(), w.clone())],
+            weight_decay,
+            trust,
+        }]
+    }
+
+    fn assert_values(w: &Var, expected: &[f32]) {
+        for (a, b) in values(w).iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
     #[test]
     fn sgd_matches_torch_formulas() {
         // torch.optim.SGD([w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
         // w0 = [1, -2], grad = w: step 1 d = 1.01 w0, buf = d, w1 = w0 - 0.1 (d + 0.9 d).
         let w = Var::new(&[1f32, -2.], &Device::Cpu).unwrap();
-        let groups = vec![ParamGroup {
-            params: vec![("w".into(), w.clone())],
-            weight_decay: 0.01,
-            trust: true,
-        }];
+        let groups = one_group(&w, 0.01, true);
         let mut opt = Optimizer::new(
             Method::Sgd {
                 momentum: 0.9,
@@ -496,9 +507,7 @@ mod tests {
             .iter()
             .map(|&x| x - 0.1 * (1.01 * x * 1.9))
             .collect();
-        for (a, b) in values(&w).iter().zip(&w1) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
+        assert_values(&w, &w1);
         // step 2: d = 1.01 w1, buf = 0.9 buf + d, w2 = w1 - 0.1 (d + 0.9 buf)
         quadratic_step(&mut opt, &w);
         let w2: Vec<f32> = [1f32, -2.]
@@ -509,9 +518,7 @@ mod tests {
                 x1 - 0.1 * (1.01 * x1 + 0.9 * buf)
             })
             .collect();
-        for (a, b) in values(&w).iter().zip(&w2) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
+        assert_values(&w, &w2);
     }
 
     #[test]
@@ -558,11 +565,7 @@ mod tests {
     fn adamw_first_step_moves_by_lr_and_decays_decoupled() {
         // First AdamW step: m/bc1 = g, sqrt(v/bc2) = |g|, so w1 = w0 (1 - lr wd) - lr sign(g).
         let w = Var::new(&[0.5f32, -3.], &Device::Cpu).unwrap();
-        let groups = vec![ParamGroup {
-            params: vec![("w".into(), w.clone())],
-            weight_decay: 0.1,
-            trust: true,
-        }];
+        let groups = one_group(&w, 0.1, true);
         let mut opt = Optimizer::new(
             Method::AdamW {
                 beta1: 0.9,
@@ -574,9 +577,7 @@ mod tests {
         );
         quadratic_step(&mut opt, &w);
         let expected = [0.5 * (1.0 - 0.001) - 0.01, -3.0 * (1.0 - 0.001) + 0.01];
-        for (a, b) in values(&w).iter().zip(expected) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
+        assert_values(&w, &expected);
     }
 
     #[test]
@@ -584,11 +585,7 @@ mod tests {
         // loss = c . w with c = -wd w0: the coupled gradient c + wd w0 is zero, so Adam
         // stays put where AdamW would shrink w.
         let w = Var::new(&[1f32, -2.], &Device::Cpu).unwrap();
-        let groups = vec![ParamGroup {
-            params: vec![("w".into(), w.clone())],
-            weight_decay: 0.5,
-            trust: false,
-        }];
+        let groups = one_group(&w, 0.5, false);
         let method = Method::Adam {
             beta1: 0.9,
             beta2: 0.999,
@@ -610,13 +607,7 @@ mod tests {
         };
         let run = |split: bool| {
             let w = Var::new(&[1f32, 2., -1.], &Device::Cpu).unwrap();
-            let group = || {
-                vec![ParamGroup {
-                    params: vec![("w".into(), w.clone())],
-                    weight_decay: 0.05,
-                    trust: true,
-                }]
-            };
+            let group = || one_group(&w, 0.05, true);
             let mut opt = Optimizer::new(method, group(), 0.1);
             for _ in 0..3 {
                 quadratic_step(&mut opt, &w);
@@ -650,11 +641,7 @@ mod tests {
             },
         ] {
             let w = Var::new(&[1f32, 2.], &Device::Cpu).unwrap();
-            let groups = vec![ParamGroup {
-                params: vec![("w".into(), w.clone())],
-                weight_decay: 0.1,
-                trust: true,
-            }];
+            let groups = one_group(&w, 0.1, true);
             let mut opt = Optimizer::new(method, groups, 0.1);
             quadratic_step(&mut opt, &w);
             quadratic_step(&mut opt, &w);
@@ -698,11 +685,7 @@ mod tests {
         // far below bf16's spacing at 1 (2^-8), which a bf16 weight alone would round away.
         let w = Var::from_tensor(&Tensor::new(&[1f32], &Device::Cpu)?.to_dtype(DType::BF16)?)?;
         let sgd = |w: &Var| {
-            let groups = vec![ParamGroup {
-                params: vec![("w".into(), w.clone())],
-                weight_decay: 0.0,
-                trust: true,
-            }];
+            let groups = one_group(w, 0.0, true);
             let plain = Method::Sgd {
                 momentum: 0.0,
                 nesterov: false,
@@ -739,11 +722,7 @@ mod tests {
     fn f16_parameters_get_a_loss_scale_that_survives_a_resume() -> Result<()> {
         let w = Var::from_tensor(&Tensor::new(&[0.5f32], &Device::Cpu)?.to_dtype(DType::F16)?)?;
         let adamw = |w: &Var| {
-            let groups = vec![ParamGroup {
-                params: vec![("w".into(), w.clone())],
-                weight_decay: 0.0,
-                trust: true,
-            }];
+            let groups = one_group(w, 0.0, true);
             let method = Method::AdamW {
                 beta1: 0.9,
                 beta2: 0.999,
