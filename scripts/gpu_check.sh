@@ -10,7 +10,7 @@
 # ratio, then each alone with nvidia-smi sampling the device's memory for its peak, then
 # the same cases in PyTorch (scripts/torch_ref/greenmim.py, checked against the GreenMIM
 # fixture first); and `ember launch --gpus 1` (the NCCL build) against the same training
-# run in one process, also with --sync-bn.
+# run in one process.
 #
 #   scripts/gpu_check.sh build    # here, without a GPU: builds the cuda variant of the parity
 #                                 # test, device_check and the benches (scripts/build_cuda.sh,
@@ -124,12 +124,6 @@ case "${1:-}" in
       "$OUT/ember" launch --gpus 1 -- "$OUT/ember" "${tiny[@]}" --out "$OUT/launched" \
         | python3 scripts/launch_check.py summary launched
       python3 scripts/launch_check.py compare "$OUT/alone" "$OUT/launched" || true
-      echo "  -- with --sync-bn (batch norm through the NCCL sum and its gradient; the composed"
-      echo "     normalisation, so equal to one process up to rounding)"
-      rm -rf "$OUT/synced"
-      "$OUT/ember" launch --gpus 1 -- "$OUT/ember" "${tiny[@]}" --sync-bn --out "$OUT/synced" \
-        | python3 scripts/launch_check.py summary synced
-      python3 scripts/launch_check.py compare "$OUT/alone" "$OUT/synced" || true
     else
       echo "  (no libnccl.so.2 on this machine: skipped)"
     fi

@@ -175,6 +175,16 @@ fn sync_bn_makes_a_batch_norm_model_train_as_in_one_process() {
     let drift = (loss(&own) - loss(&synced.alone)).abs() / loss(&synced.alone);
     eprintln!("without --sync-bn: train loss {drift:.2e} (relative) from one process");
     assert!(drift > 1e-3, "per-shard statistics should show");
+    // As the only rank the shard is the batch: nothing is exchanged, the run is the same.
+    let single = tmp.path().join("single");
+    ok_json(runs::run_as_ranks(1, || resnet(&single, &["--sync-bn"])).remove(0));
+    let (a, b) = (metrics(&synced.alone), metrics(&single));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "test_loss", "test_top1"] {
+            assert_eq!(x[key], y[key], "{key}: alone vs launched as the only rank");
+        }
+    }
 }
 
 /// A launch killed outright (its ranks die with it) resumes under a new launch and ends

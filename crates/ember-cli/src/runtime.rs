@@ -19,7 +19,8 @@ pub struct RuntimeArgs {
     pub tf32: bool,
     /// Under `ember launch`: batch norm normalises with the statistics of the whole global
     /// batch, as in one process (PyTorch's SyncBatchNorm), instead of each rank's shard;
-    /// costs two small all-reduces per batch norm each way. No effect in one process.
+    /// costs two small all-reduces per batch norm each way. No effect in one process or a
+    /// launch of one.
     #[arg(long, global = true)]
     pub sync_bn: bool,
     /// Seed for weights, data order and augmentation; the same seed gives the same run.

@@ -188,13 +188,17 @@ pub fn own_rows(all: &Tensor) -> Result<Tensor> {
 }
 
 /// From now on every training-mode batch norm of this process normalises with the
-/// statistics of the whole global batch (`--sync-bn`, PyTorch's `SyncBatchNorm`); alone,
-/// nothing changes.
+/// statistics of the whole global batch (`--sync-bn`, PyTorch's `SyncBatchNorm`). Alone or
+/// as the only rank nothing changes: the shard is the batch (PyTorch skips the exchange for
+/// a world of one too).
 pub fn synchronise_batch_norm() {
     let Some(group) = group() else {
         return;
     };
     let size = ember_core::dist::world().size as f64;
+    if size < 2.0 {
+        return;
+    }
     ember_ops::sync_batch_norm::synchronise(std::sync::Arc::new(move |t: &Tensor| {
         (group.all_reduce_mean(&t.flatten_all()?)? * size)?.reshape(t.shape())
     }));
