@@ -345,7 +345,7 @@ pub fn pretrain<M: Clone>(
         &spec.argv,
         device,
     )?;
-    eprintln!(
+    crate::note!(
         "data: {}; kNN bank {} images, queries: {}",
         data.train.source(),
         monitor.bank.dataset().len(),
