@@ -365,15 +365,26 @@ pub mod composed {
                 per_channel(&var.to_dtype(work)?.detach(), r)?,
             ),
         };
-        let mut y = xw
-            .broadcast_sub(&mean)?
-            .broadcast_div(&(var + eps)?.sqrt()?)?;
+        scale_shift(&xw.broadcast_sub(&mean)?, &var, weight, bias, eps)?.to_dtype(dtype)
+    }
+
+    /// `centred / sqrt(var + eps) * weight + bias`, differentiable in every input: `centred`
+    /// is `x - mean` in the working dtype, `var` shaped `[1, c, 1, ...]`.
+    pub(crate) fn scale_shift(
+        centred: &Tensor,
+        var: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let (work, r) = (centred.dtype(), centred.rank());
+        let mut y = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
         if let Some(w) = weight {
             y = y.broadcast_mul(&per_channel(&w.to_dtype(work)?, r)?)?;
         }
         if let Some(b) = bias {
             y = y.broadcast_add(&per_channel(&b.to_dtype(work)?, r)?)?;
         }
-        y.to_dtype(dtype)
+        Ok(y)
     }
 }

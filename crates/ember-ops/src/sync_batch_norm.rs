@@ -8,7 +8,7 @@
 //! over ranks is differentiable: every rank's loss depends on it, so the gradient of a
 //! rank's local sum is the sum of every rank's gradient of the total (PyTorch's SyncBN
 //! backward all-reduces `sum_dy` and `sum_dy_xmu` for the same reason). The normalisation
-//! itself is the composed (autograd) batch norm, so the gradient through the global
+//! itself is the composed (autograd) batch norm's (`composed::scale_shift`), so the gradient through the global
 //! statistics is exact; it costs a few element-wise passes more than the fused kernel, paid
 //! only when synchronised.
 //!
@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
-use crate::batch_norm::BatchStats;
+use crate::batch_norm::{composed, BatchStats};
 use crate::cpu::kernel_dtype;
 
 /// Sums a tensor element-wise over the ranks; the same result on every rank.
@@ -74,13 +74,7 @@ pub fn batch_norm_train_synced(
     let centred = xw.broadcast_sub(&mean)?;
     let squares = centred.sqr()?.sum_keepdim(dims.as_slice())?.flatten_all()?;
     let var = (across_ranks(&squares, sum)? / total)?.reshape(shape.as_slice())?;
-    let mut y = centred.broadcast_div(&(&var + eps)?.sqrt()?)?;
-    if let Some(w) = weight {
-        y = y.broadcast_mul(&w.to_dtype(xw.dtype())?.reshape(shape.as_slice())?)?;
-    }
-    if let Some(b) = bias {
-        y = y.broadcast_add(&b.to_dtype(xw.dtype())?.reshape(shape.as_slice())?)?;
-    }
+    let y = composed::scale_shift(&centred, &var, weight, bias, eps)?;
     let stats = BatchStats {
         mean: mean.flatten_all()?.detach(),
         var: var.flatten_all()?.detach(),
