@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clip::clip_grad_norm;
-use crate::ema::Ema;
+use crate::ema::{Ema, Saved};
 use crate::evaluate::{evaluate, EvalResult};
 use crate::metrics::topk_correct;
 use crate::mix::mix_batch;
@@ -32,6 +32,8 @@ use crate::totals::{checkpoint_due, diverged, kept_history, next_batch, EpochTot
 // Training state rides in `last.safetensors` under the checkpoint's state prefix.
 pub(crate) const OPTIM_PREFIX: &str = "@train/optim/";
 const EMA_PREFIX: &str = "@train/ema/";
+/// The EMA's update count (metadata); checkpoints without it hold an init-started average.
+const EMA_UPDATES: &str = "ema_updates";
 /// Metadata key (under `ember.`) of a structure method's state in `last.safetensors`.
 const STRUCTURE_STATE: &str = "structure_state";
 
@@ -357,8 +359,19 @@ impl Trainer<'_> {
             ))
         };
         if let Some(ema) = ema {
-            ema.load(|name| ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned())
-                .map_err(|e| bad(e.to_string()))?;
+            let saved = match ckpt.meta.extra.get(EMA_UPDATES) {
+                Some(n) => Saved::Corrected(
+                    n.parse()
+                        .map_err(|_| bad(format!("bad ember.{EMA_UPDATES} {n:?}")))?,
+                ),
+                // Every step updated the average then, except skipped f16 steps, which
+                // this count includes: the conversion is then off by their share.
+                None => Saved::InitStarted(state.step as u64),
+            };
+            ema.load(saved, |name| {
+                ckpt.tensors.get(&format!("{EMA_PREFIX}{name}")).cloned()
+            })
+            .map_err(|e| bad(e.to_string()))?;
         }
         if let (Some(hook), Some(saved)) = (self.structure, ckpt.meta.extra.get(STRUCTURE_STATE)) {
             let saved: Value = serde_json::from_str(saved)
@@ -411,6 +424,8 @@ impl Trainer<'_> {
         let mut tensors = self.model_tensors();
         tensors.extend(opt.state_tensors(OPTIM_PREFIX));
         if let Some(e) = ema {
+            meta.extra
+                .insert(EMA_UPDATES.into(), e.updates().to_string());
             tensors.extend(
                 e.named()
                     .map(|(n, t)| (format!("{EMA_PREFIX}{n}"), t.clone())),
