@@ -681,6 +681,31 @@ pub fn set_zero_filled_gradient_sums(on: bool) {
     ZERO_FILLED_SUMS.store(on, Ordering::Relaxed);
 }
 
+/// Ember's patch: the checks that adding `grad` to zeros of `tensor`'s shape made, kept
+/// when the first gradient is stored as it is: a rule that returns a gradient of the wrong
+/// shape (candle's conv2d for stride 2 on inputs of mixed parity) must still fail, not
+/// store it.
+fn check_gradient(tensor: &Tensor, grad: &Tensor, op: &'static str) -> Result<()> {
+    tensor.same_shape_binary_op(grad, op)?;
+    if tensor.dtype() != grad.dtype() {
+        Err(Error::DTypeMismatchBinaryOp {
+            lhs: tensor.dtype(),
+            rhs: grad.dtype(),
+            op,
+        }
+        .bt())?
+    }
+    if !tensor.device().same_device(grad.device()) {
+        Err(Error::DeviceMismatchBinaryOp {
+            lhs: tensor.device().location(),
+            rhs: grad.device().location(),
+            op,
+        }
+        .bt())?
+    }
+    Ok(())
+}
+
 /// A store for gradients, associating a tensor id to the corresponding gradient tensor, used for back propagation.
 #[derive(Default, Debug)]
 pub struct GradStore(HashMap<TensorId, Tensor>);
@@ -731,6 +756,7 @@ impl GradStore {
             }
             // Contiguous, as the sum would have been: later rules may expect it.
             Entry::Vacant(entry) => {
+                check_gradient(tensor, grad, "add")?;
                 entry.insert(grad.contiguous()?);
             }
         }
@@ -748,6 +774,7 @@ impl GradStore {
                 entry.insert(tensor.zeros_like()?.sub(grad)?);
             }
             Entry::Vacant(entry) => {
+                check_gradient(tensor, grad, "sub")?;
                 entry.insert(grad.neg()?);
             }
         }
