@@ -17,7 +17,7 @@ use ember_core::{EmberRng, SeededVarMap};
 use ember_losses::cross_entropy;
 use ember_models::Classifier;
 use serde_json::{json, Value};
-use setup::median;
+use setup::{median, resnet_recipe_config};
 
 /// Forward and backward of one batch; the backward's seconds and the gradients.
 fn backward(model: &dyn Classifier, x: &Tensor, y: &Tensor, zero_filled: bool) -> (f64, GradStore) {
@@ -88,12 +88,10 @@ fn main() {
         32,
         steps,
     );
-    let resnet = json!({"block": "basic", "layers": [2, 2, 2, 2], "channels": [16, 32, 64, 128],
-                        "stem_width": 64, "stem_type": "small", "in_chans": 1, "num_classes": 10});
     bench(
         "ResNet recipe (blocks 2-2-2-2), 1x28x28",
         "resnet",
-        &resnet,
+        &resnet_recipe_config(),
         128,
         28,
         steps,

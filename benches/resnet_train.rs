@@ -19,15 +19,9 @@ use ember_losses::cross_entropy;
 use ember_models::Classifier;
 use ember_train::optim::{default_groups, Method, Optimizer};
 use ember_train::trainer::parameters;
-use serde_json::json;
-use setup::median;
+use setup::{median, resnet_recipe_config};
 
 const BATCH: usize = 128;
-
-fn recipe_config() -> serde_json::Value {
-    json!({"block": "basic", "layers": [2, 2, 2, 2], "channels": [16, 32, 64, 128], "stem_width": 64,
-           "stem_type": "small", "in_chans": 1, "num_classes": 10})
-}
 
 type ConvBn = (Conv2d, BatchNorm);
 
@@ -101,7 +95,7 @@ fn main() {
     let dev = Device::Cpu;
     let vars = SeededVarMap::new(0);
     let vb = vars.var_builder(DType::F32, &dev);
-    let ember = ember_models::build("resnet", &recipe_config(), vb.clone()).unwrap();
+    let ember = ember_models::build("resnet", &resnet_recipe_config(), vb.clone()).unwrap();
     let candle = CandleResNet::new(vb);
     let mut opt = Optimizer::new(
         Method::Sgd {

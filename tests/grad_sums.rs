@@ -51,11 +51,12 @@ fn model_loss(arch: &str, overrides: serde_json::Value, side: usize) {
         cross_entropy(&model.forward_t(&x, true).unwrap(), &y, 0.1).unwrap()
     };
     // Parameters only: buffers (batch-norm statistics) get no gradient.
+    let grads = loss().backward().unwrap();
     let params: Vec<Var> = vars
         .vars()
         .all_vars()
         .into_iter()
-        .filter(|v| loss().backward().unwrap().get(v).is_some())
+        .filter(|v| grads.get(v).is_some())
         .collect();
     assert!(!params.is_empty());
     assert_same_gradients(arch, &loss, &params);

@@ -20,6 +20,13 @@ pub fn device_and_dtype() -> (Device, DType) {
     (dev, dtype)
 }
 
+/// The Fashion-MNIST ResNet recipe's network: ResNet-18's basic blocks 2-2-2-2 with the
+/// small-image stem (64 wide) and stage widths 16-32-64-128, 1 channel in, 10 classes.
+pub fn resnet_recipe_config() -> serde_json::Value {
+    serde_json::json!({"block": "basic", "layers": [2, 2, 2, 2], "channels": [16, 32, 64, 128],
+                       "stem_width": 64, "stem_type": "small", "in_chans": 1, "num_classes": 10})
+}
+
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]

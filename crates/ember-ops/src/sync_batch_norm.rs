@@ -8,9 +8,9 @@
 //! over ranks is differentiable: every rank's loss depends on it, so the gradient of a
 //! rank's local sum is the sum of every rank's gradient of the total (PyTorch's SyncBN
 //! backward all-reduces `sum_dy` and `sum_dy_xmu` for the same reason). The normalisation
-//! itself is the composed (autograd) batch norm's (`composed::scale_shift`), so the gradient through the global
-//! statistics is exact; it costs a few element-wise passes more than the fused kernel, paid
-//! only when synchronised.
+//! itself is the composed (autograd) batch norm's (`composed::scale_shift`), so the gradient
+//! through the global statistics is exact; it costs a few element-wise passes more than the
+//! fused kernel, paid only when synchronised.
 //!
 //! The process-wide switch ([`synchronise`]) mirrors `convert_sync_batchnorm`: the training
 //! tools install the launch's communicator once, and every training-mode batch norm in the

@@ -3,8 +3,8 @@
 //! the steps so far summing to one. timm's `ModelEmaV2` instead starts the average at the
 //! initial weights, which keep a share `d^t` of it: 0.36% after 28k steps at d = 0.9998,
 //! enough to wreck batch norm's running variance (initialised to 1, trained to ~0.01-0.1)
-//! on a short run (LightViT on Fashion-MNIST: 85% against the live model's 90%). Adam
-//! corrects its moments the same way.
+//! on a short run (a LightViT on Fashion-MNIST at epoch 21: 18.6% averaged so, 90.0% with
+//! the initial share removed). Adam corrects its moments the same way.
 //!
 //! The corrected average is kept directly, updated as `avg += w_t (x_t - avg)` with
 //! `w_t = (1 - d) / (1 - d^t)` (`w_1 = 1`: the first step's weights), so the stored tensors
