@@ -74,6 +74,7 @@ fn bench(name: &str, family: &str, config: &Value, batch: usize, side: usize, st
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
     ember_cli::startup::configure();
+    ember_cli::startup::compute_pool(None);
     let steps = if std::env::var_os("EMBER_BENCH_QUICK").is_some() {
         1
     } else {

@@ -172,6 +172,7 @@ fn bench(name: &str, encoder: &swin::Config, batch: usize, decoder: (usize, usiz
 
 fn main() {
     ember_cli::startup::configure();
+    ember_cli::startup::compute_pool(None);
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 1 } else { 5 };
     let nano = swin::Config {

@@ -100,6 +100,7 @@ fn bench(name: &str, cfg: &Config, batch: usize, side: usize, steps: usize, peak
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
     ember_cli::startup::configure();
+    ember_cli::startup::compute_pool(None);
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 1 } else { 5 };
     // The CPU's fp32 peak; on a GPU, give its peak for the dtype in EMBER_PEAK_GFLOPS.

@@ -90,6 +90,7 @@ impl CandleResNet {
 fn main() {
     // The allocator the tools run with (mimalloc, no purging).
     ember_cli::startup::configure();
+    ember_cli::startup::compute_pool(None);
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let steps = if quick { 3 } else { 12 };
     let dev = Device::Cpu;

@@ -165,6 +165,7 @@ fn adamw(params: Vec<(String, Var)>) -> Optimizer {
 
 fn main() -> Result<()> {
     ember_cli::startup::configure();
+    ember_cli::startup::compute_pool(None);
     let (dev, _) = setup::device_and_dtype();
     let quick = std::env::var_os("EMBER_BENCH_QUICK").is_some();
     let mut bench = Bench {

@@ -265,12 +265,10 @@ pub fn pretrain<M: Clone>(
 ) -> Result<Value> {
     let resumed = run_setup::resumed(spec.args.resume.as_deref(), reparse)?;
     let spec = match &resumed {
-        Some((saved, _)) => {
-            run_setup::use_threads(saved.threads);
-            saved.clone()
-        }
+        Some((saved, _)) => saved.clone(),
         None => spec,
     };
+    run_setup::use_threads(spec.threads);
     let args = &spec.args;
     args.check()?;
     let settings = args.train.settings(spec.seed)?;

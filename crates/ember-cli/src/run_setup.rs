@@ -34,16 +34,12 @@ pub fn resumed<S>(
     Ok(Some((saved, run)))
 }
 
-/// A resumed run computes with the threads it was started with (the reduction order, hence
-/// the exact numbers, depends on them).
+/// Builds the thread pool of a training run with its own thread count (`--threads`, or
+/// one per core): for a resumed run, the count it was started with (the reduction order,
+/// hence the exact numbers, depends on it), whatever the resuming command says. A pool
+/// that already exists (`--threads` given again) stays as it is.
 pub fn use_threads(threads: Option<usize>) {
-    if let Some(n) = threads {
-        // Fails only if the pool already exists (--threads given again), in which case that
-        // choice stands.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
+    crate::startup::compute_pool(threads);
 }
 
 /// `fraction` of each class of `train`, drawn with `seed`.

@@ -59,12 +59,16 @@ impl RuntimeArgs {
                 "{tool}: this command runs in one process; `ember launch` runs ember train, lightvit-train, dist-distill, maskd-distill distill, dyrep-train, the pre-training tools and the search tools' train"
             )));
         }
-        self.open()
+        let opened = self.open()?;
+        crate::startup::compute_pool(None);
+        Ok(opened)
     }
 
     /// As `setup`, for a tool whose training loop is data-parallel: under `ember launch`
     /// (or torchrun's variables) the process takes the GPU of its `LOCAL_RANK` (for
-    /// `--device auto|cuda`) and joins the other ranks.
+    /// `--device auto|cuda`) and joins the other ranks. The thread pool is left to the
+    /// training loop, which builds it with the run's own thread count
+    /// (`run_setup::use_threads`).
     pub fn setup_parallel(&self) -> Result<(Device, DType)> {
         let world = ember_core::dist::init_world()?;
         let mut runtime = self.clone();
@@ -80,14 +84,13 @@ impl RuntimeArgs {
     }
 
     fn open(&self) -> Result<(Device, DType)> {
-        if let Some(n) = self.threads {
-            if n == 0 {
-                return Err(EmberError::bad_input("--threads must be at least 1"));
-            }
-            // Fails only if the pool already exists, in which case its size stays.
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global();
+        if self.threads == Some(0) {
+            return Err(EmberError::bad_input("--threads must be at least 1"));
+        }
+        // Without `--threads` the pool waits: a resumed run takes the count it started with
+        // (`run_setup::use_threads`), which is known only once its directory is read.
+        if self.threads.is_some() {
+            crate::startup::compute_pool(self.threads);
         }
         candle_core::cuda::set_gemm_reduced_precision_f32(self.tf32);
         Ok((self.device.open()?, self.dtype()))

@@ -185,12 +185,10 @@ pub fn train_with(
 ) -> Result<Value> {
     let resumed = run_setup::resumed(spec.args.resume.as_deref(), reparse)?;
     let spec = match &resumed {
-        Some((saved, _)) => {
-            run_setup::use_threads(saved.threads);
-            saved.clone()
-        }
+        Some((saved, _)) => saved.clone(),
         None => spec,
     };
+    run_setup::use_threads(spec.threads);
     let RunSpec {
         arch,
         args: cmd,

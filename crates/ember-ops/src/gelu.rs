@@ -10,6 +10,7 @@
 use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use multiversion::multiversion;
 
 use crate::cpu::{float_kernel, in_kernel_precision, par_fill, Float};
 
@@ -90,6 +91,8 @@ pub(crate) trait GeluKernel: Sized {
 }
 
 /// `Phi(x)` for each element, given `e[i] = exp(-x[i]^2 / 2)` (A&S 7.1.26 on `|x| / sqrt 2`).
+/// Inlined into the vectorised loops, so it is compiled for their target.
+#[inline(always)]
 fn phi_f32(x: f32, e: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [
@@ -119,18 +122,32 @@ fn half_gauss_f32<'a>(out: &'a mut [MaybeUninit<f32>], x: &[f32]) -> &'a mut [f3
 
 impl GeluKernel for f32 {
     fn gelu_chunk(out: &mut [MaybeUninit<f32>], x: &[f32], _: &[f32]) {
-        let e = half_gauss_f32(out, x);
-        for (o, &v) in e.iter_mut().zip(x) {
-            *o = v * phi_f32(v, *o);
-        }
+        gelu_from_gauss(half_gauss_f32(out, x), x);
     }
 
     fn gelu_grad_chunk(out: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32]) {
-        let e = half_gauss_f32(out, x);
-        for ((o, &v), &g) in e.iter_mut().zip(x).zip(dy) {
-            let e = *o;
-            *o = g * (phi_f32(v, e) + v * e * INV_SQRT_2PI as f32);
-        }
+        gelu_grad_from_gauss(half_gauss_f32(out, x), x, dy);
+    }
+}
+
+// The two loops below are compiled for the machine's vector width (as `crate::simd`'s are):
+// with the baseline's SSE2 they were 6.5% of a LightViT training step. No `mul_add` is
+// written, so every target rounds alike.
+
+/// `e[i] = x[i] Phi(x[i])`, given `e[i] = exp(-x[i]^2 / 2)`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn gelu_from_gauss(e: &mut [f32], x: &[f32]) {
+    for (o, &v) in e.iter_mut().zip(x) {
+        *o = v * phi_f32(v, *o);
+    }
+}
+
+/// `e[i] = dy[i] (Phi(x[i]) + x[i] phi(x[i]))`, given `e[i] = exp(-x[i]^2 / 2)`.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn gelu_grad_from_gauss(e: &mut [f32], x: &[f32], dy: &[f32]) {
+    for ((o, &v), &g) in e.iter_mut().zip(x).zip(dy) {
+        let e = *o;
+        *o = g * (phi_f32(v, e) + v * e * INV_SQRT_2PI as f32);
     }
 }
 

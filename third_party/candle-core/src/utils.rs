@@ -380,6 +380,14 @@ pub fn init_global_threadpool() {
 }
 
 fn default_num_threads() -> usize {
+    // Ember: probed once. `get_num_threads` runs on every matmul, and without the affinity
+    // probes' answers this parses /proc/cpuinfo (`num_cpus::get_physical`) each time: 5% of
+    // a LightViT training step's samples. The hardware does not change while we run.
+    static PROBED: OnceLock<usize> = OnceLock::new();
+    *PROBED.get_or_init(probe_num_threads)
+}
+
+fn probe_num_threads() -> usize {
     let physical = {
         #[cfg(target_os = "macos")]
         {
