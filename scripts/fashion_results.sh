@@ -10,7 +10,8 @@
 #   resnet10  the ResNet baseline near LightViT's FLOPs: blocks 1-1-1-1, a 16-wide stem, the
 #             same recipe for 30 epochs (0.013 GMACs; about 55 minutes on 2 cores)
 #   lightvit  lightvit-train's fashion-mnist preset: lightvit_nano_32, AdamW, 60 epochs
-#             (0.020 GMACs; about 6.5 hours on 2 cores)
+#             (0.020 GMACs; about 2.5 hours on 2 cores: 125-140 s an epoch on the
+#             2-core AMD EPYC VM)
 # A killed run continues where it stopped: run the same command again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
