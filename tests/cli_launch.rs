@@ -197,7 +197,7 @@ fn a_killed_launch_resumes_and_matches_an_uninterrupted_one() {
         let mut args = train_args(out);
         let fraction = args.iter().position(|a| a == "--label-fraction").unwrap();
         args.drain(fraction..fraction + 2);
-        args.extend(["--checkpoint-secs".to_string(), "1".to_string()]);
+        args.extend(["--checkpoint-steps".to_string(), "1".to_string()]);
         args
     };
     let (reference, killed) = (tmp.path().join("reference"), tmp.path().join("killed"));

@@ -161,7 +161,7 @@ fn killed_run_resumes_exactly(dtype: &str, flags: &[&str]) {
         "3",
         "--batch-size",
         "8",
-        "--checkpoint-secs",
+        "--checkpoint-steps",
         "1",
         "--workers",
         "1",

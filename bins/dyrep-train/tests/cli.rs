@@ -175,7 +175,7 @@ fn a_run_killed_after_a_structure_change_resumes_and_matches() {
         "3",
         "--batch-size",
         "4",
-        "--checkpoint-secs",
+        "--checkpoint-steps",
         "1",
         "--workers",
         "1",

@@ -117,7 +117,7 @@ fn a_run_killed_mid_epoch_resumes_and_matches() {
     let extra = [
         "--epochs",
         "2",
-        "--checkpoint-secs",
+        "--checkpoint-steps",
         "1",
         "--workers",
         "1",

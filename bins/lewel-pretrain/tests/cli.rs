@@ -96,7 +96,7 @@ fn a_moco_run_killed_mid_epoch_resumes_and_matches() {
         "moco",
         "--epochs",
         "2",
-        "--checkpoint-secs",
+        "--checkpoint-steps",
         "1",
         "--workers",
         "1",

@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// Seconds between mid-epoch checkpoints (0: only at the end of each epoch).
     #[arg(long, default_value_t = 60)]
     pub checkpoint_secs: u64,
+    /// Also write a mid-epoch checkpoint every this many steps (0: by time only).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_steps: usize,
 }
 
 impl TrainArgs {
@@ -98,6 +101,7 @@ impl TrainArgs {
             clip_grad: self.clip_grad,
             ema_decay: self.ema_decay,
             checkpoint_secs: self.checkpoint_secs,
+            checkpoint_steps: self.checkpoint_steps,
             seed,
         };
         settings.validate().map_err(EmberError::bad_input)?;

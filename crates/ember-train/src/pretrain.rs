@@ -169,7 +169,7 @@ impl Pretrainer<'_> {
                 state.step += 1;
                 state.batch += 1;
                 progress.update(state.batch, &state.totals.progress_message(lr));
-                if checkpoint_due(s.checkpoint_secs, last_save, state.batch, steps_per_epoch) {
+                if checkpoint_due(s, last_save, state.step, state.batch, steps_per_epoch) {
                     self.save_last(&state, &opt, &Value::Null)?;
                     last_save = Instant::now();
                 }

@@ -50,6 +50,10 @@ pub struct TrainSettings {
     pub ema_decay: Option<f64>,
     /// Seconds between mid-epoch checkpoints (0: only at epoch ends).
     pub checkpoint_secs: u64,
+    /// Optimizer steps between mid-epoch checkpoints (0: no step cadence), a cadence that
+    /// does not depend on the machine's speed. Either interval due writes one.
+    #[serde(default)]
+    pub checkpoint_steps: usize,
     pub seed: u64,
 }
 

@@ -11,6 +11,8 @@ use ember_data::{Batch, EpochBatches};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::settings::TrainSettings;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochTotals {
     pub loss_sum: f64,
@@ -171,10 +173,22 @@ pub fn kept_history(run: &RunDir, epochs_done: usize) -> Result<Vec<Value>> {
     })
 }
 
-/// Whether a mid-epoch checkpoint is due: `every` seconds (0: never) have passed since
-/// `last`, and the epoch has batches left (its end writes one anyway).
-pub fn checkpoint_due(every: u64, last: Instant, batch: usize, batches: usize) -> bool {
-    every > 0 && last.elapsed().as_secs() >= every && batch < batches
+/// Whether a mid-epoch checkpoint is due after global step `step` (counted from 1): the run's
+/// `checkpoint_secs` have passed since `last`, or `step` is a multiple of its
+/// `checkpoint_steps` (0 turns either off), and the epoch has batches left (its end writes
+/// one anyway).
+pub fn checkpoint_due(
+    s: &TrainSettings,
+    last: Instant,
+    step: usize,
+    batch: usize,
+    batches: usize,
+) -> bool {
+    due_by(s.checkpoint_secs, s.checkpoint_steps, last, step) && batch < batches
+}
+
+fn due_by(secs: u64, steps: usize, last: Instant, step: usize) -> bool {
+    (secs > 0 && last.elapsed().as_secs() >= secs) || (steps > 0 && step.is_multiple_of(steps))
 }
 
 /// The error that stops a run whose loss is not finite, naming the checkpoint it keeps.
@@ -216,5 +230,17 @@ mod tests {
         assert_eq!(r["data_wait_share"], json!(0.25));
         assert_eq!(r["augment_share"], json!(0.5));
         assert_eq!(r["train_kd"], json!(1.0));
+    }
+
+    #[test]
+    fn checkpoints_fall_due_by_steps_or_by_time() {
+        let now = Instant::now();
+        let long_ago = now - std::time::Duration::from_secs(5);
+        let due: Vec<usize> = (1..=7).filter(|&step| due_by(0, 3, now, step)).collect();
+        assert_eq!(due, [3, 6]);
+        assert!(due_by(2, 0, long_ago, 1));
+        assert!(due_by(60, 4, long_ago, 8));
+        assert!(!due_by(60, 0, long_ago, 1));
+        assert!(!due_by(0, 0, long_ago, 6));
     }
 }
