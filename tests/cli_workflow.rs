@@ -220,6 +220,32 @@ fn killed_run_resumes_exactly(dtype: &str, flags: &[&str]) {
     }
 }
 
+/// The compute threads come from `--threads`, else from `RAYON_NUM_THREADS` (which `ember
+/// launch` sets to each rank's share of the cores), as the results show: the kernels split
+/// their work by the pool's size, so 1 and 2 threads round differently.
+#[test]
+fn rayon_num_threads_sizes_the_pool_as_threads_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let loss = |name: &str, flags: &[&str], env: Option<&str>| {
+        let out = tmp.path().join(name);
+        let mut command = ember();
+        command.args(tiny_train_args(&out, &[&["--epochs", "1"], flags].concat()));
+        match env {
+            Some(n) => command.env("RAYON_NUM_THREADS", n),
+            None => command.env_remove("RAYON_NUM_THREADS"),
+        };
+        ok_json(command.output().unwrap());
+        metrics(&out)[0]["train_loss"].clone()
+    };
+    for n in ["1", "2"] {
+        assert_eq!(
+            loss(&format!("env{n}"), &[], Some(n)),
+            loss(&format!("flag{n}"), &["--threads", n], None),
+            "RAYON_NUM_THREADS={n} against --threads {n}"
+        );
+    }
+}
+
 #[test]
 fn a_diverging_run_stops_and_writes_no_bad_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();

@@ -263,12 +263,8 @@ pub fn pretrain<M: Clone>(
     reparse: impl Fn(&[String]) -> Result<PretrainSpec<M>>,
     build: impl FnOnce(&M, &Build) -> Result<Built>,
 ) -> Result<Value> {
-    let resumed = run_setup::resumed(spec.args.resume.as_deref(), reparse)?;
-    let spec = match &resumed {
-        Some((saved, _)) => saved.clone(),
-        None => spec,
-    };
-    run_setup::use_threads(spec.threads);
+    let resume = spec.args.resume.clone();
+    let (spec, resumed) = run_setup::continue_run(spec, resume.as_deref(), reparse, |s| s.threads)?;
     let args = &spec.args;
     args.check()?;
     let settings = args.train.settings(spec.seed)?;
@@ -336,13 +332,8 @@ pub fn pretrain<M: Clone>(
         },
     };
 
-    let (run, resume) = run_setup::open_run(
-        resumed.map(|(_, run)| run),
-        args.out.clone(),
-        spec.tool,
-        &spec.argv,
-        device,
-    )?;
+    let (run, resume) =
+        run_setup::open_run(resumed, args.out.clone(), spec.tool, &spec.argv, device)?;
     crate::note!(
         "data: {}; kNN bank {} images, queries: {}",
         data.train.source(),

@@ -15,31 +15,32 @@ use serde_json::json;
 use crate::supervised::saved_argv;
 use crate::DataArgs;
 
-/// With `resume` set, the spec its run was started with (`reparse` turns the saved command
-/// line back into one) and the run folder.
-pub fn resumed<S>(
+/// The spec a training run goes on with and, with `resume` set, its run folder: a resumed run
+/// is the run it was started as (`reparse` turns its saved command line back into its spec).
+/// Then builds the thread pool with that spec's `threads`: a resumed run computes with the
+/// count it was started with (the reduction order, hence the exact numbers, depends on it),
+/// unless the resuming command's `--threads` built the pool already.
+pub fn continue_run<S>(
+    spec: S,
     resume: Option<&Path>,
     reparse: impl Fn(&[String]) -> Result<S>,
-) -> Result<Option<(S, RunDir)>> {
-    let Some(dir) = resume else {
-        return Ok(None);
+    threads: impl Fn(&S) -> Option<usize>,
+) -> Result<(S, Option<RunDir>)> {
+    let (spec, run) = match resume {
+        Some(dir) => {
+            let run = RunDir::open(dir)?;
+            let saved = reparse(&saved_argv(&run)?).map_err(|e| {
+                EmberError::bad_input(format!(
+                    "{}: saved command no longer parses ({e})",
+                    run.root().display()
+                ))
+            })?;
+            (saved, Some(run))
+        }
+        None => (spec, None),
     };
-    let run = RunDir::open(dir)?;
-    let saved = reparse(&saved_argv(&run)?).map_err(|e| {
-        EmberError::bad_input(format!(
-            "{}: saved command no longer parses ({e})",
-            run.root().display()
-        ))
-    })?;
-    Ok(Some((saved, run)))
-}
-
-/// Builds the thread pool of a training run with its own thread count (`--threads`, or
-/// one per core): for a resumed run, the count it was started with (the reduction order,
-/// hence the exact numbers, depends on it), whatever the resuming command says. A pool
-/// that already exists (`--threads` given again) stays as it is.
-pub fn use_threads(threads: Option<usize>) {
-    crate::startup::compute_pool(threads);
+    crate::startup::compute_pool(threads(&spec));
+    Ok((spec, run))
 }
 
 /// `fraction` of each class of `train`, drawn with `seed`.

@@ -68,7 +68,7 @@ impl RuntimeArgs {
     /// (or torchrun's variables) the process takes the GPU of its `LOCAL_RANK` (for
     /// `--device auto|cuda`) and joins the other ranks. The thread pool is left to the
     /// training loop, which builds it with the run's own thread count
-    /// (`run_setup::use_threads`).
+    /// (`run_setup::continue_run`).
     pub fn setup_parallel(&self) -> Result<(Device, DType)> {
         let world = ember_core::dist::init_world()?;
         let mut runtime = self.clone();
@@ -88,7 +88,7 @@ impl RuntimeArgs {
             return Err(EmberError::bad_input("--threads must be at least 1"));
         }
         // Without `--threads` the pool waits: a resumed run takes the count it started with
-        // (`run_setup::use_threads`), which is known only once its directory is read.
+        // (`run_setup::continue_run`), which is known only once its directory is read.
         if self.threads.is_some() {
             crate::startup::compute_pool(self.threads);
         }

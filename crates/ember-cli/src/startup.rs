@@ -27,8 +27,9 @@ pub fn configure() {
     }
 }
 
-/// Builds rayon's global pool: `threads` workers (default: one per core), the tool's main
-/// thread among them when there are two or more.
+/// Builds rayon's global pool: `threads` workers (default: `RAYON_NUM_THREADS` as rayon reads
+/// it, which `ember launch` sets to each rank's share of the cores; else one per core), the
+/// tool's main thread among them when there are two or more.
 ///
 /// Every kernel (candle's GEMMs, Ember's ops) is called from the main thread. Outside the
 /// pool, each parallel call hands its work to the workers and sleeps on a futex until they
@@ -43,13 +44,40 @@ pub fn configure() {
 /// thread other than the one that ran [`configure`] (a test calling a tool's library), the
 /// pool is built without it.
 pub fn compute_pool(threads: Option<usize>) {
-    let n = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let cores = || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let n = pool_size(
+        threads,
+        std::env::var("RAYON_NUM_THREADS").ok().as_deref(),
+        cores,
+    );
     let mut pool = rayon::ThreadPoolBuilder::new().num_threads(n);
     if n >= 2 && TOOL_MAIN.get() == Some(&std::thread::current().id()) {
         pool = pool.use_current_thread();
     }
     // Fails only if the pool already exists, in which case it stays as it is.
     let _ = pool.build_global();
+}
+
+/// The pool's size: `threads`, else a positive `RAYON_NUM_THREADS` (`env`), else `cores()`.
+/// A size given to rayon's builder overrides the variable, so it is read here as rayon
+/// itself would read it.
+fn pool_size(threads: Option<usize>, env: Option<&str>, cores: impl Fn() -> usize) -> usize {
+    threads
+        .or_else(|| env.and_then(|v| v.parse().ok()).filter(|&n| n > 0))
+        .unwrap_or_else(cores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_size;
+
+    #[test]
+    fn the_pool_takes_threads_then_the_environment_then_the_cores() {
+        assert_eq!(pool_size(Some(3), Some("1"), || 8), 3);
+        assert_eq!(pool_size(None, Some("1"), || 8), 1);
+        assert_eq!(pool_size(None, None, || 8), 8);
+        // rayon ignores 0 and what does not parse, and so does the pool.
+        assert_eq!(pool_size(None, Some("0"), || 8), 8);
+        assert_eq!(pool_size(None, Some("two"), || 8), 8);
+    }
 }

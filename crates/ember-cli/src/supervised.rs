@@ -183,12 +183,8 @@ pub fn train_with(
     reparse: impl Fn(&[String]) -> Result<RunSpec>,
     prepare: impl FnOnce(&Setup) -> Result<Option<Method>>,
 ) -> Result<Value> {
-    let resumed = run_setup::resumed(spec.args.resume.as_deref(), reparse)?;
-    let spec = match &resumed {
-        Some((saved, _)) => saved.clone(),
-        None => spec,
-    };
-    run_setup::use_threads(spec.threads);
+    let resume = spec.args.resume.clone();
+    let (spec, resumed) = run_setup::continue_run(spec, resume.as_deref(), reparse, |s| s.threads)?;
     let RunSpec {
         arch,
         args: cmd,
@@ -258,7 +254,7 @@ pub fn train_with(
     })?;
 
     let (run, resume) = run_setup::open_run(
-        resumed.map(|(_, run)| run),
+        resumed,
         cmd.out.clone(),
         arch.as_deref().unwrap_or(&model_cfg.family),
         argv,
